@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# credssp-wrong-password: NLA against freerdp-shadow-cli with a wrong password:
+# the server closes after the client's NTLM AUTHENTICATE.
+# shellcheck source=../lib.sh disable=SC2034  # SOFTWARE_SERVER, CLIENT_* are read by lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+lab_init credssp-wrong-password
+lab_topology
+lab_shadow shadow /port:3389 /sec:nla /sam-file:"$LAB_TMP/sam" +auth
+lab_capture_start
+lab_client 15 -- /v:"$SERVER4" /u:"$LAB_USER" /p:Wrong-Passw0rd /sec:nla /cert:ignore
+lab_capture_stop 0.5
+lab_save_keys
+lab_check_decrypt
+expect 'ntlmssp.messagetype == 3 && ntlmssp.auth.username == "alice"' "NTLM AUTHENTICATE for alice visible after decryption"
+expect_none 'credssp.authInfo' "no credentials delegated: authentication failed"
+expect_none 't125' "no MCS after CredSSP"
+lab_expected <<EOF
+{
+  "description": "freerdp-shadow-cli with /sec:nla and +auth, authenticating with NTLM against
+    a SAM file (made by winpr-hash) that holds only the lab user alice. xfreerdp with /sec:nla
+    sends the right user name (alice) with a wrong password. NTLM's AUTHENTICATE carries a response computed from the wrong password, so the server's check fails (winpr logs a MIC verification failure, SEC_E_MESSAGE_ALTERED). X.224 selects CredSSP (0x2), TLS completes, CredSSP runs NEGOTIATE, CHALLENGE,
+    then the client's AUTHENTICATE with pubKeyAuth. The FreeRDP server does not send a
+    TSRequest with an errorCode (a Windows server would, e.g. 0xC000006A (STATUS_WRONG_PASSWORD)): it just sends TLS
+    close_notify and FIN. The client answers with its own close_notify, the server's closed
+    socket resets, and xfreerdp, after ERRCONNECT_CONNECT_TRANSPORT_FAILED, tries once more
+    the same way: two identical attempts. Decrypt with the key log to see the NTLM messages.
+    An authentication failure in CredSSP.",
+  "server": "$SERVER4",
+  "server_port": 3389,
+  "attempts": [
+    {"label": "credssp-failure", "cause": "tls-credssp", "stage": "credssp",
+     "ended_by": "server", "tcp": {"outcome": "closed", "established": true},
+     "key_frames": ["syn", "syn_ack", "x224_request", "x224_confirm", "client_hello",
+                    "server_hello", "certificate", "fin", "rst", "last"],
+     "details": {"requested_protocols": 3, "selected_protocol": 2, "tls_version": "auto"}},
+    {"label": "credssp-failure", "cause": "tls-credssp", "stage": "credssp",
+     "ended_by": "server", "tcp": {"outcome": "closed", "established": true},
+     "key_frames": ["syn", "syn_ack", "x224_request", "x224_confirm", "client_hello",
+                    "server_hello", "certificate", "fin", "rst", "last"],
+     "details": {"requested_protocols": 3, "selected_protocol": 2, "tls_version": "auto"}}
+  ]
+}
+EOF
