@@ -1,0 +1,80 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// One module per layer; dependencies point one way:
+// CLI → Reports → Engine → Diagnosis → Protocols → Flows → Decoding → Capture → CPcap.
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "rdptriage",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "rdptriage", targets: ["rdptriage"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.10.0"),
+        .package(url: "https://github.com/apple/swift-asn1", from: "1.3.0"),
+    ],
+    targets: [
+        // libpcap is the only C dependency, and only TriageCapture imports it.
+        .systemLibrary(
+            name: "CPcap",
+            pkgConfig: "libpcap",
+            providers: [.apt(["libpcap-dev"])]
+        ),
+        .target(name: "TriageCapture", dependencies: ["CPcap"], swiftSettings: strict),
+        .target(name: "TriageDecoding", dependencies: ["TriageCapture"], swiftSettings: strict),
+        .target(
+            name: "TriageFlows",
+            dependencies: ["TriageDecoding", .product(name: "DequeModule", package: "swift-collections")],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "TriageProtocols",
+            dependencies: [
+                "TriageDecoding", "TriageFlows",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(name: "TriageDiagnosis", dependencies: ["TriageFlows", "TriageProtocols"], swiftSettings: strict),
+        .target(
+            name: "TriageEngine",
+            dependencies: ["TriageCapture", "TriageDecoding", "TriageFlows", "TriageProtocols", "TriageDiagnosis"],
+            swiftSettings: strict
+        ),
+        .target(name: "TriageReports", dependencies: ["TriageEngine", "TriageDiagnosis"], swiftSettings: strict),
+        .target(
+            name: "TriageCLI",
+            dependencies: [
+                "TriageEngine", "TriageReports", "TriageCapture",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(name: "rdptriage", dependencies: ["TriageCLI"], swiftSettings: strict),
+        .testTarget(name: "TriageDecodingTests", dependencies: ["TriageDecoding"], swiftSettings: strict),
+        .testTarget(
+            name: "TriageCaptureTests",
+            dependencies: ["TriageCapture", "TriageDecoding"],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "TriageFlowsTests", dependencies: ["TriageFlows", "TriageDecoding"], swiftSettings: strict),
+        .testTarget(
+            name: "TriageProtocolsTests",
+            dependencies: ["TriageProtocols", "TriageDecoding", "TriageFlows", "TriageCapture"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["TriageEngine", "TriageReports", "TriageCLI", "TriageCapture", "TriageDiagnosis", "TriageFlows"],
+            swiftSettings: strict
+        ),
+    ]
+)

@@ -1,0 +1,185 @@
+import ArgumentParser
+import Foundation
+import TriageCapture
+import TriageDiagnosis
+import TriageEngine
+import TriageFlows
+import TriageReports
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// Exit codes (documented in the README).
+public enum ExitStatus {
+    /// Every RDP attempt succeeded.
+    public static let healthy: Int32 = 0
+    /// At least one attempt failed.
+    public static let failures: Int32 = 1
+    /// Bad usage, or an input that could not be read (completely). Takes precedence.
+    public static let inputError: Int32 = 2
+    /// The inputs were read but held no RDP connection attempt.
+    public static let nothingFound: Int32 = 3
+}
+
+public struct RDPTriage: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "rdptriage",
+        abstract: "Explain why Remote Desktop (RDP) connections failed, from packet captures.",
+        discussion: """
+            Exit codes: 0 every attempt healthy, 1 failures found, 2 bad usage or unreadable input, \
+            3 no RDP attempt found.
+            """,
+        version: "0.1.0",
+        subcommands: [Analyze.self],
+        defaultSubcommand: Analyze.self)
+
+    public init() {}
+}
+
+public struct Analyze: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        abstract: "Analyse capture files (pcap or pcapng; - for standard input).",
+        discussion: """
+            Every TCP connection to port 3389 (and the --port ports, and RDP found on any port by its \
+            first bytes) is an attempt; each gets a verdict: label, cause, stage, who ended it, \
+            confidence, evidence frames, the Windows client code it most likely showed, and what to do.
+            """)
+
+    @Argument(help: "Capture files (pcap or pcapng); - reads standard input.")
+    public var files: [String] = []
+
+    @Option(name: .shortAndLong, help: "Report format: text, json or markdown.")
+    public var format: String = "text"
+
+    @Option(name: .shortAndLong, help: "Write the report to this file instead of standard output.")
+    public var output: String?
+
+    @Option(name: .shortAndLong, help: "Another TCP port carrying RDP (repeatable; 3389 is always included).")
+    public var port: [Int] = []
+
+    @Option(name: .long, help: "BPF filter applied to every frame (frame numbers still count all frames).")
+    public var filter: String?
+
+    @Option(
+        name: .long,
+        help: "The code the Windows client showed (e.g. 0x904/0x7, 0x904, 2308): point at the attempts that match.")
+    public var reported: String?
+
+    @Flag(name: .long, help: "Replace addresses, host and user names with consistent pseudonyms.")
+    public var redact = false
+
+    @Option(name: .long, help: "Colour: auto, always or never.")
+    public var color: String = "auto"
+
+    @Flag(name: .long, help: "Only follow the listed ports (do not look for RDP on other ports).")
+    public var noDetect = false
+
+    @Option(name: .long, help: "Most bytes one session direction may hold for reassembly.")
+    public var maxSessionBuffer: Int = 256 * 1024
+
+    @Option(name: .long, help: "Most bytes all sessions together may hold for reassembly.")
+    public var maxBuffer: Int = 256 << 20
+
+    public init() {}
+
+    public func validate() throws {
+        if files.isEmpty { throw ValidationError("give at least one capture file (or - for standard input)") }
+        if ReportFormat(rawValue: format) == nil { throw ValidationError("--format must be text, json or markdown") }
+        if ColorMode(rawValue: color) == nil { throw ValidationError("--color must be auto, always or never") }
+        for p in port where p < 1 || p > 65535 { throw ValidationError("--port \(p) is not a TCP port") }
+        if let r = reported, ReportedCode(r) == nil {
+            throw ValidationError("--reported \(r) is not a client code (examples: 0x904/0x7, 0x904, 2308)")
+        }
+        if maxSessionBuffer < 4096 { throw ValidationError("--max-session-buffer must be at least 4096") }
+        if maxBuffer < maxSessionBuffer { throw ValidationError("--max-buffer must be at least --max-session-buffer") }
+    }
+
+    public func run() throws {
+        throw ExitCode(runReturningStatus())
+    }
+
+    /// Runs the analysis and returns the exit status.
+    public func runReturningStatus() -> Int32 {
+        var engineOptions = EngineOptions()
+        engineOptions.filter = filter
+        var ports: [UInt16] = [3389]
+        for p in port where !ports.contains(UInt16(p)) { ports.append(UInt16(p)) }
+        engineOptions.tracker.ports = ports
+        engineOptions.tracker.detectRDPOnAnyPort = !noDetect
+        engineOptions.tracker.streamLimits.perStream = maxSessionBuffer
+        engineOptions.tracker.memoryLimit = maxBuffer
+
+        var reportOptions = ReportOptions()
+        reportOptions.reported = reported.flatMap(ReportedCode.init)
+        reportOptions.color = ColorMode(rawValue: color) ?? .auto
+        if redact { reportOptions.redactor = Redactor() }
+
+        let out: ReportOutput
+        do {
+            out = try output.map(ReportOutput.file) ?? .standardOutput()
+        } catch {
+            printError("rdptriage: \(error)")
+            return ExitStatus.inputError
+        }
+        let sink: any AnalysisSink
+        var json: JSONReport?
+        switch ReportFormat(rawValue: format) ?? .text {
+        case .text: sink = TextReport(output: out, options: reportOptions)
+        case .json:
+            let j = JSONReport(output: out, options: reportOptions)
+            json = j
+            sink = j
+        case .markdown: sink = MarkdownReport(output: out, options: reportOptions)
+        }
+
+        let engine = Engine(options: engineOptions)
+        var errors = 0
+        var attempts = 0
+        var failures = 0
+        for file in files {
+            let summary = engine.analyze(path: file, sink: sink)
+            if let e = summary.error {
+                errors += 1
+                // One line on standard error, whatever the report format.
+                printError("rdptriage: \(reportOptions.redactor?.apply(e.description) ?? e.description)")
+            }
+            attempts += summary.attempts
+            failures += summary.failures
+        }
+        let status: Int32 =
+            errors > 0
+            ? ExitStatus.inputError
+            : failures > 0 ? ExitStatus.failures : attempts == 0 ? ExitStatus.nothingFound : ExitStatus.healthy
+        json?.finish(exitCode: status)
+        out.flush()
+        return status
+    }
+}
+
+func printError(_ s: String) {
+    FileHandle.standardError.write(Data((s + "\n").utf8))
+}
+
+/// The whole command line: parses, runs, and maps every outcome to the documented exit
+/// codes (usage errors are 2, like unreadable input).
+public func runCommandLine(_ arguments: [String]) -> Int32 {
+    do {
+        let command = try RDPTriage.parseAsRoot(arguments)
+        if let analyze = command as? Analyze { return analyze.runReturningStatus() }
+        var other = command
+        try other.run()
+        return ExitStatus.healthy
+    } catch {
+        let code = RDPTriage.exitCode(for: error)
+        let message = RDPTriage.fullMessage(for: error)
+        if code == .success {
+            print(message)
+            return ExitStatus.healthy
+        }
+        printError(message)
+        return ExitStatus.inputError
+    }
+}

@@ -1,0 +1,70 @@
+/// One captured frame as a source hands it out. `bytes` is borrowed from the source and
+/// valid only until the next call to `next()`.
+public struct RawPacket {
+    /// 1-based frame number, as Wireshark and tshark number frames in a file.
+    public var frameNumber: Int
+    public var timestamp: Timestamp
+    public var capturedLength: Int
+    public var originalLength: Int
+    public var bytes: UnsafeRawBufferPointer
+
+    public init(frameNumber: Int, timestamp: Timestamp, capturedLength: Int, originalLength: Int,
+                bytes: UnsafeRawBufferPointer) {
+        self.frameNumber = frameNumber
+        self.timestamp = timestamp
+        self.capturedLength = capturedLength
+        self.originalLength = originalLength
+        self.bytes = bytes
+    }
+
+    /// The snapshot length cut this frame.
+    public var isCut: Bool { capturedLength < originalLength }
+}
+
+/// Where packets come from: a capture file today, a live interface later. The session
+/// tracker reads every source the same way.
+public protocol PacketSource: AnyObject {
+    /// What to call the source in messages: the file path, `-` for standard input, or the interface.
+    var name: String { get }
+    var linkType: LinkType { get }
+    /// The next frame, `nil` at the end of the input. A live source returns `nil` when stopped.
+    func next() throws(CaptureError) -> RawPacket?
+    /// Frames the source skipped because the BPF filter rejected them (they still count
+    /// for frame numbering).
+    var filteredOut: Int { get }
+}
+
+/// A problem reading an input: it names the input, says what is wrong and, where it
+/// applies, the byte offset. One line, suitable for a terminal.
+public struct CaptureError: Error, Sendable, CustomStringConvertible, Equatable {
+    public enum Kind: String, Sendable {
+        case notFound = "not-found"
+        case isDirectory = "is-directory"
+        case unreadable
+        case empty
+        case notACapture = "not-a-capture"
+        case truncated
+        case corrupt
+        case unsupportedLinkType = "unsupported-link-type"
+        case badFilter = "bad-filter"
+        case interface
+    }
+
+    public var input: String
+    public var kind: Kind
+    public var detail: String
+    public var byteOffset: Int64?
+
+    public init(input: String, kind: Kind, detail: String, byteOffset: Int64? = nil) {
+        self.input = input
+        self.kind = kind
+        self.detail = detail
+        self.byteOffset = byteOffset
+    }
+
+    public var description: String {
+        let name = input == "-" ? "standard input" : input
+        if let o = byteOffset { return "\(name): \(detail) (at byte \(o))" }
+        return "\(name): \(detail)"
+    }
+}

@@ -1,0 +1,184 @@
+import CPcap
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// Reads a pcap or pcapng file (or standard input, `-`) through libpcap, with
+/// nanosecond timestamps whatever the file's resolution.
+///
+/// Before libpcap sees a named file we check it ourselves, so that a directory, an empty
+/// file or a file of another format gets a message that says so plainly.
+public final class PcapFileSource: PacketSource {
+    public let name: String
+    public let linkType: LinkType
+    public private(set) var filteredOut = 0
+    /// The file is classic pcap (so record offsets can be computed), not pcapng.
+    public let isClassicPcap: Bool
+    /// The snapshot length the file declares.
+    public let snapshotLength: Int
+
+    private let handle: OpaquePointer
+    private var program = bpf_program()
+    private var hasFilter = false
+    private var frameNumber = 0
+    /// Byte offset of the next record in a classic pcap file.
+    private var nextRecordOffset: Int64 = 24
+    private var finished = false
+
+    /// Magic numbers of the formats libpcap reads (pcap-savefile(5), pcapng draft section 4.1).
+    static let magics: [UInt32: String] = [
+        0xa1b2_c3d4: "pcap", 0xd4c3_b2a1: "pcap (swapped)", 0xa1b2_3c4d: "pcap (ns)",
+        0x4d3c_b2a1: "pcap (ns, swapped)", 0x0a0d_0d0a: "pcapng",
+    ]
+
+    public init(path: String, filter: String? = nil) throws(CaptureError) {
+        name = path
+        if path != "-" { try Self.precheck(path) }
+        var errbuf = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE) + 1)
+        guard let h = pcap_open_offline_with_tstamp_precision(path, UInt32(PCAP_TSTAMP_PRECISION_NANO), &errbuf)
+        else {
+            throw Self.openError(path: path, message: String(decoding: errbuf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        }
+        handle = h
+        isClassicPcap = pcap_major_version(h) == 2
+        snapshotLength = Int(pcap_snapshot(h))
+        let dlt = LinkType(rawValue: pcap_datalink(h))
+        linkType = dlt
+        // From here on `deinit` closes the handle, also when the initializer throws.
+        guard dlt.isSupported else {
+            let dltName = pcap_datalink_val_to_name(dlt.rawValue).map { String(cString: $0) } ?? "unknown"
+            throw CaptureError(
+                input: path, kind: .unsupportedLinkType,
+                detail: "unsupported link type \(dlt.rawValue) (\(dltName)); rdptriage reads Ethernet, Linux cooked v1/v2, raw IP and BSD loopback")
+        }
+        if let filter, !filter.isEmpty {
+            // The filter is applied by us, not by libpcap, so that frame numbers still count
+            // every frame in the file and match Wireshark's.
+            if pcap_compile(h, &program, filter, 1, PCAP_NETMASK_UNKNOWN) != 0 {
+                let msg = String(cString: pcap_geterr(h))
+                throw CaptureError(input: path, kind: .badFilter, detail: "bad BPF filter \"\(filter)\": \(msg)")
+            }
+            hasFilter = true
+        }
+    }
+
+    deinit {
+        if hasFilter { pcap_freecode(&program) }
+        pcap_close(handle)
+    }
+
+    public func next() throws(CaptureError) -> RawPacket? {
+        while true {
+            if finished { return nil }
+            var header: UnsafeMutablePointer<pcap_pkthdr>?
+            var data: UnsafePointer<UInt8>?
+            let recordOffset = isClassicPcap ? nextRecordOffset : nil
+            let rc = pcap_next_ex(handle, &header, &data)
+            switch rc {
+            case 1:
+                guard let header, let data else { continue }
+                frameNumber += 1
+                let caplen = Int(header.pointee.caplen)
+                nextRecordOffset += 16 + Int64(caplen)
+                if hasFilter && pcap_offline_filter(&program, header, data) == 0 {
+                    filteredOut += 1
+                    continue
+                }
+                let ts = Timestamp(
+                    seconds: Int64(header.pointee.ts.tv_sec), nanos: Int64(header.pointee.ts.tv_usec))
+                return RawPacket(
+                    frameNumber: frameNumber, timestamp: ts, capturedLength: caplen,
+                    originalLength: Int(header.pointee.len),
+                    bytes: UnsafeRawBufferPointer(start: data, count: caplen))
+            case PCAP_ERROR_BREAK:
+                finished = true
+                return nil
+            default:
+                finished = true
+                let msg = String(cString: pcap_geterr(handle))
+                throw Self.readError(
+                    path: name, message: msg, recordOffset: recordOffset, fileOffset: currentFileOffset(),
+                    frame: frameNumber + 1)
+            }
+        }
+    }
+
+    private func currentFileOffset() -> Int64? {
+        guard let f = pcap_file(handle) else { return nil }
+        let o = ftell(f)
+        return o >= 0 ? Int64(o) : nil
+    }
+
+    /// Checks a named file before libpcap opens it, for clearer messages.
+    static func precheck(_ path: String) throws(CaptureError) {
+        var st = stat()
+        guard stat(path, &st) == 0 else {
+            let e = errno
+            if e == ENOENT { throw CaptureError(input: path, kind: .notFound, detail: "no such file") }
+            throw CaptureError(input: path, kind: .unreadable, detail: "cannot read: \(String(cString: strerror(e)))")
+        }
+        if (st.st_mode & S_IFMT) == S_IFDIR {
+            throw CaptureError(input: path, kind: .isDirectory, detail: "is a directory, not a capture file")
+        }
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else {
+            let e = errno
+            throw CaptureError(input: path, kind: .unreadable, detail: "cannot read: \(String(cString: strerror(e)))")
+        }
+        defer { close(fd) }
+        var head = [UInt8](repeating: 0, count: 4)
+        let n = head.withUnsafeMutableBytes { read(fd, $0.baseAddress, 4) }
+        if n < 0 {
+            let e = errno
+            throw CaptureError(input: path, kind: .unreadable, detail: "cannot read: \(String(cString: strerror(e)))")
+        }
+        if n == 0 { throw CaptureError(input: path, kind: .empty, detail: "empty file (0 bytes)") }
+        guard n == 4 else {
+            throw CaptureError(
+                input: path, kind: .notACapture, detail: "too short to be a capture (\(n) bytes)", byteOffset: 0)
+        }
+        let be = UInt32(head[0]) << 24 | UInt32(head[1]) << 16 | UInt32(head[2]) << 8 | UInt32(head[3])
+        guard magics[be] != nil else {
+            let hex = head.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+            throw CaptureError(
+                input: path, kind: .notACapture,
+                detail: "not a pcap or pcapng file (first bytes 0x\(hex)\(describeForeign(head)))", byteOffset: 0)
+        }
+    }
+
+    /// A hint for common non-capture files handed to us by mistake.
+    static func describeForeign(_ head: [UInt8]) -> String {
+        if head[0] == 0x1f && head[1] == 0x8b { return ", looks gzip-compressed: gunzip it first" }
+        if head == [0x50, 0x4b, 0x03, 0x04] { return ", looks like a zip archive" }
+        if head.allSatisfy({ ($0 >= 0x20 && $0 < 0x7f) || $0 == 0x0a || $0 == 0x0d || $0 == 0x09 }) {
+            return ", looks like text"
+        }
+        return ""
+    }
+
+    static func openError(path: String, message: String) -> CaptureError {
+        let lower = message.lowercased()
+        if lower.contains("truncated") {
+            return CaptureError(input: path, kind: .truncated, detail: "file cut inside its header (\(message))", byteOffset: 0)
+        }
+        if lower.contains("unknown file format") || lower.contains("bad dump file format") {
+            return CaptureError(input: path, kind: .notACapture, detail: "not a pcap or pcapng file (\(message))", byteOffset: 0)
+        }
+        if lower.contains("no such file") {
+            return CaptureError(input: path, kind: .notFound, detail: "no such file")
+        }
+        return CaptureError(input: path, kind: .corrupt, detail: "cannot open capture: \(message)", byteOffset: 0)
+    }
+
+    static func readError(path: String, message: String, recordOffset: Int64?, fileOffset: Int64?, frame: Int)
+        -> CaptureError
+    {
+        let lower = message.lowercased()
+        let kind: CaptureError.Kind = lower.contains("truncated") ? .truncated : .corrupt
+        let what = kind == .truncated ? "file cut in the middle of frame \(frame)" : "corrupt record at frame \(frame)"
+        return CaptureError(input: path, kind: kind, detail: "\(what): \(message)", byteOffset: recordOffset ?? fileOffset)
+    }
+}

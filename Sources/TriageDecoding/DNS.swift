@@ -1,0 +1,104 @@
+/// A DNS message (RFC 1035 section 4.1), decoded far enough to tell which name led to
+/// which address. Only responses on UDP port 53 are decoded, so the allocation for names
+/// happens for DNS answers only, never on the per-packet path of RDP traffic.
+public struct DNSMessage: Sendable, Equatable {
+    public struct Answer: Sendable, Equatable {
+        public var name: String
+        public var type: UInt16
+        public var ttl: UInt32
+        /// A or AAAA record data.
+        public var address: IPAddress?
+        /// CNAME target.
+        public var target: String?
+    }
+
+    public var id: UInt16
+    public var isResponse: Bool
+    /// Response code (RFC 1035 section 4.1.1): 0 no error, 2 server failure, 3 NXDOMAIN.
+    public var rcode: UInt8
+    public var questionName: String?
+    public var questionType: UInt16?
+    public var answers: [Answer]
+
+    public enum RecordType {
+        public static let a: UInt16 = 1
+        public static let cname: UInt16 = 5
+        public static let aaaa: UInt16 = 28
+    }
+
+    public enum DecodeError: Error, Equatable {
+        case truncated
+        case badName
+    }
+
+    /// The most answers kept from one message.
+    static let maxAnswers = 32
+
+    public static func decode(_ message: UnsafeRawBufferPointer) throws(DecodeError) -> DNSMessage {
+        var c = ByteCursor(message)
+        guard let id = c.readUInt16BE(), let flags = c.readUInt16BE(), let qd = c.readUInt16BE(),
+            let an = c.readUInt16BE(), c.skip(4)
+        else { throw .truncated }
+        var m = DNSMessage(
+            id: id, isResponse: flags & 0x8000 != 0, rcode: UInt8(flags & 0x000f),
+            questionName: nil, questionType: nil, answers: [])
+        for i in 0..<Int(qd) {
+            let name = try readName(&c, message: message)
+            guard let type = c.readUInt16BE(), c.skip(2) else { throw .truncated }
+            if i == 0 {
+                m.questionName = name
+                m.questionType = type
+            }
+        }
+        for _ in 0..<min(Int(an), maxAnswers) {
+            let name = try readName(&c, message: message)
+            guard let type = c.readUInt16BE(), c.skip(2), let ttl = c.readUInt32BE(), let rdlength = c.readUInt16BE(),
+                var rdata = c.readSlice(Int(rdlength))
+            else { throw .truncated }
+            var answer = Answer(name: name, type: type, ttl: ttl, address: nil, target: nil)
+            switch type {
+            case RecordType.a where rdlength == 4:
+                answer.address = rdata.readUInt32BE().map { IPAddress(ipv4: $0) }
+            case RecordType.aaaa where rdlength == 16:
+                if let h = rdata.readUInt64BE(), let l = rdata.readUInt64BE() {
+                    answer.address = IPAddress(ipv6High: h, low: l)
+                }
+            case RecordType.cname:
+                answer.target = try readName(&rdata, message: message)
+            default: break
+            }
+            m.answers.append(answer)
+        }
+        return m
+    }
+
+    /// RFC 1035 section 4.1.4: labels with compression pointers; pointer loops and
+    /// overlong names are errors.
+    static func readName(_ c: inout ByteCursor, message: UnsafeRawBufferPointer) throws(DecodeError) -> String {
+        var labels: [String] = []
+        var cursor = c
+        var jumped = false
+        var jumps = 0
+        var total = 0
+        while true {
+            guard let len = cursor.readUInt8() else { throw .truncated }
+            if len == 0 { break }
+            if len & 0xC0 == 0xC0 {
+                guard let low = cursor.readUInt8() else { throw .truncated }
+                let target = Int(len & 0x3f) << 8 | Int(low)
+                if !jumped { c = cursor }
+                jumped = true
+                jumps += 1
+                guard jumps <= 32, target < message.count else { throw .badName }
+                cursor = ByteCursor(message, from: target, to: message.count)
+                continue
+            }
+            guard len & 0xC0 == 0 else { throw .badName }
+            total += Int(len) + 1
+            guard total <= 255, let bytes = cursor.readSlice(Int(len)) else { throw total > 255 ? .badName : .truncated }
+            labels.append(String(decoding: bytes.remainingBytes, as: UTF8.self))
+        }
+        if !jumped { c = cursor }
+        return labels.joined(separator: ".")
+    }
+}

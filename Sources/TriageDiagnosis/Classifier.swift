@@ -1,0 +1,759 @@
+import TriageCapture
+import TriageDecoding
+import TriageFlows
+import TriageProtocols
+
+/// Turns an attempt's facts into a verdict. It reads facts, never packets.
+///
+/// The rules are tried in order, earliest stage first, and the first that matches decides;
+/// they read like the taxonomy of FACTS.md section 6:
+///
+/// | rule | label | cause |
+/// |---|---|---|
+/// | RST answers the SYN | rst-refused | host-not-accepting |
+/// | ICMP error answers the SYN | icmp-unreachable | network-blockade (resolution-mismatch when DNS pointed at a dead address) |
+/// | SYNs unanswered | syn-unanswered | network-blockade |
+/// | RST whose TTL is not its sender's | reset-by-middlebox | network-blockade |
+/// | server speaks something else than RDP | non-rdp-service | resolution-mismatch |
+/// | RDP_NEG_FAILURE | negotiation-failure | tls-credssp |
+/// | server closes after the request, before TLS | early-disconnect | host-not-accepting |
+/// | client closes after a valid answer | client-abort | client-side |
+/// | certificate from a TLS-inspection product | (any TLS failure) | client-side |
+/// | TLS fatal alert | tls-alert | tls-credssp |
+/// | large server segments never arrive | mtu-blackhole | network-blockade |
+/// | server closes the TLS handshake without alert | tls-rejected | tls-credssp |
+/// | server closes after CredSSP credentials | credssp-failure | tls-credssp |
+/// | server closes after MCS / early authorization | early-disconnect | host-not-accepting |
+/// | reached the session | success | none |
+public enum Classifier {
+    /// A rule: its name (shown in verdicts and tests) and the test that may decide.
+    struct Rule: Sendable {
+        let name: String
+        let decide: @Sendable (Reading) -> Verdict?
+    }
+
+    static let rules: [Rule] = [
+        Rule(name: "refused", decide: refused),
+        Rule(name: "icmp-unreachable", decide: icmpUnreachable),
+        Rule(name: "syn-unanswered", decide: synUnanswered),
+        Rule(name: "handshake-incomplete", decide: handshakeIncomplete),
+        Rule(name: "reset-by-middlebox", decide: resetByMiddlebox),
+        Rule(name: "non-rdp-service", decide: nonRDPService),
+        Rule(name: "no-rdp-request", decide: noRDPRequest),
+        Rule(name: "negotiation-failure", decide: negotiationFailure),
+        Rule(name: "x224-unanswered", decide: x224Unanswered),
+        Rule(name: "after-confirm", decide: afterConfirm),
+        Rule(name: "tls-alert", decide: tlsAlert),
+        Rule(name: "mtu-blackhole", decide: mtuBlackhole),
+        Rule(name: "tls-handshake", decide: tlsHandshake),
+        Rule(name: "refused-after-tls", decide: refusedAfterHandshake),
+        Rule(name: "credssp", decide: credssp),
+        Rule(name: "success", decide: success),
+        Rule(name: "after-security", decide: afterSecurity),
+        Rule(name: "fallback", decide: fallback),
+    ]
+
+    public static func classify(_ facts: AttemptFacts) -> Verdict {
+        let r = Reading(facts)
+        for rule in rules {
+            if var v = rule.decide(r) {
+                v.rule = rule.name
+                return finish(v, r)
+            }
+        }
+        // `fallback` always decides; this is only reached if the table above changes.
+        return finish(make(r, .incomplete, .none, "the attempt could not be classified", .low("no rule matched")), r)
+    }
+
+    // MARK: - Building verdicts
+
+    static func make(
+        _ r: Reading, _ label: Label, _ cause: Cause, _ summary: String, _ confidence: Confidence,
+        stage: Stage? = nil, ender: Ender? = nil, client: ClientReport? = nil, remedy: String? = nil,
+        details: [String] = [], evidence: [Evidence] = []
+    ) -> Verdict {
+        Verdict(
+            label: label, cause: cause, stage: stage ?? r.stage, endedBy: ender ?? r.ender, confidence: confidence,
+            summary: summary, details: details, evidence: evidence, clientReport: client,
+            remediation: remediationSteps(remedy ?? label.rawValue, r), rule: "")
+    }
+
+    /// Adds what every verdict carries: the DNS story, capture caveats, the handshake frames.
+    static func finish(_ v: Verdict, _ r: Reading) -> Verdict {
+        var v = v
+        if let d = r.facts.dns.last {
+            let via = d.aliases.isEmpty ? "" : " via \(d.aliases.joined(separator: " → "))"
+            v.details.append(
+                "DNS: \(d.name)\(via) → \(d.address) (answer from \(d.resolver) in frame \(d.response.frame)); the client then connected to \(r.tcp.server)")
+            v.evidence.insert(Evidence(d.response, "DNS answer \(d.name) → \(d.address)"), at: 0)
+        }
+        let caveats = r.captureCaveats
+        if !caveats.isEmpty {
+            v.details.append("Capture caveats: " + caveats.joined(separator: "; ") + ".")
+            if v.confidence.level == .high && (r.tcp.clientSide.gapBytes + r.tcp.serverSide.gapBytes > 0) && v.label != .mtuBlackhole {
+                v.confidence = Confidence(.medium, v.confidence.reason + "; lowered: the capture misses bytes")
+            }
+        }
+        // The handshake frames first, then the rule's own evidence, in frame order.
+        var base: [Evidence] = []
+        if let syn = r.tcp.handshake.syns.first { base.append(Evidence(syn, "SYN from \(r.tcp.client) to \(r.tcp.server)")) }
+        if let sa = r.tcp.handshake.synAck { base.append(Evidence(sa, "SYN-ACK from the server")) }
+        var seen = Set(base.compactMap(\.frame))
+        var merged = base
+        for e in v.evidence {
+            if let f = e.frame {
+                if seen.contains(f) && base.contains(where: { $0.frame == f }) { continue }
+                seen.insert(f)
+            }
+            merged.append(e)
+        }
+        v.evidence = merged.sorted { ($0.frame ?? Int.max) < ($1.frame ?? Int.max) }
+        return v
+    }
+
+    static func remediationSteps(_ key: String, _ r: Reading) -> [String] {
+        let steps = Knowledge.remediation[key] ?? Knowledge.remediation[key.split(separator: "-").first.map(String.init) ?? ""] ?? []
+        let server = r.facts.dns.last?.name ?? r.tcp.server.address.description
+        let reporter = r.tcp.icmp.first.map { $0.reporter.description } ?? "the router"
+        let issuer = r.tls?.certificates.first?.issuer ?? "the inspection product"
+        return steps.map {
+            $0.replacingAll("{server}", with: server)
+                .replacingAll("{address}", with: r.tcp.server.address.description)
+                .replacingAll("{port}", with: String(r.tcp.server.port))
+                .replacingAll("{reporter}", with: reporter)
+                .replacingAll("{time}", with: r.tcp.first.time.iso8601)
+                .replacingAll("{issuer}", with: issuer)
+                .replacingAll("{name}", with: r.facts.dns.last?.name ?? server)
+        }
+    }
+
+    /// What the server said in clear before closing, when it said anything: an X.224
+    /// Disconnect Request or an MCS Disconnect Provider Ultimatum.
+    static func serverGoodbye(_ r: Reading) -> (Evidence, String)? {
+        if let at = r.rdp.disconnectProviderUltimatum, r.rdp.disconnectProviderUltimatumFrom == .server {
+            let reason = r.rdp.disconnectProviderUltimatumReason.map { $0 == 1 ? " (rn-provider-initiated)" : $0 == 3 ? " (rn-user-requested)" : " (reason \($0))" } ?? ""
+            return (Evidence(at, "MCS Disconnect Provider Ultimatum from the server\(reason)"),
+                    "Before closing, the server sent an MCS Disconnect Provider Ultimatum\(reason) in clear text: it gave up on the connection itself.")
+        }
+        if let at = r.rdp.disconnectRequest, r.rdp.disconnectRequestFrom == .server {
+            return (Evidence(at, "X.224 Disconnect Request from the server"), "Before closing, the server sent an X.224 Disconnect Request.")
+        }
+        return nil
+    }
+
+    /// The client code for an established attempt the server side ended during setup.
+    static func closedDuringSetup(_ r: Reading) -> ClientReport {
+        r.endedByRST ? Knowledge.socketClosed : Knowledge.socketClosedByFIN
+    }
+
+    // MARK: - TCP handshake
+
+    static func refused(_ r: Reading) -> Verdict? {
+        guard r.tcp.outcome == .refused, let rst = r.tcp.resets.first else { return nil }
+        return make(
+            r, .rstRefused, .hostNotAccepting,
+            "\(r.serverName) refused TCP port \(r.tcp.server.port): the SYN was answered with an RST (nothing listening, or a firewall rejecting).",
+            Confidence(.high, "an RST answered the client's SYN"), stage: .tcpHandshake, ender: .server,
+            client: Knowledge.connectFailed,
+            details: ["RST from \(r.tcp.server.address) with TTL \(rst.ttl) \(r.seconds(rst.at.time.seconds(since: r.tcp.first.time))) after the first SYN; \(r.tcp.handshake.synCount) SYN(s) sent."],
+            evidence: [Evidence(rst.at, "RST/ACK from \(r.tcp.server.address) answering the SYN (TTL \(rst.ttl))")])
+    }
+
+    static func icmpUnreachable(_ r: Reading) -> Verdict? {
+        guard r.tcp.outcome == .icmpUnreachable,
+            let e = r.tcp.icmp.first(where: { $0.about == .client && TCPFacts.isUnreachable($0) })
+        else { return nil }
+        let name = Knowledge.icmpName(isV6: e.isV6, type: e.type, code: e.code)
+        let kind = "ICMP\(e.isV6 ? "v6" : "") \(e.type)/\(e.code) \(name)"
+        let fromServer = e.reporter == r.tcp.server.address
+        let ender: Ender = fromServer ? .server : .middlebox
+        let evidence = [Evidence(e.at, "\(kind) from \(e.reporter), quoting the client's SYN")]
+        if Knowledge.icmpIsAdministrative(isV6: e.isV6, type: e.type, code: e.code) {
+            return make(
+                r, .icmpUnreachable, .networkBlockade,
+                "\(e.reporter) blocked the connection to \(r.serverName):\(r.tcp.server.port) with \(kind).",
+                Confidence(.high, "an ICMP administratively-prohibited error quoted the client's SYN"),
+                stage: .tcpHandshake, ender: ender, client: Knowledge.connectFailed, remedy: "icmp-admin",
+                details: ["The filter is at \(e.reporter)\(fromServer ? " (the server itself)" : ", a router on the path")."],
+                evidence: evidence)
+        }
+        if Knowledge.icmpIsNoHost(isV6: e.isV6, type: e.type, code: e.code) {
+            if let d = r.facts.dns.last {
+                return make(
+                    r, .icmpUnreachable, .resolutionMismatch,
+                    "DNS sent the client to \(d.address) for \(d.name), and no host answers there: \(e.reporter) reported \(kind).",
+                    Confidence(.high, "the DNS answer in the capture led to an address the router reports as unreachable"),
+                    stage: .tcpHandshake, ender: ender, client: Knowledge.connectFailed, remedy: "icmp-nohost",
+                    details: ["The name resolved to an address where nothing lives: a stale or wrong DNS record, or the host is down."],
+                    evidence: evidence)
+            }
+            return make(
+                r, .icmpUnreachable, .networkBlockade,
+                "\(e.reporter) reported \(kind) for \(r.serverName): no host answers at that address.",
+                Confidence(.high, "an ICMP unreachable error quoted the client's SYN"), stage: .tcpHandshake,
+                ender: ender, client: Knowledge.connectFailed, remedy: "icmp-nohost",
+                details: ["No DNS answer for this address is in the capture; check that the client used the right address."],
+                evidence: evidence)
+        }
+        return make(
+            r, .icmpUnreachable, .networkBlockade,
+            "\(e.reporter) answered the connection to \(r.serverName):\(r.tcp.server.port) with \(kind).",
+            Confidence(.high, "an ICMP error quoted the client's SYN"), stage: .tcpHandshake, ender: ender,
+            client: Knowledge.connectFailed, remedy: "icmp-other", evidence: evidence)
+    }
+
+    static func synUnanswered(_ r: Reading) -> Verdict? {
+        guard r.tcp.outcome == .synUnanswered else { return nil }
+        let h = r.tcp.handshake
+        let spacing = h.synIntervals.map { r.seconds($0) }.joined(separator: ", ")
+        let retries = h.synCount > 1 ? " (\(h.synCount) SYNs, retried after \(spacing))" : " (a single SYN)"
+        let level: Confidence.Level = h.synCount > 1 ? .high : .medium
+        var details = ["No SYN-ACK, RST or ICMP error came back within \(r.seconds(r.tcp.durationSeconds))\(retries)."]
+        if h.synCount == 1 { details.append("Only one SYN was captured: the capture may have stopped before the client retried.") }
+        return make(
+            r, .synUnanswered, .networkBlockade,
+            "No answer from \(r.serverName) on TCP port \(r.tcp.server.port): the SYN was dropped on the way or by the server's firewall.",
+            Confidence(level, h.synCount > 1 ? "the client retried the SYN and nothing answered" : "one unanswered SYN"),
+            stage: .tcpHandshake, ender: Ender.none, client: Knowledge.connectFailed, details: details,
+            evidence: h.syns.dropFirst().map { Evidence($0, "SYN retransmitted, no answer") })
+    }
+
+    static func handshakeIncomplete(_ r: Reading) -> Verdict? {
+        guard !r.tcp.established, r.tcp.roleSource == .syn else { return nil }
+        if let rst = r.tcp.resets.first, rst.from == .client {
+            return make(
+                r, .clientAbort, .clientSide,
+                "The client reset the connection during the TCP handshake, after the server's SYN-ACK.",
+                Confidence(.medium, "the client's own RST ended the handshake"), stage: .tcpHandshake, ender: .client,
+                client: Knowledge.connectFailed, remedy: "handshake-incomplete",
+                evidence: [Evidence(rst.at, "RST from the client")])
+        }
+        return make(
+            r, .incomplete, .clientSide,
+            "The server answered (SYN-ACK) but the client never completed the handshake.",
+            Confidence(.low, "the SYN-ACK is in the capture but no ACK from the client followed"), stage: .tcpHandshake,
+            client: Knowledge.connectFailed, remedy: "handshake-incomplete",
+            evidence: [Evidence(r.tcp.handshake.synAck, "SYN-ACK with no ACK from the client")])
+    }
+
+    // MARK: - Established connections
+
+    static func resetByMiddlebox(_ r: Reading) -> Verdict? {
+        guard let rst = r.forgedReset, let lo = rst.sameSideTTLMin, let hi = rst.sameSideTTLMax else { return nil }
+        let claimed = rst.from == .server ? "the server" : "the client"
+        let range = lo == hi ? "\(lo)" : "\(lo)–\(hi)"
+        var details = [
+            "The RST carries \(claimed)'s address but TTL \(rst.ttl), while \(claimed)'s \(rst.sameSidePackets) earlier packets all had TTL \(range): it was sent from a different distance, by another device.",
+            "It came after \(r.bytes(rst.clientBytesBefore)) from the client and \(r.bytes(rst.serverBytesBefore)) from the server, at the \(r.stage.rawValue) stage.",
+        ]
+        if let id = rst.sameSideLastIPID, !rst.isIPv6 {
+            details.append("IP ID \(rst.ipID) against \(id) in \(claimed)'s previous packet.")
+        }
+        let initial: [UInt8] = [64, 128, 255]
+        if initial.contains(rst.ttl) {
+            details.append("TTL \(rst.ttl) is an initial value: the device that sent it is on the capture point's own network segment.")
+        }
+        return make(
+            r, .resetByMiddlebox, .networkBlockade,
+            "A device between client and server reset the connection at the \(r.stage.rawValue) stage, posing as \(claimed).",
+            Confidence(.high, "the RST's TTL differs from every other packet of \(claimed)"), ender: .middlebox,
+            client: Knowledge.socketClosed, details: details,
+            evidence: [Evidence(rst.at, "RST claiming to be from \(claimed), TTL \(rst.ttl) (\(claimed)'s packets: TTL \(range))")])
+    }
+
+    static func nonRDPService(_ r: Reading) -> Verdict? {
+        let kind = r.rdp.firstServerPayload
+        let rdpAnswer = kind == .x224ConnectionConfirm || kind == .x224Other
+        guard r.tcp.established, let kind, !rdpAnswer, r.confirm == nil else { return nil }
+        if kind == .tls && r.request == nil { return nil }
+        let banner = r.rdp.serverBanner.map { " (\"\($0)\")" } ?? ""
+        let what: String
+        switch kind {
+        case .ssh: what = "an SSH server"
+        case .http: what = "an HTTP server"
+        case .tls: what = "a TLS service that does not speak RDP's X.224"
+        default:
+            let b = r.rdp.serverBanner?.lowercased() ?? ""
+            what = b.hasPrefix("<!doctype html") || b.hasPrefix("<html") ? "a web server (it answered with an HTML page)" : "a service that is not RDP"
+        }
+        return make(
+            r, .nonRDPService, .resolutionMismatch,
+            "\(r.serverName):\(r.tcp.server.port) is \(what)\(banner), not an RDP server.",
+            Confidence(.high, "the server's first bytes are \(kind.rawValue), not an X.224 Connection Confirm"),
+            stage: .x224Negotiation, ender: .server, client: Knowledge.protocolError,
+            details: ["A port forward, NAT rule or DNS record sends RDP to the wrong host or port, or RDP listens elsewhere."],
+            evidence: [Evidence(r.rdp.serverBannerAt, "server's first bytes: \(kind.rawValue)\(banner)")])
+    }
+
+    static func noRDPRequest(_ r: Reading) -> Verdict? {
+        guard r.tcp.established, r.request == nil, r.rdp.firstClientPayload == nil || r.rdp.firstClientPayload != .x224ConnectionRequest && r.rdp.firstClientPayload != .tls else { return nil }
+        if r.tcp.outcome == .open && r.tcp.clientSide.payloadBytes == 0 {
+            return make(
+                r, .incomplete, .none, "The connection was opened but no RDP request was sent before the capture ended.",
+                Confidence(.low, "no client bytes"), stage: .x224Negotiation, remedy: "incomplete")
+        }
+        let sent = r.rdp.firstClientPayload.map { " (it sent \($0.rawValue))" } ?? ""
+        return make(
+            r, .incomplete, .none,
+            "The client opened TCP to \(r.serverName):\(r.tcp.server.port) and never sent an RDP Connection Request\(sent).",
+            Confidence(.medium, "no X.224 Connection Request from the client"), stage: .x224Negotiation,
+            remedy: "no-rdp-request", evidence: [Evidence(r.endingFrame, "connection ended by the \(r.ender.rawValue)")])
+    }
+
+    static func negotiationFailure(_ r: Reading) -> Verdict? {
+        guard let c = r.confirm, let code = c.failure else { return nil }
+        let requested = r.request?.requestedProtocols?.names ?? "standard RDP security"
+        return make(
+            r, .negotiationFailure, .tlsCredSSP,
+            "The server refused the client's security protocols: RDP_NEG_FAILURE \(code.name).",
+            Confidence(.high, "the Connection Confirm carries RDP_NEG_FAILURE \(code.name)"), stage: .x224Negotiation,
+            ender: .server, client: Knowledge.negotiationError,
+            remedy: Knowledge.remediation["negotiation-\(code.name)"] != nil ? "negotiation-\(code.name)" : "negotiation-other",
+            details: ["The client asked for \(requested); the server answered failure code \(code.rawValue) (\(code.name)); the TCP connection was then closed by the \(r.ender.rawValue)."],
+            evidence: [
+                Evidence(r.request?.at, "X.224 Connection Request, requested \(requested)"),
+                Evidence(c.at, "X.224 Connection Confirm with RDP_NEG_FAILURE \(code.name)"),
+                Evidence(r.endingFrame, "connection closed by the \(r.ender.rawValue)"),
+            ])
+    }
+
+    /// A Connection Request with no Connection Confirm.
+    static func x224Unanswered(_ r: Reading) -> Verdict? {
+        guard r.tcp.established, let req = r.request, r.confirm == nil else { return nil }
+        let requested = req.requestedProtocols?.names ?? "no negotiation (old client)"
+        let evidence = [Evidence(req.at, "X.224 Connection Request (\(requested))"), Evidence(r.endingFrame, "connection ended by the \(r.ender.rawValue)")]
+        switch r.ender {
+        case .server:
+            return make(
+                r, .earlyDisconnect, .hostNotAccepting,
+                "\(r.serverName) accepted TCP, then \(r.endedByRST ? "reset" : "closed") the connection right after the client's X.224 Connection Request, without answering it.",
+                Confidence(.high, "the server itself ended the connection after the request, with no Connection Confirm"),
+                stage: .x224Negotiation, ender: .server, client: closedDuringSetup(r), remedy: "early-disconnect",
+                details: ["This is the case the client's 0x904/0x7 guess was written for: connections disabled, the session limit reached, or an unhealthy listener."],
+                evidence: evidence)
+        case .client:
+            let wait = r.endingFrame.map { r.seconds($0.time.seconds(since: req.at.time)) } ?? "?"
+            return make(
+                r, .earlyDisconnect, .hostNotAccepting,
+                "\(r.serverName) accepted TCP but never answered the X.224 Connection Request; the client gave up after \(wait).",
+                Confidence(.medium, "no Connection Confirm came back; the client ended the connection"),
+                stage: .x224Negotiation, ender: .client, client: Knowledge.timedOut, remedy: "early-disconnect",
+                evidence: evidence)
+        default:
+            return make(
+                r, .incomplete, .none,
+                "The client sent its X.224 Connection Request; the capture ended before an answer.",
+                Confidence(.low, "no Connection Confirm before the end of the capture"), stage: .x224Negotiation,
+                evidence: evidence)
+        }
+    }
+
+    /// A successful Connection Confirm, and then the connection ended before TLS started.
+    static func afterConfirm(_ r: Reading) -> Verdict? {
+        guard let c = r.confirm, c.failure == nil, r.clientHello == nil, r.rdp.mcsConnectInitial == nil,
+            r.tcp.outcome != .open
+        else { return nil }
+        let selected = r.selected ?? SecurityProtocols(rawValue: 0)
+        let requested = r.request?.requestedProtocols
+        var evidence = [Evidence(c.at, "X.224 Connection Confirm selecting \(selected.names)")]
+        if let req = r.request { evidence.insert(Evidence(req.at, "X.224 Connection Request (\(requested?.names ?? "no negotiation"))"), at: 0) }
+        evidence.append(Evidence(r.endingFrame, "connection ended by the \(r.ender.rawValue)"))
+        if let requested, !selectionIsValid(selected, requested) {
+            return make(
+                r, .negotiationFailure, .tlsCredSSP,
+                "The server selected \(selected.names), which the client did not offer (\(requested.names)): a security-layer mismatch without a failure code.",
+                Confidence(.high, "the Connection Confirm selects a protocol outside the client's request"),
+                stage: .x224Negotiation, client: Knowledge.negotiationError,
+                remedy: selected.rawValue == 0 ? "negotiation-SSL_NOT_ALLOWED_BY_SERVER" : "negotiation-other",
+                details: ["A compliant server answers RDP_NEG_FAILURE here (SSL_NOT_ALLOWED_BY_SERVER when it only has standard RDP security); this one selected a protocol anyway and the connection was closed by the \(r.ender.rawValue)."],
+                evidence: evidence)
+        }
+        if r.ender == .client {
+            var details: [String] = []
+            if let requested, requested.usesCredSSP && !selected.usesCredSSP {
+                details.append("The client offered \(requested.names) and the server validly chose \(selected.names), without NLA: a client whose policy requires Network Level Authentication stops here.")
+            }
+            return make(
+                r, .clientAbort, .clientSide,
+                "The server answered the negotiation (\(selected.names)) and the client closed the connection instead of continuing.",
+                Confidence(.high, "the client ended the connection after a valid Connection Confirm"),
+                stage: .x224Negotiation, ender: .client,
+                client: ClientReport(code: "local", meaning: "the client's own error (e.g. the server does not offer the security the client requires)"),
+                remedy: "client-abort", details: details, evidence: evidence)
+        }
+        return make(
+            r, .earlyDisconnect, .hostNotAccepting,
+            "\(r.serverName) confirmed the negotiation (\(selected.names)) and then \(r.endedByRST ? "reset" : "closed") the connection before the security handshake.",
+            Confidence(.medium, "the server ended the connection after its Connection Confirm, before any TLS"),
+            stage: .x224Negotiation, client: closedDuringSetup(r), remedy: "early-disconnect", evidence: evidence)
+    }
+
+    /// RDP_NEG_RSP may only select a protocol the client offered; standard RDP security
+    /// (0) only when the client asked for nothing else (MS-RDPBCGR 3.3.5.3.1).
+    static func selectionIsValid(_ selected: SecurityProtocols, _ requested: SecurityProtocols) -> Bool {
+        if selected.rawValue == 0 { return requested.rawValue == 0 }
+        return selected.rawValue & ~requested.rawValue == 0
+    }
+
+    /// The TLS handshake completed, then the client closed (usually with an alert) before
+    /// sending anything of its own: it refused the server, typically its certificate.
+    static func refusedAfterHandshake(_ r: Reading) -> Verdict? {
+        guard let tls = r.tls, tls.handshakeComplete, r.ender == .client, !r.reachedSession else { return nil }
+        let clientRecords = tls.applicationRecords.filter { $0.from == .client }
+        let clientBytes = clientRecords.reduce(0) { $0 + $1.length }
+        guard clientBytes <= 64, r.credsspPhase == .none || r.credsspPhase == .negotiate && clientRecords.count <= 1 else {
+            return nil
+        }
+        let alert = tls.alerts.first { $0.from == .client }
+        var evidence = [Evidence(r.clientHello?.at, "TLS ClientHello"), Evidence(r.serverHello?.at, "TLS ServerHello (\(r.serverHello.map { Knowledge.tlsVersionName($0.version) } ?? "?"))")]
+        if let a = alert { evidence.append(Evidence(a.at, a.encrypted ? "the client's encrypted alert (close_notify or a certificate alert)" : "TLS alert \(a.description.map(Knowledge.tlsAlertName) ?? "?") from the client")) }
+        evidence.append(Evidence(r.endingFrame, "the client closes the connection"))
+        var details = certificateDetails(r)
+        if r.tls?.certificates.isEmpty != false && r.serverHello?.version == 0x0304 {
+            details.append("TLS 1.3 encrypts the certificate, so its name and issuer are not visible in the capture (a key log would show them).")
+        }
+        if let cert = tls.certificates.first, let product = cert.inspectionProduct {
+            return make(
+                r, .clientAbort, .clientSide,
+                "The client refused the server after the TLS handshake; the certificate came from \(product) TLS inspection, not from the server.",
+                Confidence(.high, "the certificate's issuer names a TLS-inspection product"), stage: .tlsHandshake,
+                ender: .client, client: Knowledge.securityError, remedy: "tls-inspection", details: details,
+                evidence: evidence.filter { $0.frame != nil })
+        }
+        return make(
+            r, .clientAbort, .clientSide,
+            "The TLS handshake with \(r.serverName) completed, then the client closed the connection without sending any RDP data: it refused the server, most likely its certificate.",
+            Confidence(.medium, "the client ended the connection right after the TLS handshake, \(alert != nil ? "with an alert" : "without data")"),
+            stage: .tlsHandshake, ender: .client,
+            client: ClientReport(code: "local", meaning: "the client's certificate warning or refusal (e.g. \"The certificate is not from a trusted certifying authority\")"),
+            remedy: "tls-alert-certificate", details: details, evidence: evidence.filter { $0.frame != nil })
+    }
+
+    static func tlsAlert(_ r: Reading) -> Verdict? {
+        guard let a = r.fatalAlert, r.tls?.handshakeComplete != true || a.encrypted == false && a.level == 2 else { return nil }
+        if a.encrypted && r.tls?.handshakeComplete == true { return nil }
+        let who = a.from == .server ? "server" : "client"
+        let name = a.description.map { Knowledge.tlsAlertName($0) }
+        let desc = name.map { "\($0) (\(a.description!))" } ?? "encrypted alert (description hidden)"
+        var details: [String] = []
+        if let ch = r.clientHello {
+            let offered = ch.supportedVersions.isEmpty ? [ch.legacyVersion] : ch.supportedVersions
+            details.append("The client offered \(offered.map(Knowledge.tlsVersionName).joined(separator: ", ")).")
+        }
+        if let sh = r.serverHello { details.append("The server chose \(Knowledge.tlsVersionName(sh.version)).") }
+        let certAlert = [42, 43, 44, 45, 46, 48].contains(a.description ?? 0)
+        if let cert = r.tls?.certificates.first, let product = cert.inspectionProduct {
+            return make(
+                r, .tlsAlert, .clientSide,
+                "The \(who) sent a fatal TLS alert (\(desc)); the certificate came from \(product) TLS inspection, not from the server.",
+                Confidence(.high, "the certificate's issuer names a TLS-inspection product"), stage: .tlsHandshake,
+                ender: a.from == .server ? .server : .client, client: Knowledge.securityError, remedy: "tls-inspection",
+                details: details + ["Issuer: \(cert.issuer)."], evidence: [Evidence(a.at, "TLS alert \(desc) from the \(who)")])
+        }
+        let remedy: String
+        switch name {
+        case "protocol_version": remedy = "tls-alert-protocol_version"
+        case "handshake_failure", "insufficient_security": remedy = "tls-alert-handshake_failure"
+        default: remedy = certAlert ? "tls-alert-certificate" : "tls-alert-other"
+        }
+        return make(
+            r, .tlsAlert, .tlsCredSSP,
+            "The TLS handshake failed: the \(who) sent a fatal alert, \(desc).",
+            Confidence(a.encrypted ? .medium : .high, a.encrypted ? "an encrypted alert record ended the handshake" : "a plain-text fatal alert"),
+            stage: .tlsHandshake, ender: a.from == .server ? .server : .client, client: Knowledge.securityError,
+            remedy: remedy, details: details,
+            evidence: [
+                Evidence(r.clientHello?.at, "TLS ClientHello"),
+                Evidence(r.serverHello?.at, r.serverHello.map { "TLS ServerHello (\(Knowledge.tlsVersionName($0.version)))" } ?? ""),
+                Evidence(a.at, "TLS alert \(desc) from the \(who)"),
+            ].filter { !$0.what.isEmpty && $0.frame != nil })
+    }
+
+    /// Large segments from one side never arrive while small ones do (FACTS.md section 6).
+    static func mtuBlackhole(_ r: Reading) -> Verdict? {
+        guard r.tcp.established, r.tcp.roleSource == .syn, r.tls?.handshakeComplete != true, r.fatalAlert == nil,
+            let ch = r.clientHello, r.ender != .server
+        else { return nil }
+        let s = r.tcp.serverSide
+        let c = r.tcp.clientSide
+        let serverMSS = Int(s.mss ?? 1460)
+        let holes = s.gaps.filter { $0.reason != "snaplen" }
+        // Data acknowledged or sent after a hole that never filled: the classic signature.
+        if !holes.isEmpty, r.serverHello == nil || r.tls?.certificates.isEmpty == true {
+            let missing = holes.reduce(Int64(0)) { $0 + $1.length }
+            var details = [
+                "\(missing) bytes of the server's TLS answer never reached the capture point, while \(s.packets) smaller server packets did (largest \(s.largestSegment) bytes, MSS \(serverMSS)).",
+            ]
+            if c.duplicateAcks > 0 || c.sackBlocks > 0 {
+                details.append("The client asked for the missing bytes again and again (\(c.duplicateAcks) duplicate ACKs, \(c.sackBlocks) with SACK).")
+            }
+            if s.retransmissions > 0 {
+                details.append("The server retransmitted \(s.retransmissions) time\(s.retransmissions == 1 ? "" : "s").")
+            }
+            return make(
+                r, .mtuBlackhole, .networkBlockade,
+                "Large packets from \(r.serverName) never arrive: a path MTU black hole ate the server's TLS certificate flight.",
+                Confidence(.high, "a hole in the server's stream was never filled while smaller segments after it arrived"),
+                stage: .tlsHandshake, ender: r.ender, client: Knowledge.timedOut, remedy: "mtu-blackhole", details: details,
+                evidence: [Evidence(ch.at, "TLS ClientHello")] + holes.prefix(3).map { Evidence(FrameRef(frame: $0.frame, time: r.tcp.last.time), "\($0.length) server bytes missing at stream offset \($0.offset)") })
+        }
+        // Only ACKs came back after the ClientHello, then silence until the client gave up.
+        guard r.serverHello == nil, s.streamBytes <= (r.confirm?.at != nil ? Int64(19) : 0) + Int64(r.tcp.serverSide.gapBytes) || s.payloadBytes <= 64,
+            let end = r.endingFrame ?? Optional(r.tcp.last)
+        else { return nil }
+        let waited = end.time.seconds(since: ch.at.time)
+        guard waited >= 5 else { return nil }
+        let serverAcked = r.tcp.serverSide.packets > 0 && (s.lastDataFrame?.frame ?? 0) < ch.at.frame
+        guard serverAcked else { return nil }
+        var details = [
+            "After the ClientHello the server sent only small packets (largest \(s.largestSegment) bytes) and no TLS answer for \(r.seconds(waited)); the client then \(r.ender == .client ? "gave up" : "was still waiting when the capture ended").",
+            "A server that ACKs the ClientHello but whose answer never arrives is the mark of large packets being dropped on the way back (its MSS is \(serverMSS)).",
+        ]
+        if c.retransmissions > 0 {
+            details.append("The client retransmitted \(c.retransmissions) time\(c.retransmissions == 1 ? "" : "s").")
+        }
+        details.append("A hung TLS stack on the server looks the same from the client side: a capture on the server would show its answer leaving and being retransmitted.")
+        return make(
+            r, .mtuBlackhole, .networkBlockade,
+            "\(r.serverName) acknowledged the TLS ClientHello but its answer never arrived: most likely a path MTU black hole dropping the server's large packets.",
+            Confidence(.medium, "the server's TCP acknowledgments arrived but no TLS answer for \(r.seconds(waited))"),
+            stage: .tlsHandshake, ender: r.ender, client: Knowledge.timedOut, remedy: "mtu-blackhole", details: details,
+            evidence: [Evidence(ch.at, "TLS ClientHello"), Evidence(r.endingFrame, r.ender == .client ? "the client gives up" : "last frame")].filter { $0.frame != nil })
+    }
+
+    /// TLS started and did not complete, without an alert.
+    static func tlsHandshake(_ r: Reading) -> Verdict? {
+        guard let ch = r.clientHello, r.tls?.handshakeComplete != true else { return nil }
+        var evidence = [Evidence(ch.at, "TLS ClientHello")]
+        if let sh = r.serverHello { evidence.append(Evidence(sh.at, "TLS ServerHello (\(Knowledge.tlsVersionName(sh.version)))")) }
+        if let cf = r.tls?.certificateFrame { evidence.append(Evidence(cf, "server certificate")) }
+        evidence.append(Evidence(r.endingFrame, "connection ended by the \(r.ender.rawValue)"))
+        switch r.ender {
+        case .server:
+            if r.serverHello == nil, let acked = r.serverAcknowledgedAtEnd, let start = ch.streamOffset, acked <= start {
+                // The closing packet does not acknowledge the ClientHello: the server closed regardless.
+                return make(
+                    r, .earlyDisconnect, .hostNotAccepting,
+                    "\(r.serverName) accepted the connection and the negotiation, then \(r.endedByRST ? "reset" : "closed") it without reading the TLS ClientHello.",
+                    Confidence(.medium, "the server's closing packet does not acknowledge the ClientHello"),
+                    stage: .x224Negotiation, ender: .server, client: closedDuringSetup(r), remedy: "early-disconnect",
+                    evidence: evidence)
+            }
+            if let cert = r.tls?.certificates.first, let product = cert.inspectionProduct {
+                return make(
+                    r, .tlsRejected, .clientSide,
+                    "The TLS handshake was cut; the certificate came from \(product) TLS inspection, not from the server.",
+                    Confidence(.medium, "the certificate's issuer names a TLS-inspection product"), stage: .tlsHandshake,
+                    client: closedDuringSetup(r), remedy: "tls-inspection", evidence: evidence)
+            }
+            var details = ["A server whose RDP certificate's private key is unusable behaves like this (Schannel event 36870)."]
+            if let (e, text) = serverGoodbye(r) {
+                evidence.append(e)
+                details.insert(text, at: 0)
+            }
+            return make(
+                r, .tlsRejected, .tlsCredSSP,
+                r.serverHello == nil
+                    ? "\(r.serverName) read the TLS ClientHello and \(r.endedByRST ? "reset" : "closed") the connection without an answer or alert."
+                    : "\(r.serverName) \(r.endedByRST ? "reset" : "closed") the connection in the middle of the TLS handshake, without an alert.",
+                Confidence(.medium, "the server ended the TLS handshake without a ServerHello or alert"),
+                stage: .tlsHandshake, ender: .server, client: closedDuringSetup(r), remedy: "tls-rejected",
+                details: details, evidence: evidence.sorted { ($0.frame ?? 0) < ($1.frame ?? 0) })
+        case .client:
+            if let cert = r.tls?.certificates.first, let product = cert.inspectionProduct {
+                return make(
+                    r, .clientAbort, .clientSide,
+                    "The client abandoned the TLS handshake after receiving a certificate issued by \(product) TLS inspection.",
+                    Confidence(.high, "the certificate's issuer names a TLS-inspection product"), stage: .tlsHandshake,
+                    ender: .client, client: Knowledge.securityError, remedy: "tls-inspection",
+                    details: ["Issuer: \(cert.issuer)."], evidence: evidence)
+            }
+            if r.serverHello != nil {
+                return make(
+                    r, .clientAbort, .clientSide,
+                    "The client abandoned the TLS handshake after the server's answer (ServerHello and certificate), without an alert.",
+                    Confidence(.medium, "the client ended the connection after a valid server TLS answer"), stage: .tlsHandshake,
+                    ender: .client, client: ClientReport(code: "local", meaning: "the client's own decision, e.g. a refused certificate"),
+                    remedy: "client-abort",
+                    details: certificateDetails(r), evidence: evidence)
+            }
+            return make(
+                r, .incomplete, .none,
+                "The client closed the connection after its ClientHello without any TLS answer from the server.",
+                Confidence(.low, "no server answer and no sign of why"), stage: .tlsHandshake, ender: .client,
+                evidence: evidence)
+        default:
+            return make(
+                r, .incomplete, .none, "The TLS handshake had not finished when the capture ended.",
+                Confidence(.low, "the capture ends mid-handshake"), stage: .tlsHandshake, evidence: evidence)
+        }
+    }
+
+    static func certificateDetails(_ r: Reading) -> [String] {
+        guard let cert = r.tls?.certificates.first else { return [] }
+        var out = ["Server certificate: subject \(cert.subject), issuer \(cert.issuer)\(cert.selfSigned ? " (self-signed)" : ""), valid \(cert.notBefore.iso8601) to \(cert.notAfter.iso8601)."]
+        if cert.notAfter < r.tcp.first.time { out.append("The certificate had expired at the time of the capture.") }
+        if cert.notBefore > r.tcp.first.time { out.append("The certificate was not yet valid at the time of the capture.") }
+        if cert.selfSigned { out.append("A self-signed certificate makes clients warn or refuse unless it is trusted.") }
+        return out
+    }
+
+    static func credssp(_ r: Reading) -> Verdict? {
+        guard r.usesCredSSP, r.tls?.handshakeComplete == true else { return nil }
+        let phase = r.credsspPhase
+        switch phase {
+        case .credentials, .earlyUserAuthorization, .session: return nil
+        default: break
+        }
+        let records = r.rdp.credssp?.records ?? []
+        var evidence = records.prefix(6).map { Evidence($0.at, "CredSSP record from the \($0.from.rawValue) (\($0.length) bytes)") }
+        evidence.append(Evidence(r.endingFrame, "connection ended by the \(r.ender.rawValue)"))
+        let status = r.rdp.credssp?.errorCode.map { code -> String in
+            let n = Knowledge.ntstatus[code]?.name ?? "NTSTATUS 0x\(String(code, radix: 16, uppercase: true))"
+            return n
+        }
+        switch r.ender {
+        case .server:
+            let client: ClientReport
+            if let code = r.rdp.credssp?.errorCode, let k = Knowledge.ntstatus[code] {
+                client = ClientReport(code: k.client, meaning: "CredSSP logon failure: \(k.name)")
+            } else {
+                client = Knowledge.logonFailure
+            }
+            if phase == .authenticate {
+                return make(
+                    r, .credsspFailure, .tlsCredSSP,
+                    "\(r.serverName) refused the credentials: it ended the connection right after the client's CredSSP AUTHENTICATE\(status.map { " (\($0))" } ?? "").",
+                    Confidence(status == nil ? .medium : .high, status == nil ? "the server closed after the client's authentication record (seen by size; encrypted)" : "the server's TSRequest errorCode"),
+                    stage: .credssp, ender: .server, client: client, remedy: "credssp-failure",
+                    details: ["Wrong password, unknown user and account restrictions look alike without a key log: the server's Security log (event 4625) names the reason."],
+                    evidence: evidence)
+            }
+            return make(
+                r, .credsspFailure, .tlsCredSSP,
+                "\(r.serverName) ended CredSSP (NLA) at the \(phase.rawValue) step, before the client sent its credentials.",
+                Confidence(.medium, "the server closed during the CredSSP exchange"), stage: .credssp, ender: .server,
+                client: closedDuringSetup(r), remedy: "credssp-early", evidence: evidence)
+        case .client:
+            return make(
+                r, .clientAbort, .clientSide,
+                "The client ended CredSSP (NLA) at the \(phase.rawValue) step, after the server's answer.",
+                Confidence(.medium, "the client closed during the CredSSP exchange"), stage: .credssp, ender: .client,
+                client: ClientReport(code: "local", meaning: "the client's own CredSSP error, e.g. \"the function requested is not supported\" (encryption oracle remediation) or a cancelled credential prompt"),
+                remedy: "credssp-early", evidence: evidence)
+        default:
+            return make(
+                r, .incomplete, .none, "CredSSP (NLA) was under way when the capture ended.",
+                Confidence(.low, "the capture ends during CredSSP"), stage: .credssp, evidence: evidence)
+        }
+    }
+
+    static func success(_ r: Reading) -> Verdict? {
+        let authOnly = r.usesCredSSP && r.tls?.handshakeComplete == true
+            && (r.credsspPhase == .credentials || r.credsspPhase == .earlyUserAuthorization) && r.ender == .client
+        guard r.reachedSession || authOnly else { return nil }
+        if r.reachedSession && r.ender == .server && r.endedByRST && r.tcp.durationSeconds < 30 {
+            return nil
+        }
+        var details: [String] = []
+        if let c = r.confirm, let s = c.selectedProtocol { details.append("Security: \(s.names)\(r.serverHello.map { ", \(Knowledge.tlsVersionName($0.version))" } ?? "").") }
+        if authOnly && !r.reachedSession {
+            details.append("The client completed Network Level Authentication and then closed the connection itself (an authentication-only check, or the user cancelled).")
+        }
+        // A server that closes within a second of the client's last message is answering
+        // the client's disconnect (its close_notify or Disconnect Provider Ultimatum).
+        var ender = r.ender
+        if ender == .server, r.reachedSession, let end = r.endingFrame, let last = r.tcp.clientSide.lastDataFrame,
+            last.frame < end.frame, end.time.seconds(since: last.time) <= 1
+        {
+            ender = .client
+            details.append("The client disconnected first (its last message in frame \(last.frame)); the server then closed the TCP connection.")
+        }
+        let ending: String
+        switch r.tcp.outcome {
+        case .open: ending = "still open when the capture ended"
+        case .closed: ending = "closed by the \(ender.rawValue)"
+        case .reset: ending = "reset by the \(ender.rawValue)"
+        default: ending = r.tcp.outcome.rawValue
+        }
+        return make(
+            r, .success, .none,
+            authOnly && !r.reachedSession
+                ? "Connected to \(r.serverName) and authenticated (NLA); the client then closed the connection."
+                : "Connected to \(r.serverName): the RDP connection sequence completed (\(ending)).",
+            Confidence(.high, r.reachedSession ? "the session data flowed both ways after the security handshake" : "CredSSP completed with the client's credentials"),
+            stage: authOnly && !r.reachedSession ? .credssp : .session, ender: ender, details: details,
+            evidence: [Evidence(r.confirm?.at, "X.224 Connection Confirm"), Evidence(r.endingFrame, "connection \(ending)")].filter { $0.frame != nil })
+    }
+
+    /// After the security handshake, before the session: MCS, licensing, early user authorization.
+    static func afterSecurity(_ r: Reading) -> Verdict? {
+        guard r.tcp.established, r.confirm != nil else { return nil }
+        let evidence = [Evidence(r.endingFrame, "connection ended by the \(r.ender.rawValue)")]
+        switch r.ender {
+        case .server:
+            if r.reachedSession {
+                return make(
+                    r, .reset, .hostNotAccepting,
+                    "\(r.serverName) reset the session shortly after it started.",
+                    Confidence(.low, "the server reset an established session"), stage: .session, ender: .server,
+                    client: Knowledge.socketClosed, remedy: "session-reset", evidence: evidence)
+            }
+            let what = r.credsspPhase == .earlyUserAuthorization
+                ? "after the Early User Authorization result (the user may not be allowed to log on)"
+                : r.rdp.mcsConnectResponse != nil ? "after the MCS Connect Response" : "after the security handshake, during MCS connect or licensing"
+            return make(
+                r, .earlyDisconnect, .hostNotAccepting,
+                "\(r.serverName) \(r.endedByRST ? "reset" : "closed") the connection \(what).",
+                Confidence(.medium, "the server ended the connection before the session started"), stage: .mcsConnect,
+                ender: .server, client: closedDuringSetup(r), remedy: "early-disconnect", evidence: evidence)
+        case .client:
+            return make(
+                r, .clientAbort, .clientSide,
+                "The client closed the connection after the security handshake, before the session started.",
+                Confidence(.low, "the client ended the connection during MCS connect or licensing"), stage: .mcsConnect,
+                ender: .client, client: ClientReport(code: "local", meaning: "the client's own decision"),
+                remedy: "client-abort", evidence: evidence)
+        default:
+            return make(
+                r, .incomplete, .none, "The capture ended during the RDP connection sequence (\(r.stage.rawValue)).",
+                Confidence(.low, "the capture ends before the session started"), evidence: evidence)
+        }
+    }
+
+    static func fallback(_ r: Reading) -> Verdict? {
+        switch r.tcp.outcome {
+        case .reset:
+            return make(
+                r, .reset, r.ender == .server ? .hostNotAccepting : r.ender == .client ? .clientSide : .none,
+                "The connection was reset by the \(r.ender.rawValue) at the \(r.stage.rawValue) stage.",
+                Confidence(.low, "an RST with no further explanation in the capture"), client: Knowledge.socketClosed,
+                evidence: [Evidence(r.endingFrame, "RST from the \(r.ender.rawValue)")])
+        default:
+            return make(
+                r, .incomplete, .none,
+                "The attempt did not finish in the capture (\(r.tcp.outcome.rawValue) at the \(r.stage.rawValue) stage).",
+                Confidence(.low, "no decisive packet"), evidence: [Evidence(r.endingFrame, "last decisive frame")])
+        }
+    }
+}
+
+extension Confidence {
+    static func low(_ reason: String) -> Confidence { Confidence(.low, reason) }
+}
+
+extension String {
+    /// Replaces every occurrence of `target` (no Foundation needed).
+    func replacingAll(_ target: String, with replacement: String) -> String {
+        guard !target.isEmpty else { return self }
+        var out = ""
+        var rest = Substring(self)
+        while let r = rest.firstRange(of: target) {
+            out += rest[..<r.lowerBound]
+            out += replacement
+            rest = rest[r.upperBound...]
+        }
+        out += rest
+        return out
+    }
+}

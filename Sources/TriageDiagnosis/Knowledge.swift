@@ -1,0 +1,240 @@
+/// What the Windows client shows and what to do about it, as data in one place
+/// (FACTS.md sections 1 and 6). The classifier picks entries; it holds no prose itself.
+public enum Knowledge {
+    // MARK: - What the Windows client reported (FACTS.md section 1)
+
+    public static let connectFailed = ClientReport(
+        code: "0x204", meaning: "socket connect failed: the TCP connection was never established")
+    public static let socketClosed = ClientReport(
+        code: "0x904", extended: "0x7",
+        meaning:
+            "socket closed: the connection was reset while still being set up and no server error PDU explained it, so the client guessed \"server denied connection\"")
+    public static let socketClosedByFIN = ClientReport(
+        code: "0x904", extended: "0x7",
+        meaning:
+            "socket closed while the connection was being set up (a graceful FIN rather than an RST: whether the client shows exactly 0x904/0x7 for a FIN is not confirmed)")
+    public static let timedOut = ClientReport(
+        code: "0x704", meaning: "time-out: the connection stalled without an answer (0x108 on some clients)")
+    public static let logonFailure = ClientReport(
+        code: "0x807", meaning: "CredSSP logon failure (0xA07 no such user, 0xF07 password expired, ... when the server names the NTSTATUS)")
+    public static let negotiationError = ClientReport(
+        code: "negotiation", meaning: "a security negotiation error naming the RDP_NEG_FAILURE code, not 0x904")
+    public static let protocolError = ClientReport(
+        code: "protocol", meaning: "a protocol error (the answer is not RDP), or 0x904/0x7 when the other side then resets")
+    public static let securityError = ClientReport(
+        code: "security", meaning: "a TLS / security-layer error (\"An internal error has occurred\" or a certificate prompt), not 0x904 unless the connection was reset")
+
+    /// NTSTATUS values seen in NLA failures (FACTS.md section 4) and the client code each maps to.
+    public static let ntstatus: [UInt32: (name: String, client: String)] = [
+        0xC000_006D: ("STATUS_LOGON_FAILURE", "0x807"),
+        0xC000_006A: ("STATUS_WRONG_PASSWORD", "0x807"),
+        0xC000_0064: ("STATUS_NO_SUCH_USER", "0xA07"),
+        0xC000_006E: ("STATUS_ACCOUNT_RESTRICTION", "0xC07"),
+        0xC000_006F: ("STATUS_INVALID_LOGON_HOURS", "0xC07"),
+        0xC000_0070: ("STATUS_INVALID_WORKSTATION", "0xC07"),
+        0xC000_0071: ("STATUS_PASSWORD_EXPIRED", "0xF07"),
+        0xC000_0072: ("STATUS_ACCOUNT_DISABLED", "0xB07"),
+        0xC000_0193: ("STATUS_ACCOUNT_EXPIRED", "0xE07"),
+        0xC000_0224: ("STATUS_PASSWORD_MUST_CHANGE", "0x1207"),
+        0xC000_0234: ("STATUS_ACCOUNT_LOCKED_OUT", "0xD07"),
+        0xC000_015B: ("STATUS_LOGON_TYPE_NOT_GRANTED", "0x807"),
+        0xC000_005E: ("STATUS_NO_LOGON_SERVERS", "0x1807"),
+        0xC000_0133: ("STATUS_TIME_DIFFERENCE_AT_DC", "0x807"),
+        0xC000_018D: ("STATUS_TRUSTED_RELATIONSHIP_FAILURE", "0x807"),
+        0xC000_0413: ("STATUS_AUTHENTICATION_FIREWALL_FAILED", "0x807"),
+        0x8009_030C: ("SEC_E_LOGON_DENIED", "0x807"),
+        0x8009_030F: ("SEC_E_MESSAGE_ALTERED", "0x807"),
+        0x8009_0308: ("SEC_E_INVALID_TOKEN", "0x807"),
+        0x8009_0311: ("SEC_E_NO_AUTHENTICATING_AUTHORITY", "0x1807"),
+        0x8009_0322: ("SEC_E_WRONG_PRINCIPAL", "0x807"),
+    ]
+
+    /// TLS alert descriptions (RFC 5246 7.2, RFC 8446 6).
+    public static let tlsAlerts: [UInt8: String] = [
+        0: "close_notify", 10: "unexpected_message", 20: "bad_record_mac", 21: "decryption_failed",
+        22: "record_overflow", 40: "handshake_failure", 42: "bad_certificate", 43: "unsupported_certificate",
+        44: "certificate_revoked", 45: "certificate_expired", 46: "certificate_unknown", 47: "illegal_parameter",
+        48: "unknown_ca", 49: "access_denied", 50: "decode_error", 51: "decrypt_error", 70: "protocol_version",
+        71: "insufficient_security", 80: "internal_error", 86: "inappropriate_fallback", 90: "user_canceled",
+        100: "no_renegotiation", 109: "missing_extension", 110: "unsupported_extension", 112: "unrecognized_name",
+        113: "bad_certificate_status_response", 115: "unknown_psk_identity", 116: "certificate_required",
+        120: "no_application_protocol",
+    ]
+
+    public static func tlsAlertName(_ d: UInt8) -> String { tlsAlerts[d] ?? "alert-\(d)" }
+
+    public static func tlsVersionName(_ v: UInt16) -> String {
+        switch v {
+        case 0x0300: "SSL 3.0"
+        case 0x0301: "TLS 1.0"
+        case 0x0302: "TLS 1.1"
+        case 0x0303: "TLS 1.2"
+        case 0x0304: "TLS 1.3"
+        default: "0x" + String(v, radix: 16)
+        }
+    }
+
+    /// ICMP errors by (type, code), v4 and v6.
+    public static func icmpName(isV6: Bool, type: UInt8, code: UInt8) -> String {
+        if isV6 {
+            switch (type, code) {
+            case (1, 0): return "no route to destination"
+            case (1, 1): return "administratively prohibited"
+            case (1, 3): return "address unreachable"
+            case (1, 4): return "port unreachable"
+            case (1, 5): return "source address failed ingress/egress policy"
+            case (1, 6): return "reject route to destination"
+            case (2, _): return "packet too big"
+            case (3, _): return "hop limit exceeded"
+            default: return "ICMPv6 type \(type) code \(code)"
+            }
+        }
+        switch (type, code) {
+        case (3, 0): return "network unreachable"
+        case (3, 1): return "host unreachable"
+        case (3, 2): return "protocol unreachable"
+        case (3, 3): return "port unreachable"
+        case (3, 4): return "fragmentation needed"
+        case (3, 9): return "network administratively prohibited"
+        case (3, 10): return "host administratively prohibited"
+        case (3, 13): return "communication administratively prohibited"
+        case (11, _): return "TTL exceeded"
+        default: return "ICMP type \(type) code \(code)"
+        }
+    }
+
+    /// ICMP errors that mean "a filter said no" rather than "nothing there".
+    public static func icmpIsAdministrative(isV6: Bool, type: UInt8, code: UInt8) -> Bool {
+        isV6 ? (type == 1 && (code == 1 || code == 5 || code == 6)) : (type == 3 && (code == 9 || code == 10 || code == 13))
+    }
+
+    /// ICMP errors that mean "no host at that address".
+    public static func icmpIsNoHost(isV6: Bool, type: UInt8, code: UInt8) -> Bool {
+        isV6 ? (type == 1 && (code == 0 || code == 3)) : (type == 3 && (code == 0 || code == 1))
+    }
+
+    // MARK: - Remediation (commands and settings a Windows or network admin would use)
+    // Placeholders: {server} (name when DNS named it, else address), {address}, {port},
+    // {reporter} (the router that sent an ICMP error), {time} (start of the attempt),
+    // {issuer} (certificate issuer), {name} (the DNS name).
+
+    public static let remediation: [String: [String]] = [
+        "syn-unanswered": [
+            "Test the path from the client: `Test-NetConnection -ComputerName {server} -Port {port}` (PowerShell) or `nc -vz {server} {port}`.",
+            "On the server, check that Windows Firewall allows Remote Desktop: `Get-NetFirewallRule -DisplayGroup \"Remote Desktop\" | Format-Table Name,Enabled,Profile`; enable with `Enable-NetFirewallRule -DisplayGroup \"Remote Desktop\"`.",
+            "Check every filter on the path for TCP {port}: network ACLs, cloud security groups / NSGs, perimeter firewalls, NAT and port-forward rules.",
+            "Confirm the server is up and the address is right: `Resolve-DnsName {server}`, `ping {server}` (ICMP may be blocked even when RDP is not).",
+        ],
+        "rst-refused": [
+            "Nothing accepts connections on {port} at {server}: check the service `Get-Service TermService` and the listener `netstat -ano | findstr :{port}` on the server.",
+            "Check that Remote Desktop is enabled: `HKLM\\SYSTEM\\CurrentControlSet\\Control\\Terminal Server\\fDenyTSConnections` must be 0 (System Properties → Remote).",
+            "Check the listening port: `HKLM\\SYSTEM\\CurrentControlSet\\Control\\Terminal Server\\WinStations\\RDP-Tcp\\PortNumber` (default 3389); a changed port needs the client to use {server}:port.",
+            "A firewall configured to reject (rather than drop) also answers with an RST: check host and network firewall logs for {port}.",
+        ],
+        "icmp-admin": [
+            "The router or firewall at {reporter} rejects the connection with \"administratively prohibited\": find the ACL or firewall rule there that matches TCP {port} to {server} and allow the client.",
+            "On Linux firewalls look for `reject with icmp type admin-prohibited` (nftables) or `REJECT --reject-with icmp-admin-prohibited` (iptables); on Cisco, an ACL deny with `ip unreachables` enabled.",
+        ],
+        "icmp-nohost": [
+            "{reporter} says no host answers at {address}: the address is wrong or the host is down.",
+            "Check the name the client used: `Resolve-DnsName {name}` on the client and compare with the server's real address (`ipconfig` on the server); flush stale entries with `ipconfig /flushdns`; check the DNS record and its TTL on the DNS server.",
+            "If the address is right, check that the server is powered on and on the expected network (ARP/neighbour table of the router {reporter}).",
+        ],
+        "icmp-other": [
+            "An ICMP error from {reporter} stopped the connection: check routing and filtering at that router for TCP {port} to {server}.",
+        ],
+        "reset-by-middlebox": [
+            "The RST did not come from the server (its TTL/IP ID differ from the server's packets): a firewall, IPS, proxy or VPN between client and server reset the connection.",
+            "Check the logs of firewalls and intrusion-prevention systems on the path for RDP (TCP {port}) resets, TLS/SSL-inspection or application-control policies, and allow-list the server.",
+            "Compare with a capture taken on the server: if the server never saw the RST, the device is between the two capture points.",
+        ],
+        "mtu-blackhole": [
+            "Large packets from the server never arrive while small ones do: a path MTU black hole (a link with a smaller MTU, typically a VPN or tunnel, and ICMP \"fragmentation needed\" blocked).",
+            "Find the working size from the client: `ping -f -l 1372 {server}` (Windows) or `ping -M do -s 1372 {server}` (Linux), lowering until it passes.",
+            "Allow ICMP type 3 code 4 (\"fragmentation needed\") and ICMPv6 type 2 (\"packet too big\") through firewalls on the path, or clamp the TCP MSS on the tunnel/router (`iptables -t mangle -A FORWARD -p tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu`).",
+            "As a workaround, lower the MTU of the client's VPN interface: `netsh interface ipv4 set subinterface \"VPN\" mtu=1350 store=persistent`.",
+        ],
+        "negotiation-SSL_REQUIRED_BY_SERVER": [
+            "The server only accepts TLS (or NLA) but the client offered standard RDP security only: use a client that supports TLS, or on the server allow RDP security: `HKLM\\SYSTEM\\CurrentControlSet\\Control\\Terminal Server\\WinStations\\RDP-Tcp\\SecurityLayer` = 0 (not recommended).",
+            "For FreeRDP clients, drop `/sec:rdp` (or use `/sec:tls` / `/sec:nla`).",
+        ],
+        "negotiation-SSL_NOT_ALLOWED_BY_SERVER": [
+            "The server is set to standard RDP security only and refuses TLS: set `SecurityLayer` to 1 (negotiate) or 2 (TLS) under `HKLM\\SYSTEM\\CurrentControlSet\\Control\\Terminal Server\\WinStations\\RDP-Tcp` (or the GPO \"Require use of specific security layer for remote (RDP) connections\"); for xrdp set `security_layer=negotiate` in xrdp.ini.",
+            "Or let the client fall back to RDP security (FreeRDP: `/sec:rdp`; mstsc does this automatically unless NLA is required).",
+        ],
+        "negotiation-SSL_CERT_NOT_ON_SERVER": [
+            "The server has no usable TLS certificate for RDP: check `Get-CimInstance -Namespace root\\cimv2\\TerminalServices -ClassName Win32_TSGeneralSetting | Select SSLCertificateSHA1Hash` and the \"Remote Desktop\" certificate store; deleting the self-signed certificate and restarting TermService recreates it.",
+        ],
+        "negotiation-HYBRID_REQUIRED_BY_SERVER": [
+            "The server requires Network Level Authentication (CredSSP) but the client did not offer it: enable CredSSP on the client (.rdp file `enablecredsspsupport:i:1`; FreeRDP `/sec:nla`), and supply credentials before connecting.",
+            "Or, less safe, turn off \"Allow connections only from computers running Remote Desktop with Network Level Authentication\" on the server: `(Get-CimInstance -Namespace root\\cimv2\\TerminalServices -ClassName Win32_TSGeneralSetting -Filter \"TerminalName='RDP-tcp'\") | Invoke-CimMethod -MethodName SetUserAuthenticationRequired -Arguments @{UserAuthenticationRequired=0}`.",
+        ],
+        "negotiation-SSL_WITH_USER_AUTH_REQUIRED_BY_SERVER": [
+            "The server requires TLS with user authentication (RDSTLS/CredSSP): enable NLA on the client and supply credentials before connecting.",
+        ],
+        "negotiation-other": [
+            "The server refused the security protocols the client offered: compare the client's requested protocols with the server's SecurityLayer and UserAuthentication settings (`HKLM\\SYSTEM\\CurrentControlSet\\Control\\Terminal Server\\WinStations\\RDP-Tcp`).",
+        ],
+        "tls-alert-protocol_version": [
+            "Client and server share no TLS version. On Windows check Schannel: `HKLM\\SYSTEM\\CurrentControlSet\\Control\\SecurityProviders\\SCHANNEL\\Protocols\\TLS 1.2\\Server` (Enabled=1, DisabledByDefault=0) on the server and `...\\Client` on the client; install the TLS 1.2 updates for RDP on older systems.",
+            "For xrdp check `ssl_protocols=` in xrdp.ini; for OpenSSL clients, the `MinProtocol`/`MaxProtocol` settings in openssl.cnf.",
+        ],
+        "tls-alert-handshake_failure": [
+            "No common cipher suite or signature algorithm: compare `Get-TlsCipherSuite` on both sides (or the GPO \"SSL Cipher Suite Order\"); for xrdp check `tls_ciphers=` in xrdp.ini.",
+            "Check that the RDP certificate's key type is one both sides accept (e.g. RSA 2048 or larger).",
+        ],
+        "tls-alert-certificate": [
+            "The client rejected the server's certificate: check its subject/SAN against the name the client uses, its expiry, and that the client trusts the issuer (`certlm.msc` on the server: Remote Desktop store; `Test-Certificate` on the client).",
+            "Deploy a certificate from a trusted CA to the RDP listener (GPO \"Server authentication certificate template\" or `SSLCertificateSHA1Hash` in Win32_TSGeneralSetting).",
+        ],
+        "tls-alert-other": [
+            "A TLS fatal alert ended the handshake: check the System event log for Schannel events (36874, 36888) on the side that sent it, and compare TLS settings (versions, cipher suites, certificate).",
+        ],
+        "tls-rejected": [
+            "The server closed the TLS handshake without an alert: typical when the RDP certificate's private key is unusable (Schannel event 36870, error 0x8009030D).",
+            "Check permissions on `C:\\ProgramData\\Microsoft\\Crypto\\RSA\\MachineKeys` (NETWORK SERVICE needs read access to the key), or delete the self-signed certificate in the \"Remote Desktop\" store and restart TermService to recreate it.",
+            "Check the System event log for Schannel errors (36870, 36871, 36874, 36888) on the server at {time}.",
+        ],
+        "tls-inspection": [
+            "The certificate the client received was issued by a TLS-inspection product ({issuer}), not by the server: exempt the RDP server (TCP {port}) from SSL/TLS inspection on that product, or trust its root only where intended.",
+            "Confirm with a capture on the server or from a machine outside the inspection path: the real server certificate will differ.",
+        ],
+        "credssp-failure": [
+            "The server ended the connection after the client's NTLM/Kerberos AUTHENTICATE: the credentials were refused. Check the Security event log on the server (event 4625 with its Status/Sub Status, or 4776 on the domain controller) at {time}.",
+            "Typical causes: wrong password, unknown or disabled user, locked-out or expired account, user not in \"Remote Desktop Users\" / missing \"Allow log on through Remote Desktop Services\".",
+            "If the client says \"the function requested is not supported\", check CredSSP updates and the \"Encryption Oracle Remediation\" policy (`HKLM\\Software\\Microsoft\\Windows\\CurrentVersion\\Policies\\System\\CredSSP\\Parameters\\AllowEncryptionOracle`) on both sides.",
+        ],
+        "credssp-early": [
+            "CredSSP stopped before the client sent its credentials: check CredSSP versions and the \"Encryption Oracle Remediation\" policy on both sides (`AllowEncryptionOracle`), Kerberos/NTLM restrictions (\"Network security: Restrict NTLM\"), and time skew for Kerberos.",
+        ],
+        "early-disconnect": [
+            "The server accepted TCP and then closed the connection before the security handshake: typical when new sessions are refused (connections disabled, session limit reached, licensing grace period over, or the listener is unhealthy).",
+            "On the server: `qwinsta` (sessions in use), `HKLM\\SYSTEM\\CurrentControlSet\\Control\\Terminal Server\\fDenyTSConnections`, the GPO \"Limit number of connections\", RD Licensing configuration, and the event logs TerminalServices-RemoteConnectionManager and RemoteDesktopServices-RdpCoreTS at {time}.",
+            "Restarting the Remote Desktop Services service (TermService) clears a wedged listener.",
+        ],
+        "client-abort": [
+            "The client closed the connection itself after a valid answer from the server: look at the client's own message and policy (it may require NLA while the server offers TLS only, refuse a certificate, or enforce \"Encryption Oracle Remediation\").",
+            "Check local security software or VPN clients that terminate RDP connections.",
+        ],
+        "non-rdp-service": [
+            "Something other than RDP answers on {server}:{port}: check port-forwarding/NAT rules and DNS so that {port} reaches the RDP host, and whether RDP listens on another port.",
+            "On the host that answered, find the process listening on {port} (`ss -ltnp 'sport = :{port}'` on Linux, `Get-NetTCPConnection -LocalPort {port} -State Listen` on Windows).",
+        ],
+        "reset": [
+            "The connection was reset by the side shown; check that side's event logs at the time of the reset (TerminalServices-RemoteConnectionManager, RdpCoreTS, System/Schannel on Windows servers).",
+        ],
+        "session-reset": [
+            "The session was established and later reset: check the server's session time limits and the network path for idle timeouts (NAT/firewall state tables).",
+        ],
+        "incomplete": [
+            "The capture ended before the attempt finished or showed a cause: capture on the client for the whole attempt (start the capture before connecting, stop it after the error).",
+        ],
+        "handshake-incomplete": [
+            "The server's SYN-ACK reached the capture point but the client never completed the handshake: a host firewall or security agent on the client may drop it, or the capture saw only one direction of an asymmetric path.",
+        ],
+        "no-rdp-request": [
+            "The client opened TCP and never sent an RDP Connection Request: a port check, a scanner, or a client that gave up before sending; not an RDP failure by itself.",
+        ],
+        "success": [],
+    ]
+}

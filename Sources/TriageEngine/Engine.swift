@@ -1,0 +1,185 @@
+import TriageCapture
+import TriageDecoding
+import TriageDiagnosis
+import TriageFlows
+import TriageProtocols
+
+/// One analysed attempt: its facts and the verdict on them.
+public struct Attempt: Sendable, Codable, Equatable {
+    public var facts: AttemptFacts
+    public var verdict: Verdict
+
+    public init(facts: AttemptFacts, verdict: Verdict) {
+        self.facts = facts
+        self.verdict = verdict
+    }
+}
+
+/// What the engine says about an input before its attempts.
+public struct InputInfo: Sendable, Codable, Equatable {
+    public var input: String
+    public var linkType: String?
+    public var snapshotLength: Int?
+}
+
+/// What the engine says about an input after its attempts.
+public struct InputSummary: Sendable, Codable, Equatable {
+    public var input: String
+    public var stats: TrackerStats
+    /// Set when the input could not be read (completely): the attempts before the problem
+    /// were still analysed.
+    public var error: CaptureError?
+    /// Frames skipped by the BPF filter.
+    public var filteredOut: Int
+    /// Bytes reassembly held at its peak, over all sessions.
+    public var peakReassemblyBytes: Int
+    public var attempts: Int
+    public var failures: Int
+}
+
+extension CaptureError: Codable {
+    enum CodingKeys: String, CodingKey { case input, kind, detail, byteOffset, message }
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            input: try c.decode(String.self, forKey: .input),
+            kind: Kind(rawValue: try c.decode(String.self, forKey: .kind)) ?? .corrupt,
+            detail: try c.decode(String.self, forKey: .detail),
+            byteOffset: try c.decodeIfPresent(Int64.self, forKey: .byteOffset))
+    }
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(input, forKey: .input)
+        try c.encode(kind.rawValue, forKey: .kind)
+        try c.encode(detail, forKey: .detail)
+        try c.encodeIfPresent(byteOffset, forKey: .byteOffset)
+        try c.encode(description, forKey: .message)
+    }
+}
+
+/// Receives the analysis as it happens, so reports can stream and memory stays flat.
+public protocol AnalysisSink: AnyObject {
+    func begin(_ input: InputInfo)
+    /// Attempts arrive in the order they started, except that one still open while many
+    /// later ones finished may come after them (the reorder window is bounded).
+    func attempt(_ attempt: Attempt)
+    func end(_ summary: InputSummary)
+}
+
+public struct EngineOptions: Sendable {
+    public var tracker = TrackerConfiguration()
+    /// A BPF filter applied to every frame (frame numbers still count every frame).
+    public var filter: String?
+    /// Most finished attempts held back to restore start order.
+    public var reorderWindow = 4096
+
+    public init() {}
+}
+
+/// Capture → decoding → sessions → protocols → diagnosis, for one input at a time.
+public final class Engine {
+    public let options: EngineOptions
+
+    public init(options: EngineOptions) {
+        self.options = options
+    }
+
+    /// Analyses a capture file (`-` for standard input). Input problems are reported to the
+    /// sink in the summary, never thrown: the caller goes on with its next input.
+    @discardableResult
+    public func analyze(path: String, sink: any AnalysisSink) -> InputSummary {
+        do {
+            let source = try PcapFileSource(path: path, filter: options.filter)
+            return analyze(source: source, sink: sink, snapshotLength: source.snapshotLength)
+        } catch {
+            sink.begin(InputInfo(input: path, linkType: nil, snapshotLength: nil))
+            let summary = InputSummary(
+                input: path, stats: TrackerStats(), error: error, filteredOut: 0, peakReassemblyBytes: 0, attempts: 0,
+                failures: 0)
+            sink.end(summary)
+            return summary
+        }
+    }
+
+    /// Analyses any packet source until it ends (a file's end, or a stopped live capture).
+    @discardableResult
+    public func analyze(source: any PacketSource, sink: any AnalysisSink, snapshotLength: Int? = nil) -> InputSummary {
+        sink.begin(InputInfo(input: source.name, linkType: source.linkType.description, snapshotLength: snapshotLength))
+        let order = ReorderBuffer(window: options.reorderWindow, sink: sink)
+        let factory = RDPConsumerFactory()
+        let tracker = SessionTracker(input: source.name, configuration: options.tracker, factory: factory) {
+            session, dns in
+            order.add(Self.assess(session, dns: dns))
+        }
+        let linkType = source.linkType
+        var decoded = DecodedPacket()
+        var failure: CaptureError?
+        do {
+            while let raw = try source.next() {
+                PacketDecoder.decode(raw.bytes, linkType: linkType, into: &decoded)
+                tracker.process(
+                    decoded, bytes: raw.bytes, frameLength: raw.originalLength,
+                    at: FrameRef(frame: raw.frameNumber, time: raw.timestamp))
+            }
+        } catch {
+            failure = error
+        }
+        tracker.finishAll()
+        order.flushAll()
+        let summary = InputSummary(
+            input: source.name, stats: tracker.stats, error: failure, filteredOut: source.filteredOut,
+            peakReassemblyBytes: tracker.budget.peak, attempts: order.emitted, failures: order.failures)
+        sink.end(summary)
+        return summary
+    }
+
+    /// Facts and verdict for a finished session.
+    static func assess(_ session: TCPSession, dns: DNSTable) -> Attempt {
+        let tcp = TCPFacts(session)
+        let rdp = (session.consumer as? RDPStreamConsumer)?.facts ?? RDPFacts()
+        let resolutions = dns.resolutions(
+            of: session.server.address, askedBy: session.client.address, before: session.firstFrame.time)
+        let facts = AttemptFacts(tcp: tcp, rdp: rdp, dns: resolutions)
+        return Attempt(facts: facts, verdict: Classifier.classify(facts))
+    }
+}
+
+/// Restores the order in which attempts started, within a bounded window.
+final class ReorderBuffer {
+    let window: Int
+    let sink: any AnalysisSink
+    private var ready: [Int: Attempt] = [:]
+    private var next = 0
+    private(set) var emitted = 0
+    private(set) var failures = 0
+
+    init(window: Int, sink: any AnalysisSink) {
+        self.window = window
+        self.sink = sink
+    }
+
+    func add(_ a: Attempt) {
+        ready[a.facts.tcp.id] = a
+        while let r = ready.removeValue(forKey: next) {
+            emit(r)
+            next += 1
+        }
+        if ready.count > window {
+            // An early attempt is still open: let the finished ones through rather than grow.
+            flushAll()
+        }
+    }
+
+    func flushAll() {
+        for id in ready.keys.sorted() {
+            if let r = ready.removeValue(forKey: id) { emit(r) }
+            next = max(next, id + 1)
+        }
+    }
+
+    private func emit(_ a: Attempt) {
+        emitted += 1
+        if a.verdict.isFailure { failures += 1 }
+        sink.attempt(a)
+    }
+}

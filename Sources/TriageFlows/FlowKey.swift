@@ -1,0 +1,88 @@
+import TriageCapture
+import TriageDecoding
+
+/// Which way a packet goes within a session.
+public enum Direction: Int, Sendable, Codable, CaseIterable {
+    case clientToServer = 0
+    case serverToClient = 1
+
+    public var reversed: Direction { self == .clientToServer ? .serverToClient : .clientToServer }
+    /// The side that sends in this direction.
+    public var sender: Side { self == .clientToServer ? .client : .server }
+}
+
+/// A side of a session.
+public enum Side: String, Sendable, Codable {
+    case client
+    case server
+
+    public var sending: Direction { self == .client ? .clientToServer : .serverToClient }
+}
+
+/// A frame number and its capture time: the unit of evidence.
+public struct FrameRef: Sendable, Hashable, Codable {
+    public var frame: Int
+    public var time: Timestamp
+    public init(frame: Int, time: Timestamp) {
+        self.frame = frame
+        self.time = time
+    }
+}
+
+/// Times are ISO 8601 strings in JSON: readable, and exact to the nanosecond.
+extension Timestamp: Codable {
+    public init(from decoder: any Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        guard let t = Timestamp(iso8601: text) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "bad time \(text)"))
+        }
+        self = t
+    }
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(iso8601)
+    }
+}
+
+/// A TCP connection's two endpoints, in an order that does not depend on the packet's
+/// direction, so both directions find the same session. A plain value: hashing it does
+/// not allocate.
+public struct FlowKey: Hashable, Sendable {
+    public var low: Endpoint
+    public var high: Endpoint
+
+    @inline(__always)
+    public init(_ a: Endpoint, _ b: Endpoint) {
+        if a.address < b.address || (a.address == b.address && a.port <= b.port) {
+            low = a
+            high = b
+        } else {
+            low = b
+            high = a
+        }
+    }
+
+    public func hash(into h: inout Hasher) {
+        h.combine(low.address.high ^ (high.address.high &* 0x9E37_79B9_7F4A_7C15))
+        h.combine(low.address.low)
+        h.combine(high.address.low)
+        h.combine(UInt32(low.port) << 16 | UInt32(high.port))
+    }
+}
+
+extension Endpoint: Codable {
+    enum CodingKeys: String, CodingKey { case address, port }
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let text = try c.decode(String.self, forKey: .address)
+        guard let a = IPAddress(text) else {
+            throw DecodingError.dataCorruptedError(forKey: .address, in: c, debugDescription: "bad address \(text)")
+        }
+        self.init(a, try c.decode(UInt16.self, forKey: .port))
+    }
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(address.description, forKey: .address)
+        try c.encode(port, forKey: .port)
+    }
+}

@@ -1,0 +1,379 @@
+import DequeModule
+import TriageCapture
+import TriageDecoding
+
+/// What the tracker follows and how much it may hold.
+public struct TrackerConfiguration: Sendable {
+    /// TCP ports whose connections are RDP attempts (3389 plus `--port`).
+    public var ports: [UInt16] = [3389]
+    /// Also follow connections on other ports whose first client bytes are an X.224
+    /// Connection Request.
+    public var detectRDPOnAnyPort = true
+    public var streamLimits = StreamReassembler.Limits()
+    /// Bytes all sessions together may hold in reassembly buffers.
+    public var memoryLimit = 256 << 20
+    /// Seconds (capture time) a closed or reset session waits for stragglers before it is reported.
+    public var closeLinger = 5.0
+    /// Seconds after the last packet before an unanswered handshake is reported.
+    public var handshakeTimeout = 75.0
+    /// Seconds of silence after which an open session is reported as idle.
+    public var idleTimeout = 600.0
+    /// Most half-seen connections on other ports waiting to show their first bytes.
+    public var maxCandidates = 65536
+    public var dnsCapacity = 4096
+
+    public init() {}
+}
+
+/// Frame counts for the whole input, for the report's footer and for sanity checks.
+public struct TrackerStats: Sendable, Codable, Equatable {
+    public var frames = 0
+    /// Frames cut by the snapshot length.
+    public var cutFrames = 0
+    public var notIP = 0
+    /// Frames whose headers were cut or malformed before the transport layer.
+    public var undecodable = 0
+    public var ipFragments = 0
+    public var tcpFrames = 0
+    public var udpFrames = 0
+    public var icmpFrames = 0
+    /// TCP frames that belonged to RDP sessions.
+    public var sessionFrames = 0
+    public var icmpErrorsMatched = 0
+    public var icmpErrorsUnmatched = 0
+    /// Packets of a session that was already reported (after its linger time).
+    public var latePackets = 0
+    public var candidatesEvicted = 0
+    public var sessions = 0
+    public var dnsResponses = 0
+
+    public init() {}
+}
+
+/// Follows every RDP-bound TCP connection attempt: one `TCPSession` per attempt, from
+/// files and live interfaces alike. The clock is the capture's: timeouts use packet
+/// timestamps, so a file analyzes the same way every time.
+public final class SessionTracker {
+    public let configuration: TrackerConfiguration
+    public let budget: ReassemblyBudget
+    public let dns: DNSTable
+    public private(set) var stats = TrackerStats()
+    /// Called once per session when it is over (or at the end of the input).
+    private let onFinish: (TCPSession, DNSTable) -> Void
+    private let factory: (any StreamConsumerFactory)?
+
+    private var portMap = [UInt64](repeating: 0, count: 1024)
+    private var sessions: [FlowKey: TCPSession] = [:]
+    private var candidates: [FlowKey: Candidate] = [:]
+    private var candidateOrder: Deque<FlowKey> = []
+    private var tombstones: [FlowKey: Timestamp] = [:]
+    private var nextID = 0
+    private var clock = Timestamp(nanoseconds: Int64.min)
+    private var lastSweep = Timestamp(nanoseconds: Int64.min)
+    private var sweepScratch: [FlowKey] = []
+    /// The input (file or interface) the packets come from; frame numbers are per input.
+    public let input: String
+
+    /// A connection on another port, summarised until its first bytes say whether it is RDP.
+    struct Candidate {
+        var client: Endpoint
+        var synFrames: [FrameRef]
+        var synCount: Int
+        var clientISN: UInt32
+        var synAck: FrameRef?
+        var serverISN: UInt32?
+        var synAckCount = 0
+        var lastSeen: Timestamp
+        /// Its first bytes were not RDP: ignore the rest.
+        var notRDP = false
+        var ended = false
+    }
+
+    public init(input: String, configuration: TrackerConfiguration, factory: (any StreamConsumerFactory)?,
+                onFinish: @escaping (TCPSession, DNSTable) -> Void) {
+        self.input = input
+        self.configuration = configuration
+        self.budget = ReassemblyBudget(limit: configuration.memoryLimit)
+        self.dns = DNSTable(capacity: configuration.dnsCapacity)
+        self.factory = factory
+        self.onFinish = onFinish
+        for p in configuration.ports { portMap[Int(p >> 6)] |= 1 << UInt64(p & 63) }
+        sweepScratch.reserveCapacity(64)
+    }
+
+    @inline(__always)
+    func isRDPPort(_ p: UInt16) -> Bool { portMap[Int(p >> 6)] & (1 << UInt64(p & 63)) != 0 }
+
+    /// Sessions not yet reported.
+    public var activeSessionCount: Int { sessions.count }
+    public var candidateCount: Int { candidates.count }
+
+    /// Takes one decoded frame. `bytes` are the frame's captured bytes (the payload is at
+    /// `packet.payloadOffset`); `frameLength` is its length on the wire.
+    public func process(_ p: DecodedPacket, bytes: UnsafeRawBufferPointer, frameLength: Int, at ref: FrameRef) {
+        stats.frames += 1
+        if ref.time > clock {
+            clock = ref.time
+            if clock.nanoseconds &- lastSweep.nanoseconds >= 1_000_000_000 || lastSweep.nanoseconds == Int64.min {
+                sweep()
+                lastSweep = clock
+            }
+        }
+        if p.truncated { stats.cutFrames += 1 }
+        if p.isFragment { stats.ipFragments += 1 }
+        switch p.problem {
+        case .none: break
+        case .notIP, .unsupportedLinkType:
+            stats.notIP += 1
+            return
+        case .laterFragment:
+            return
+        default:
+            stats.undecodable += 1
+            return
+        }
+        switch p.transport {
+        case IPProto.tcp:
+            stats.tcpFrames += 1
+            handleTCP(p, bytes: bytes, frameLength: frameLength, at: ref)
+        case IPProto.udp:
+            stats.udpFrames += 1
+            if p.udpSourcePort == 53 || p.udpDestinationPort == 53 {
+                let payload = payloadBytes(p, bytes)
+                dns.record(payload, from: p.source, to: p.destination, fromServer: p.udpSourcePort == 53, at: ref)
+                stats.dnsResponses = dns.responses
+            }
+        case IPProto.icmp, IPProto.icmpv6:
+            stats.icmpFrames += 1
+            if p.icmp.isError, let q = p.icmp.quoted, q.proto == IPProto.tcp, q.hasPorts {
+                handleICMP(p, quoted: q, at: ref)
+            }
+        default: break
+        }
+    }
+
+    @inline(__always)
+    private func payloadBytes(_ p: DecodedPacket, _ bytes: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
+        let start = min(max(0, p.payloadOffset), bytes.count)
+        let end = min(bytes.count, start + max(0, p.payloadLength))
+        return UnsafeRawBufferPointer(rebasing: bytes[start..<end])
+    }
+
+    private func handleTCP(_ p: DecodedPacket, bytes: UnsafeRawBufferPointer, frameLength: Int, at ref: FrameRef) {
+        let src = Endpoint(p.source, p.tcp.sourcePort)
+        let dst = Endpoint(p.destination, p.tcp.destinationPort)
+        let key = FlowKey(src, dst)
+        let flags = p.tcp.flags
+        let isSYN = flags.contains(.syn) && !flags.contains(.ack)
+        if let s = sessions[key] {
+            if isSYN && isNewAttempt(s, from: src, isn: p.tcp.sequence) {
+                let next = nextID
+                s.supersededBy = next
+                finalize(s)
+                let n = makeSession(client: src, server: dst, roleSource: .syn, at: ref)
+                deliver(p, to: n, from: src, bytes: bytes, frameLength: frameLength, at: ref)
+            } else {
+                deliver(p, to: s, from: src, bytes: bytes, frameLength: frameLength, at: ref)
+            }
+            return
+        }
+        if !isSYN, let t = tombstones[key], ref.time.nanoseconds &- t.nanoseconds < 60_000_000_000 {
+            stats.latePackets += 1
+            return
+        }
+        if isRDPPort(dst.port) || isRDPPort(src.port) {
+            let s: TCPSession
+            if isSYN {
+                s = makeSession(client: src, server: dst, roleSource: .syn, at: ref)
+            } else if flags.contains(.syn) {
+                // SYN-ACK without the SYN: the receiver is the client.
+                s = makeSession(client: dst, server: src, roleSource: .port, at: ref)
+            } else {
+                let serverIsDst = isRDPPort(dst.port) && (!isRDPPort(src.port) || dst.port <= src.port)
+                s = serverIsDst
+                    ? makeSession(client: src, server: dst, roleSource: .port, at: ref)
+                    : makeSession(client: dst, server: src, roleSource: .port, at: ref)
+            }
+            deliver(p, to: s, from: src, bytes: bytes, frameLength: frameLength, at: ref)
+            return
+        }
+        guard configuration.detectRDPOnAnyPort else { return }
+        handleOtherPort(p, key: key, src: src, dst: dst, bytes: bytes, frameLength: frameLength, at: ref)
+    }
+
+    /// A SYN on a 5-tuple that has a session: a retransmission, or a new attempt.
+    private func isNewAttempt(_ s: TCPSession, from src: Endpoint, isn: UInt32) -> Bool {
+        guard src == s.client, s.roleSource == .syn || s.roleSource == .payload else { return true }
+        guard let known = s.clientISN else { return true }
+        return known != isn
+    }
+
+    private func handleOtherPort(_ p: DecodedPacket, key: FlowKey, src: Endpoint, dst: Endpoint,
+                                 bytes: UnsafeRawBufferPointer, frameLength: Int, at ref: FrameRef) {
+        let flags = p.tcp.flags
+        if var c = candidates[key] {
+            c.lastSeen = ref.time
+            if c.notRDP {
+                if flags.contains(.rst) || flags.contains(.fin) { c.ended = true }
+                candidates[key] = c
+                return
+            }
+            if flags.contains(.syn) && !flags.contains(.ack) && src == c.client {
+                if p.tcp.sequence == c.clientISN {
+                    c.synCount += 1
+                    if c.synFrames.count < TCPSession.maxSYNRecords { c.synFrames.append(ref) }
+                    candidates[key] = c
+                    return
+                }
+                // A new attempt on the same 5-tuple: start over.
+                candidates[key] = nil
+                addCandidate(p, key: key, src: src, at: ref)
+                return
+            }
+            if flags.contains(.syn) && flags.contains(.ack) && src != c.client {
+                c.synAckCount += 1
+                if c.synAck == nil {
+                    c.synAck = ref
+                    c.serverISN = p.tcp.sequence
+                }
+                candidates[key] = c
+                return
+            }
+            if p.payloadLength > 0 {
+                if src == c.client && looksLikeConnectionRequest(payloadBytes(p, bytes)) {
+                    candidates[key] = nil
+                    let s = makeSession(client: c.client, server: src == c.client ? dst : src, roleSource: .syn, at: c.synFrames.first ?? ref)
+                    s.seedHandshake(
+                        synFrames: c.synFrames, synCount: c.synCount, clientISN: c.clientISN, synAck: c.synAck,
+                        serverISN: c.serverISN, synAckCount: c.synAckCount)
+                    deliver(p, to: s, from: src, bytes: bytes, frameLength: frameLength, at: ref)
+                    return
+                }
+                c.notRDP = true
+            }
+            if flags.contains(.rst) || flags.contains(.fin) { c.ended = true }
+            candidates[key] = c
+            return
+        }
+        if flags.contains(.syn) && !flags.contains(.ack) {
+            addCandidate(p, key: key, src: src, at: ref)
+            return
+        }
+        // Mid-stream: only a Connection Request as the segment's first bytes makes it RDP.
+        if p.payloadLength > 0 && looksLikeConnectionRequest(payloadBytes(p, bytes)) {
+            let s = makeSession(client: src, server: dst, roleSource: .payload, at: ref)
+            deliver(p, to: s, from: src, bytes: bytes, frameLength: frameLength, at: ref)
+        }
+    }
+
+    private func addCandidate(_ p: DecodedPacket, key: FlowKey, src: Endpoint, at ref: FrameRef) {
+        if candidates.count >= configuration.maxCandidates {
+            while candidates.count >= configuration.maxCandidates, let old = candidateOrder.popFirst() {
+                if candidates.removeValue(forKey: old) != nil { stats.candidatesEvicted += 1 }
+            }
+        }
+        var frames: [FrameRef] = []
+        frames.reserveCapacity(2)
+        frames.append(ref)
+        candidates[key] = Candidate(
+            client: src, synFrames: frames, synCount: 1, clientISN: p.tcp.sequence, lastSeen: ref.time)
+        candidateOrder.append(key)
+    }
+
+    /// TPKT version 3 with a consistent length, then an X.224 Connection Request
+    /// (MS-RDPBCGR 2.2.1.1, X.224 section 13.3).
+    func looksLikeConnectionRequest(_ b: UnsafeRawBufferPointer) -> Bool {
+        guard b.count >= 11, b[0] == 3, b[1] == 0 else { return false }
+        let tpktLength = Int(b[2]) << 8 | Int(b[3])
+        return tpktLength >= 11 && Int(b[4]) == tpktLength - 5 && b[5] & 0xF0 == 0xE0
+    }
+
+    private func makeSession(client: Endpoint, server: Endpoint, roleSource: RoleSource, at ref: FrameRef) -> TCPSession {
+        let s = TCPSession(
+            id: nextID, client: client, server: server, roleSource: roleSource, input: input, first: ref,
+            limits: configuration.streamLimits, budget: budget)
+        nextID += 1
+        stats.sessions += 1
+        if let factory { s.attach(factory.makeConsumer(for: s)) }
+        sessions[s.key] = s
+        tombstones[s.key] = nil
+        return s
+    }
+
+    private func deliver(_ p: DecodedPacket, to s: TCPSession, from src: Endpoint, bytes: UnsafeRawBufferPointer,
+                         frameLength: Int, at ref: FrameRef) {
+        stats.sessionFrames += 1
+        let d: Direction = src == s.client ? .clientToServer : .serverToClient
+        s.handle(p, direction: d, payload: payloadBytes(p, bytes), frameLength: frameLength, at: ref)
+    }
+
+    private func handleICMP(_ p: DecodedPacket, quoted q: QuotedDatagram, at ref: FrameRef) {
+        let key = FlowKey(Endpoint(q.source, q.sourcePort), Endpoint(q.destination, q.destinationPort))
+        if let s = sessions[key] {
+            stats.icmpErrorsMatched += 1
+            s.handleICMP(p, quoted: q, at: ref)
+        } else {
+            stats.icmpErrorsUnmatched += 1
+        }
+    }
+
+    /// Reports sessions that are over by the capture clock, and forgets stale candidates.
+    private func sweep() {
+        let now = clock
+        sweepScratch.removeAll(keepingCapacity: true)
+        for (key, s) in sessions {
+            let quiet = now.seconds(since: s.lastFrame.time)
+            let over: Bool
+            switch s.state {
+            case .reset, .closed: over = quiet >= configuration.closeLinger
+            case .synSent: over = quiet >= configuration.handshakeTimeout
+            default: over = quiet >= configuration.idleTimeout
+            }
+            if over { sweepScratch.append(key) }
+        }
+        if !sweepScratch.isEmpty {
+            let due = sweepScratch.compactMap { sessions[$0] }.sorted { $0.id < $1.id }
+            for s in due {
+                if !(s.state == .reset || s.state == .closed || s.state == .synSent) { s.endedIdle = true }
+                finalize(s)
+            }
+        }
+        sweepScratch.removeAll(keepingCapacity: true)
+        for (key, c) in candidates {
+            let quiet = now.seconds(since: c.lastSeen)
+            if quiet >= configuration.idleTimeout || (c.ended && quiet >= configuration.closeLinger)
+                || (c.synAck == nil && quiet >= configuration.handshakeTimeout)
+            {
+                sweepScratch.append(key)
+            }
+        }
+        for key in sweepScratch { candidates[key] = nil }
+        if candidateOrder.count > 2 * max(candidates.count, 1024) {
+            candidateOrder = Deque(candidateOrder.filter { candidates[$0] != nil })
+        }
+        sweepScratch.removeAll(keepingCapacity: true)
+        for (key, t) in tombstones where now.seconds(since: t) > 60 { sweepScratch.append(key) }
+        for key in sweepScratch { tombstones[key] = nil }
+    }
+
+    private func finalize(_ s: TCPSession) {
+        guard !s.finalized else { return }
+        s.finalized = true
+        s.finish()
+        if sessions[s.key] === s {
+            sessions[s.key] = nil
+            tombstones[s.key] = s.lastFrame.time
+        }
+        onFinish(s, dns)
+    }
+
+    /// The input is over (end of file, or live capture stopped): reports every session
+    /// still open, in the order they started.
+    public func finishAll() {
+        let open = sessions.values.sorted { $0.id < $1.id }
+        for s in open { finalize(s) }
+        candidates.removeAll()
+        candidateOrder.removeAll()
+        tombstones.removeAll()
+    }
+}

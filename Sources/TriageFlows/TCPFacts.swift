@@ -1,0 +1,204 @@
+import TriageCapture
+import TriageDecoding
+
+/// What happened to a connection attempt at the TCP level.
+public enum TCPOutcome: String, Sendable, Codable, CaseIterable {
+    /// SYNs with no answer at all.
+    case synUnanswered = "syn-unanswered"
+    /// The SYN was answered with an RST.
+    case refused
+    /// An ICMP error answered the SYN.
+    case icmpUnreachable = "icmp-unreachable"
+    /// A SYN-ACK arrived but the client never completed the handshake.
+    case handshakeIncomplete = "handshake-incomplete"
+    /// RST after the handshake.
+    case reset
+    /// FIN after the handshake.
+    case closed
+    /// Still open when the capture ended (or silent past the idle timeout).
+    case open
+}
+
+/// One side's share of a session, for reports.
+public struct SideFacts: Sendable, Codable, Equatable {
+    /// Frames sent by this side, duplicates included (Wireshark's count).
+    public var frames: Int
+    /// Their total length on the wire.
+    public var frameBytes: Int64
+    /// Frames that were not copies of another frame.
+    public var packets: Int
+    /// TCP payload bytes on the wire, retransmissions included.
+    public var payloadBytes: Int64
+    /// Distinct stream bytes (highest sequence reached).
+    public var streamBytes: Int64
+    public var retransmissions: Int
+    public var firstRetransmission: FrameRef?
+    public var duplicates: Int
+    public var zeroWindows: Int
+    public var firstZeroWindow: FrameRef?
+    public var duplicateAcks: Int
+    public var sackBlocks: Int
+    public var outOfOrder: Int
+    public var largestSegment: Int
+    public var mss: UInt16?
+    public var windowScale: UInt8?
+    public var sackPermitted: Bool
+    public var timestamps: Bool
+    public var ttlMin: UInt8?
+    public var ttlMax: UInt8?
+    public var cutFrames: Int
+    public var fin: FinEvent?
+    public var rstCount: Int
+    public var gaps: [StreamGap]
+    public var gapCount: Int
+    public var gapBytes: Int64
+    /// Bytes the peer acknowledged beyond what the capture saw (never captured).
+    public var acknowledgedUnseen: Int64
+    public var overlapBytes: Int64
+    public var conflictingOverlapBytes: Int64
+    /// Bytes not reassembled because a memory limit was reached.
+    public var cutBytes: Int64
+    public var lastDataFrame: FrameRef?
+}
+
+/// The handshake timeline.
+public struct HandshakeFacts: Sendable, Codable, Equatable {
+    public var synCount: Int
+    public var syns: [FrameRef]
+    /// Seconds between successive SYNs (the client's retry back-off).
+    public var synIntervals: [Double]
+    public var synAck: FrameRef?
+    public var synAckCount: Int
+    public var completed: FrameRef?
+    /// Seconds from the last SYN before the SYN-ACK to the SYN-ACK (the server's RTT seen
+    /// from the capture point).
+    public var synAckDelay: Double?
+    /// Seconds from the SYN-ACK to the client's ACK.
+    public var ackDelay: Double?
+}
+
+/// Everything known about a connection attempt at the TCP level, as plain values: what
+/// the diagnosis and the reports read (never the packets).
+public struct TCPFacts: Sendable, Codable, Equatable {
+    public var input: String
+    public var id: Int
+    public var client: Endpoint
+    public var server: Endpoint
+    public var roleSource: RoleSource
+    public var outcome: TCPOutcome
+    public var established: Bool
+    /// The side whose packet ended the attempt (RST, FIN); nil when nobody ended it.
+    public var endedBy: Side?
+    /// The packet that decided the outcome (RST, FIN, ICMP, last SYN).
+    public var decisive: FrameRef?
+    public var first: FrameRef
+    public var last: FrameRef
+    public var handshake: HandshakeFacts
+    public var clientSide: SideFacts
+    public var serverSide: SideFacts
+    public var resets: [ResetEvent]
+    public var icmp: [ICMPEvent]
+    public var fragments: Int
+    /// No packet for longer than the idle timeout: reported before the capture ended.
+    public var idle: Bool
+    /// A later attempt reused this 5-tuple.
+    public var supersededBy: Int?
+
+    public var durationSeconds: Double { last.time.seconds(since: first.time) }
+
+    public func side(_ s: Side) -> SideFacts { s == .client ? clientSide : serverSide }
+}
+
+extension TCPFacts {
+    /// Summarises a finished session.
+    public init(_ s: TCPSession) {
+        input = s.input
+        id = s.id
+        client = s.client
+        server = s.server
+        roleSource = s.roleSource
+        established = s.isEstablished
+        first = s.firstFrame
+        last = s.lastFrame
+        fragments = s.fragments
+        idle = s.endedIdle
+        supersededBy = s.supersededBy
+        resets = s.resets
+        icmp = s.icmpErrors
+        let syns = s.synFrames
+        var intervals: [Double] = []
+        if syns.count > 1 {
+            for i in 1..<syns.count { intervals.append(syns[i].time.seconds(since: syns[i - 1].time)) }
+        }
+        var synAckDelay: Double?
+        if let sa = s.synAck, let lastSyn = syns.last(where: { $0.frame < sa.frame }) {
+            synAckDelay = sa.time.seconds(since: lastSyn.time)
+        }
+        handshake = HandshakeFacts(
+            synCount: s.synCount, syns: syns, synIntervals: intervals, synAck: s.synAck, synAckCount: s.synAckCount,
+            completed: s.handshakeAck, synAckDelay: synAckDelay,
+            ackDelay: s.synAck.flatMap { sa in s.handshakeAck.map { $0.time.seconds(since: sa.time) } })
+        clientSide = Self.side(s.stats.client, s.clientStream)
+        serverSide = Self.side(s.stats.server, s.serverStream)
+
+        let firstRST = s.resets.first
+        let fins = [s.stats.client.fin, s.stats.server.fin].compactMap { $0 }.sorted { $0.at.frame < $1.at.frame }
+        let unreachable = s.icmpErrors.first { $0.about == .client && Self.isUnreachable($0) }
+        if s.roleSource == .syn && !s.isEstablished {
+            if let r = s.resets.first(where: { $0.from == .server }) , s.synAck == nil {
+                outcome = .refused
+                endedBy = .server
+                decisive = r.at
+            } else if s.synAck == nil, let icmp = unreachable {
+                outcome = .icmpUnreachable
+                endedBy = nil
+                decisive = icmp.at
+            } else if s.synAck == nil {
+                outcome = firstRST.map { _ in .reset } ?? .synUnanswered
+                endedBy = firstRST?.from
+                decisive = firstRST?.at ?? syns.last
+            } else if let r = firstRST {
+                outcome = .reset
+                endedBy = r.from
+                decisive = r.at
+            } else {
+                outcome = .handshakeIncomplete
+                endedBy = nil
+                decisive = s.synAck
+            }
+        } else if let r = firstRST, fins.first.map({ r.at.frame < $0.at.frame }) ?? true {
+            // Whichever came first ends it: an RST after a FIN is only the tail of the close.
+            outcome = .reset
+            endedBy = r.from
+            decisive = r.at
+        } else if let f = fins.first {
+            outcome = .closed
+            endedBy = f.from
+            decisive = f.at
+        } else {
+            outcome = .open
+            endedBy = nil
+            decisive = nil
+        }
+    }
+
+    /// Destination unreachable (ICMP 3, ICMPv6 1) and time exceeded (11, 3): the errors
+    /// that stop a connection attempt.
+    public static func isUnreachable(_ e: ICMPEvent) -> Bool {
+        e.isV6 ? (e.type == 1 || e.type == 3) : (e.type == 3 || e.type == 11)
+    }
+
+    static func side(_ d: DirectionStats, _ r: StreamReassembler) -> SideFacts {
+        let acknowledgedUnseen = r.gaps.filter { $0.reason == "missing" }.reduce(Int64(0)) { $0 + $1.length }
+        return SideFacts(
+            frames: d.frames, frameBytes: d.frameBytes, packets: d.packets, payloadBytes: d.payloadBytes, streamBytes: r.highestEnd,
+            retransmissions: d.retransmissions, firstRetransmission: d.firstRetransmission, duplicates: d.duplicates,
+            zeroWindows: d.zeroWindows, firstZeroWindow: d.firstZeroWindow, duplicateAcks: d.duplicateAcks,
+            sackBlocks: d.sackBlocks, outOfOrder: d.outOfOrder, largestSegment: d.largestSegment, mss: d.mss,
+            windowScale: d.windowScale, sackPermitted: d.sackPermitted, timestamps: d.timestamps,
+            ttlMin: d.ttlMin <= d.ttlMax ? d.ttlMin : nil, ttlMax: d.ttlMin <= d.ttlMax ? d.ttlMax : nil,
+            cutFrames: d.cutFrames, fin: d.fin, rstCount: d.rstCount, gaps: r.gaps, gapCount: r.gapCount,
+            gapBytes: r.gapBytes, acknowledgedUnseen: acknowledgedUnseen, overlapBytes: r.overlapBytes,
+            conflictingOverlapBytes: r.conflictingBytes, cutBytes: r.cutBytes, lastDataFrame: d.lastDataFrame)
+    }
+}

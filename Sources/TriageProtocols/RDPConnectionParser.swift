@@ -1,0 +1,792 @@
+import TriageCapture
+import TriageDecoding
+import TriageFlows
+
+/// The RDP connection-sequence state machine of one TCP session (MS-RDPBCGR 1.3.1.1):
+/// X.224 negotiation, then either TLS (and CredSSP inside it for HYBRID / HYBRID_EX)
+/// or standard RDP security's MCS connect exchange in clear text. It feeds each
+/// direction's bytes, in order, to the pure parsers and collects `RDPFacts`.
+///
+/// It knows nothing of `TCPSession`: bytes come with their stream offset and a closure
+/// that maps an offset to the frame that carried it, so tests drive it directly and
+/// `RDPStreamConsumer` is a thin adapter.
+///
+/// Segmentation does not change the result: only complete PDUs are consumed, facts taken
+/// from a stream's first bytes are recomputed while those bytes are still offered, and
+/// evidence frames are those of each PDU's last byte (where tshark shows a reassembled PDU).
+public struct RDPConnectionParser: Sendable {
+    /// Maps a stream offset of the direction being parsed to the frame that carried it.
+    public typealias FrameLookup = (Int64) -> FrameRef?
+
+    /// Encrypted application records kept per direction; reading stops after them.
+    public static let maxApplicationRecordsPerDirection = 16
+    /// TPKT or fast-path PDUs read after the MCS connect exchange (for an X.224
+    /// Disconnect Request or an MCS Disconnect Provider Ultimatum); then reading stops.
+    public static let maxPDUsAfterConnect = 16
+    static let maxNotes = 16
+    static let maxAlerts = 8
+    static let maxMalformed = 4
+    /// A TLS handshake message larger than this is not buffered (certificate chains are
+    /// a few kilobytes).
+    static let maxHandshakeMessage = 128 * 1024
+    /// A TLS 1.3 record this small can hold a 2-byte alert plus the content type byte and
+    /// a 16-byte tag (19 bytes) with a little padding, but not a Finished (at least
+    /// 4 + 32 + 17 = 53 bytes).
+    static let tls13AlertMaxLength = 24
+
+    public private(set) var facts = RDPFacts()
+
+    /// Where one direction's parser is (STYLE.md 7: an explicit state, not flags).
+    enum Mode: Sendable, Equatable {
+        /// Nothing parsed yet: the first bytes decide.
+        case start
+        /// TPKT-framed X.224 and MCS PDUs (and fast-path PDUs after the connect phase).
+        case tpkt
+        /// TLS records.
+        case tls
+        /// Done with this direction (enough seen, or lost).
+        case stopped
+    }
+
+    /// A TLS record whose header was read but whose body has not arrived in full.
+    struct PendingRecord: Sendable {
+        var contentType: TLSContentType
+        var length: Int
+        var start: Int64
+    }
+
+    struct DirectionState: Sendable {
+        var mode = Mode.start
+        /// The first-bytes classification is settled.
+        var classified = false
+        /// End offset of the incomplete PDU at the head of the last offer, when its header
+        /// was readable: a gap inside it can be skipped without losing the framing.
+        var pendingEnd: Int64?
+        var pendingRecord: PendingRecord?
+        /// Bytes before this offset belong to a PDU lost in a gap.
+        var skipUntil: Int64?
+        /// After a gap at an unknown position: the next bytes must start a PDU.
+        var resyncByHeader = false
+        /// The last frame cited for this direction (the fallback when a lookup fails).
+        var lastFrame: FrameRef?
+        /// An MCS connect PDU went by: TLS can no longer start on this direction.
+        var sawMCS = false
+        var pdusAfterConnect = 0
+        /// Records from this side are encrypted (after its ChangeCipherSpec; TLS 1.3:
+        /// after the ServerHello).
+        var encrypted = false
+        /// An encrypted handshake record (Finished) was sent: this side's handshake is done.
+        var encryptedHandshake = false
+        /// TLS 1.3 encrypted handshake records the server sent (EncryptedExtensions first).
+        var encryptedHandshakeRecords = 0
+        /// Clear-text handshake messages can no longer be read (a gap, an oversized message).
+        var handshakeBroken = false
+        /// A handshake message that spans records, until it is complete.
+        var handshakeBuffer: [UInt8] = []
+        /// Version field of the last record (ClientHello records often say 0x0301, later
+        /// ones 0x0303): what a record after a gap must carry.
+        var recordVersion: UInt16?
+        var applicationRecords = 0
+        var sawFirstEncryptedRecord = false
+        /// Stream offset of the first handshake record (where a ClientHello starts).
+        var firstHandshakeRecord: Int64?
+    }
+
+    var client = DirectionState()
+    var server = DirectionState()
+    /// Alerts read from records (the TLS 1.3 "small final record" ones are derived).
+    var explicitAlerts: [TLSAlertFacts] = []
+    /// Records, alerts or a direction's mode changed since the derived facts were computed.
+    var derivedStale = false
+    /// Frame number of each note (for their order).
+    var noteFrames: [Int] = []
+
+    /// The capture may have started inside the streams (the SYN was not seen): binary first
+    /// bytes then say nothing about the service.
+    let startsMidStream: Bool
+
+    /// `startsMidStream`: the session's SYN was not captured, so offset 0 may fall inside
+    /// a PDU.
+    public init(startsMidStream: Bool = false) {
+        self.startsMidStream = startsMidStream
+    }
+
+    // MARK: - Stream events
+
+    /// New contiguous bytes of `direction` starting at stream offset `offset`.
+    public mutating func receive(
+        _ bytes: UnsafeRawBufferPointer, offset: Int64, direction: Direction, frame: FrameLookup
+    ) -> StreamDisposition {
+        var st = takeState(direction)
+        defer {
+            setState(direction, st)
+            refreshDerived()
+        }
+        guard st.mode != .stopped else { return StreamDisposition(consumed: bytes.count, wantsMore: false) }
+        var c = ByteCursor(bytes)
+        st.pendingEnd = nil
+        st.pendingRecord = nil
+        if let skip = st.skipUntil {
+            let n = Int(min(Int64(bytes.count), max(0, skip - offset)))
+            _ = c.skip(n)
+            if offset + Int64(n) >= skip { st.skipUntil = nil }
+            if c.isEmpty { return StreamDisposition(consumed: c.offset, wantsMore: true) }
+        }
+        if st.resyncByHeader {
+            switch resynchronize(&st, at: c) {
+            case nil:
+                return StreamDisposition(consumed: c.offset, wantsMore: true)
+            case false?:
+                lose(&st, direction, "no PDU header after a gap")
+                return StreamDisposition(consumed: bytes.count, wantsMore: false)
+            case true?:
+                st.resyncByHeader = false
+                note(direction, frame(offset + Int64(c.offset)) ?? st.lastFrame, "resynchronised after a gap")
+            }
+        }
+        if offset == 0 && c.offset == 0 && !st.classified {
+            // The stream's first bytes, offered again until the first PDU is consumed.
+            guard classifyFirstBytes(&st, c, direction: direction, frame: frame) else {
+                let done = st.mode == .stopped
+                return StreamDisposition(consumed: done ? bytes.count : 0, wantsMore: !done)
+            }
+        } else if st.mode == .start {
+            switch resynchronize(&st, at: c) {
+            case nil:
+                return StreamDisposition(consumed: c.offset, wantsMore: true)
+            case false?:
+                lose(&st, direction, "stream does not start at a PDU boundary")
+                return StreamDisposition(consumed: bytes.count, wantsMore: false)
+            case true?:
+                break
+            }
+        }
+        while !c.isEmpty && st.mode != .stopped {
+            let progressed: Bool
+            switch st.mode {
+            case .tpkt: progressed = stepTPKT(&st, &c, offset: offset, direction: direction, frame: frame)
+            case .tls: progressed = stepTLS(&st, &c, offset: offset, direction: direction, frame: frame)
+            case .start, .stopped: progressed = false
+            }
+            if !progressed { break }
+        }
+        if c.offset > 0 { st.classified = true }
+        if st.mode == .stopped { return StreamDisposition(consumed: bytes.count, wantsMore: false) }
+        return StreamDisposition(consumed: c.offset, wantsMore: true)
+    }
+
+    /// Bytes `[offset, offset + length)` of `direction` will never arrive.
+    public mutating func gap(at offset: Int64, length: Int64, direction: Direction, frame: FrameLookup) {
+        var st = takeState(direction)
+        defer {
+            setState(direction, st)
+            refreshDerived()
+        }
+        guard st.mode != .stopped else { return }
+        let resume = offset + length
+        if let r = st.pendingRecord, r.contentType == .applicationData {
+            // The gap starts inside an encrypted record whose header we read: its size and
+            // direction are all the CredSSP shape needs, so it still counts.
+            let at = frame(r.start) ?? st.lastFrame ?? Self.unknownFrame
+            addApplicationRecord(
+                &st, direction,
+                TLSFacts.RecordRun(at: at, from: direction.sender, contentType: r.contentType.rawValue, length: r.length))
+        } else if st.pendingEnd != nil {
+            if st.mode == .tls { st.handshakeBroken = st.handshakeBroken || !st.encrypted }
+            note(direction, st.lastFrame, "a PDU was partly lost in a gap")
+        }
+        if let end = st.pendingEnd, end >= resume {
+            // The gap ends inside that PDU: skip the rest of it and carry on in step.
+            st.skipUntil = end
+            st.pendingEnd = nil
+            st.pendingRecord = nil
+            return
+        }
+        st.pendingEnd = nil
+        st.pendingRecord = nil
+        st.skipUntil = nil
+        if !st.handshakeBuffer.isEmpty {
+            // A handshake message spanning records lost its middle: stop reading messages.
+            st.handshakeBuffer = []
+            st.handshakeBroken = true
+        }
+        // Lost at a PDU boundary or earlier: only a recognisable header can resume.
+        st.resyncByHeader = true
+    }
+
+    /// Nothing more will be delivered in `direction` (the reassembly limit was reached).
+    public mutating func cut(at offset: Int64, direction: Direction) {
+        var st = takeState(direction)
+        defer {
+            setState(direction, st)
+            refreshDerived()
+        }
+        guard st.mode != .stopped else { return }
+        lose(&st, direction, "reassembly limit reached at offset \(offset)")
+    }
+
+    // MARK: - First bytes
+
+    /// Classifies the stream's first bytes. Returns false when parsing should not go on
+    /// yet: still waiting for enough bytes of a non-RDP service, or finished with it.
+    mutating func classifyFirstBytes(
+        _ st: inout DirectionState, _ c: ByteCursor, direction: Direction, frame: FrameLookup
+    ) -> Bool {
+        guard let kind = PayloadClassifier.classify(c) else { return false }
+        // Binary bytes at the start of a capture that missed the SYN are more likely the
+        // middle of a PDU than another service.
+        let meaningful = !(startsMidStream && kind == .binary)
+        let recorded = meaningful ? kind : nil
+        if direction == .clientToServer { facts.firstClientPayload = recorded } else { facts.firstServerPayload = recorded }
+        switch kind {
+        case .x224ConnectionRequest, .x224ConnectionConfirm, .x224Other:
+            st.mode = .tpkt
+            return true
+        case .tls:
+            st.mode = .tls
+            return true
+        case .http, .ssh, .text, .binary:
+            if direction == .serverToClient && meaningful {
+                facts.serverBanner = kind == .binary ? nil : PayloadClassifier.banner(c)
+                facts.serverBannerAt = frame(0) ?? st.lastFrame
+            }
+            if PayloadClassifier.wantsMoreBytes(c) { return false }
+            st.classified = true
+            if meaningful {
+                st.mode = .stopped
+                note(direction, frame(0), "not RDP: first bytes are \(kind.rawValue)")
+            } else {
+                lose(&st, direction, "the capture starts inside the stream", frame: frame(0))
+            }
+            return false
+        }
+    }
+
+    /// After a gap: accepts the bytes only if they start a PDU of the mode this direction
+    /// was in (a TLS record header with the version seen before, or a TPKT header with a
+    /// known X.224 code). Random bytes pass those checks with negligible probability.
+    /// Nil while fewer bytes than a TPKT header and X.224 code are there.
+    mutating func resynchronize(_ st: inout DirectionState, at c: ByteCursor) -> Bool? {
+        guard c.remaining >= 6 else { return nil }
+        let tlsOK: Bool
+        if let header = try? TLSRecord.peekHeader(c) {
+            tlsOK = st.recordVersion.map { $0 == header.version.rawValue } ?? (0x0300...0x0304).contains(header.version.rawValue)
+        } else {
+            tlsOK = false
+        }
+        var tpktOK = false
+        if c.peekUInt8() == TPKTHeader.version, c.peekUInt8(at: 1) == 0, let length = c.peekUInt16BE(at: 2),
+            length >= 7, let code = c.peekUInt8(at: 5)
+        {
+            tpktOK = [0xE0, 0xD0, 0xF0, 0x80].contains(code & 0xF0)
+        }
+        switch st.mode {
+        case .tls where tlsOK: return true
+        case .tpkt where tpktOK: return true
+        case .tpkt where tlsOK && !st.sawMCS:
+            st.mode = .tls
+            return true
+        case .start where tlsOK:
+            st.mode = .tls
+            return true
+        case .start where tpktOK:
+            st.mode = .tpkt
+            return true
+        default: return false
+        }
+    }
+
+    // MARK: - TPKT phase
+
+    /// Reads one complete TPKT or fast-path PDU. Returns false when it needs more bytes or
+    /// stopped.
+    mutating func stepTPKT(
+        _ st: inout DirectionState, _ c: inout ByteCursor, offset: Int64, direction: Direction, frame: FrameLookup
+    ) -> Bool {
+        if !st.sawMCS {
+            switch TLSRecord.startsRecord(c) {
+            case true?:
+                // The Connection Confirm selected TLS: the handshake starts on the bare stream.
+                st.mode = .tls
+                return true
+            case nil:
+                return false
+            case false?:
+                break
+            }
+        }
+        let framing: RDPFraming
+        do {
+            framing = try RDPFraming.peek(c)
+        } catch .needMore {
+            return false
+        } catch {
+            lose(&st, direction, "TPKT framing: \(error.summary)", frame: frame(offset + Int64(c.offset)), lostSync: false)
+            return false
+        }
+        let start = offset + Int64(c.offset)
+        if case .fastPath = framing, !st.sawMCS {
+            // Fast-path PDUs exist only once the connection sequence is through MCS.
+            lose(&st, direction, "neither TPKT nor TLS where X.224 or MCS was due", frame: frame(start), lostSync: false)
+            return false
+        }
+        guard framing.length <= c.remaining, var pdu = c.readSlice(framing.length) else {
+            st.pendingEnd = start + Int64(framing.length)
+            return false
+        }
+        let at = evidence(&st, frame, start + Int64(framing.length) - 1)
+        switch framing {
+        case .tpkt:
+            handleTPKT(&st, &pdu, direction: direction, at: at)
+        case .fastPath:
+            st.pdusAfterConnect += 1
+        }
+        if st.sawMCS && st.pdusAfterConnect >= Self.maxPDUsAfterConnect { st.mode = .stopped }
+        return true
+    }
+
+    mutating func handleTPKT(_ st: inout DirectionState, _ pdu: inout ByteCursor, direction: Direction, at: FrameRef) {
+        let packet = pdu
+        let tpdu: X224TPDU
+        do {
+            tpdu = try X224.parse(&pdu)
+        } catch {
+            note(direction, at, "X.224: \(error.summary)")
+            return
+        }
+        switch tpdu {
+        case .connectionRequest(let cr):
+            guard direction == .clientToServer else { return note(direction, at, "X.224 Connection Request from the server") }
+            guard facts.connectionRequest == nil else { return }
+            facts.connectionRequest = ConnectionRequestFacts(
+                at: at, cookie: cr.cookie, routingToken: cr.routingToken,
+                hasNegotiationRequest: cr.negotiationRequest != nil,
+                requestedProtocols: cr.negotiationRequest?.requestedProtocols,
+                flags: cr.negotiationRequest?.flags.rawValue, correlationID: cr.correlationInfo?.correlationID)
+            if cr.unterminatedLine { note(direction, at, "cookie line without CR LF") }
+        case .connectionConfirm(let cc):
+            guard direction == .serverToClient else { return note(direction, at, "X.224 Connection Confirm from the client") }
+            guard facts.connectionConfirm == nil else { return }
+            var confirm = ConnectionConfirmFacts(
+                at: at, selectedProtocol: nil, flags: nil, failure: nil, noNegotiationData: false)
+            switch cc.negotiation {
+            case .none:
+                confirm.noNegotiationData = true
+            case .response(let flags, let selected):
+                confirm.selectedProtocol = selected
+                confirm.flags = flags.rawValue
+            case .failure(let flags, let code):
+                confirm.failure = code
+                confirm.flags = flags
+            case .unknown(let type):
+                note(direction, at, "Connection Confirm with negotiation type \(type)")
+            }
+            facts.connectionConfirm = confirm
+            derivedStale = true
+        case .disconnectRequest(let dr):
+            if facts.disconnectRequest == nil {
+                facts.disconnectRequest = at
+                facts.disconnectRequestFrom = direction.sender
+                facts.disconnectRequestReason = dr.reason
+            }
+        case .data(let userDataOffset, let userDataLength):
+            let from = packet.offset + TPKTHeader.size + userDataOffset
+            var data = ByteCursor(packet.base, from: from, to: from + userDataLength)
+            handleMCS(&st, &data, direction: direction, at: at)
+        case .other(let code):
+            note(direction, at, "X.224 \(code.name)")
+        }
+    }
+
+    mutating func handleMCS(_ st: inout DirectionState, _ data: inout ByteCursor, direction: Direction, at: FrameRef) {
+        if st.sawMCS { st.pdusAfterConnect += 1 }
+        if data.peekUInt8() == 0x7F, let second = data.peekUInt8(at: 1), second == 0x65 || second == 0x66 {
+            st.sawMCS = true
+            do {
+                if second == 0x65 {
+                    let ci = try MCSConnectInitial.parse(&data)
+                    if direction == .clientToServer && facts.mcsConnectInitial == nil {
+                        facts.mcsConnectInitial = Self.initialFacts(ci, at: at)
+                    }
+                } else {
+                    let cr = try MCSConnectResponse.parse(&data)
+                    if direction == .serverToClient && facts.mcsConnectResponse == nil {
+                        facts.mcsConnectResponse = responseFacts(cr, at: at, direction: direction)
+                    }
+                }
+            } catch {
+                note(direction, at, "MCS connect PDU: \(error.summary)")
+            }
+            return
+        }
+        guard let pdu = try? MCSDomainPDU.parse(&data) else { return }
+        if pdu.type == .disconnectProviderUltimatum && facts.disconnectProviderUltimatum == nil {
+            facts.disconnectProviderUltimatum = at
+            facts.disconnectProviderUltimatumFrom = direction.sender
+            facts.disconnectProviderUltimatumReason = pdu.reason
+        }
+    }
+
+    static func initialFacts(_ ci: MCSConnectInitial, at: FrameRef) -> MCSConnectInitialFacts {
+        let core = ci.clientData.core
+        return MCSConnectInitialFacts(
+            at: at, clientName: core?.clientName, clientBuild: core?.clientBuild, keyboardLayout: core?.keyboardLayout,
+            desktopWidth: core?.desktopWidth, desktopHeight: core?.desktopHeight, version: core?.version,
+            serverSelectedProtocol: core?.serverSelectedProtocol,
+            channels: ci.clientData.network?.channels.map(\.name) ?? [],
+            encryptionMethods: ci.clientData.security?.encryptionMethods)
+    }
+
+    mutating func responseFacts(_ cr: MCSConnectResponse, at: FrameRef, direction: Direction) -> MCSConnectResponseFacts {
+        var out = MCSConnectResponseFacts(
+            at: at, result: cr.result.rawValue, version: cr.serverData?.core?.version,
+            clientRequestedProtocols: cr.serverData?.core?.clientRequestedProtocols,
+            encryptionMethod: cr.serverData?.security?.encryptionMethod,
+            encryptionLevel: cr.serverData?.security?.encryptionLevel, certificateKind: nil, certificates: [])
+        switch cr.serverData?.security?.certificate {
+        case .proprietary(let p, let temporary):
+            out.certificateKind = "proprietary"
+            out.proprietaryKeyBits = p.keyBits
+            out.temporaryCertificate = temporary
+        case .x509(let chain, let temporary):
+            out.certificateKind = "x509"
+            out.temporaryCertificate = temporary
+            // The wire order is root first; facts list the leaf first, as TLS does.
+            for der in chain.reversed() {
+                do {
+                    out.certificates.append(try CertificateParser.facts(der: der))
+                } catch {
+                    note(direction, at, "server certificate: \(error.summary)")
+                }
+            }
+        case .unknown(let version):
+            out.certificateKind = "certChainVersion-\(version)"
+        case nil:
+            break
+        }
+        return out
+    }
+
+    // MARK: - TLS phase
+
+    /// Reads one complete TLS record. Returns false when it needs more bytes or stopped.
+    mutating func stepTLS(
+        _ st: inout DirectionState, _ c: inout ByteCursor, offset: Int64, direction: Direction, frame: FrameLookup
+    ) -> Bool {
+        let start = offset + Int64(c.offset)
+        let header: TLSRecordHeader
+        let fragment: ByteCursor
+        do {
+            (header, fragment) = try TLSRecord.read(&c)
+        } catch .needMore(let n) {
+            if let h = try? TLSRecord.peekHeader(c) {
+                st.pendingEnd = start + Int64(n)
+                st.pendingRecord = PendingRecord(contentType: h.contentType, length: h.length, start: start)
+            }
+            return false
+        } catch {
+            let at = frame(start) ?? st.lastFrame
+            var tls = facts.tls ?? TLSFacts()
+            if tls.malformed.count < Self.maxMalformed {
+                tls.malformed.append("\(direction.sender.rawValue)\(at.map { " frame \($0.frame)" } ?? ""): \(error.summary)")
+            }
+            facts.tls = tls
+            lose(&st, direction, "TLS record: \(error.summary)", frame: at, lostSync: false)
+            return false
+        }
+        let at = evidence(&st, frame, start + Int64(TLSRecordHeader.size + header.length) - 1)
+        st.recordVersion = header.version.rawValue
+        if header.contentType == .handshake && st.firstHandshakeRecord == nil { st.firstHandshakeRecord = start }
+        handleRecord(&st, header, fragment, direction: direction, at: at)
+        if st.applicationRecords >= Self.maxApplicationRecordsPerDirection {
+            st.mode = .stopped
+            derivedStale = true
+        }
+        return true
+    }
+
+    var isTLS13: Bool { (facts.tls?.serverHello?.version ?? 0) >= 0x0304 }
+
+    mutating func handleRecord(
+        _ st: inout DirectionState, _ header: TLSRecordHeader, _ fragment: ByteCursor, direction: Direction,
+        at: FrameRef
+    ) {
+        if facts.tls == nil { facts.tls = TLSFacts() }
+        let side = direction.sender
+        switch header.contentType {
+        case .changeCipherSpec:
+            if side == .client {
+                if facts.tls?.clientChangeCipherSpec == nil { facts.tls?.clientChangeCipherSpec = at }
+            } else if facts.tls?.serverChangeCipherSpec == nil {
+                facts.tls?.serverChangeCipherSpec = at
+            }
+            // In TLS 1.3 the record is a compatibility no-op (RFC 8446 D.4), and so is any
+            // CCS before the ServerHello (after a HelloRetryRequest): TLS 1.2 sends it only
+            // once the ServerHello is out.
+            if !isTLS13 && facts.tls?.serverHello != nil { st.encrypted = true }
+        case .alert:
+            var alert = TLSAlertFacts(at: at, from: side, level: nil, description: nil, encrypted: true)
+            if !st.encrypted && header.length == 2 {
+                var f = fragment
+                if let a = try? TLSAlert.parse(&f) {
+                    alert.level = a.level.rawValue
+                    alert.description = a.description.rawValue
+                    alert.encrypted = false
+                }
+            }
+            if explicitAlerts.count < Self.maxAlerts { explicitAlerts.append(alert) }
+            derivedStale = true
+        case .handshake:
+            if st.encrypted {
+                st.encryptedHandshake = true
+            } else if !st.handshakeBroken {
+                readHandshake(&st, fragment, direction: direction, at: at)
+            }
+        case .applicationData:
+            handleApplicationData(&st, header, direction: direction, at: at)
+        default:
+            break
+        }
+        updateHandshakeComplete(st, direction)
+    }
+
+    mutating func handleApplicationData(
+        _ st: inout DirectionState, _ header: TLSRecordHeader, direction: Direction, at: FrameRef
+    ) {
+        let run = TLSFacts.RecordRun(
+            at: at, from: direction.sender, contentType: header.contentType.rawValue, length: header.length)
+        if isTLS13 && facts.tls?.handshakeComplete != true {
+            if direction == .serverToClient {
+                // EncryptedExtensions, Certificate, CertificateVerify, Finished: the second
+                // record carries the (encrypted) certificate.
+                st.encryptedHandshake = true
+                st.encryptedHandshakeRecords += 1
+                if st.encryptedHandshakeRecords == 2, facts.tls?.certificateFrame == nil {
+                    facts.tls?.certificateFrame = at
+                }
+                return
+            }
+            if !st.sawFirstEncryptedRecord {
+                st.sawFirstEncryptedRecord = true
+                if header.length <= Self.tls13AlertMaxLength {
+                    // Too small for Finished: the client refused the server's flight.
+                    if explicitAlerts.count < Self.maxAlerts {
+                        explicitAlerts.append(TLSAlertFacts(at: at, from: .client, level: nil, description: nil, encrypted: true))
+                    }
+                    derivedStale = true
+                } else {
+                    st.encryptedHandshake = true
+                }
+                return
+            }
+        }
+        addApplicationRecord(&st, direction, run)
+    }
+
+    mutating func addApplicationRecord(_ st: inout DirectionState, _ direction: Direction, _ run: TLSFacts.RecordRun) {
+        if facts.tls == nil { facts.tls = TLSFacts() }
+        if direction == .clientToServer {
+            facts.tls?.clientApplicationBytes += Int64(run.length)
+        } else {
+            facts.tls?.serverApplicationBytes += Int64(run.length)
+        }
+        st.encrypted = true
+        guard st.applicationRecords < Self.maxApplicationRecordsPerDirection else { return }
+        st.applicationRecords += 1
+        derivedStale = true
+        // Both directions in capture order (a stable insertion by frame number).
+        var records = facts.tls?.applicationRecords ?? []
+        var i = records.count
+        while i > 0 && records[i - 1].at.frame > run.at.frame { i -= 1 }
+        records.insert(run, at: i)
+        facts.tls?.applicationRecords = records
+    }
+
+    /// Appends a clear-text handshake fragment and handles every complete message.
+    mutating func readHandshake(_ st: inout DirectionState, _ fragment: ByteCursor, direction: Direction, at: FrameRef) {
+        if st.handshakeBuffer.isEmpty {
+            var c = fragment
+            drainHandshake(&st, &c, direction: direction, at: at)
+            if !c.isEmpty { st.handshakeBuffer.append(contentsOf: c.remainingBytes) }
+        } else {
+            st.handshakeBuffer.append(contentsOf: fragment.remainingBytes)
+            var buffer = st.handshakeBuffer
+            let used = buffer.withUnsafeBytes { raw -> Int in
+                var c = ByteCursor(raw)
+                drainHandshake(&st, &c, direction: direction, at: at)
+                return c.offset
+            }
+            buffer.removeFirst(used)
+            st.handshakeBuffer = buffer
+        }
+        if st.handshakeBuffer.count > Self.maxHandshakeMessage {
+            st.handshakeBuffer = []
+            st.handshakeBroken = true
+            note(direction, at, "TLS handshake message larger than \(Self.maxHandshakeMessage) bytes; not parsed")
+        }
+    }
+
+    mutating func drainHandshake(_ st: inout DirectionState, _ c: inout ByteCursor, direction: Direction, at: FrameRef) {
+        while !c.isEmpty && !st.handshakeBroken && !st.encrypted {
+            guard let (header, body) = try? TLSHandshakeHeader.readMessage(&c) else { return }
+            handleHandshake(&st, header, body, direction: direction, at: at)
+        }
+    }
+
+    mutating func handleHandshake(
+        _ st: inout DirectionState, _ header: TLSHandshakeHeader, _ body: ByteCursor, direction: Direction, at: FrameRef
+    ) {
+        var b = body
+        do {
+            switch header.type {
+            case .clientHello where direction == .clientToServer:
+                let hello = try TLSClientHello.parse(&b)
+                if facts.tls?.clientHello == nil {
+                    facts.tls?.clientHello = TLSFacts.ClientHello(
+                        at: at, legacyVersion: hello.legacyVersion.rawValue, supportedVersions: hello.supportedVersions,
+                        serverName: hello.serverName, cipherSuites: hello.cipherSuites,
+                        streamOffset: st.firstHandshakeRecord)
+                }
+            case .serverHello where direction == .serverToClient:
+                let hello = try TLSServerHello.parse(&b)
+                if hello.isHelloRetryRequest {
+                    if facts.tls?.helloRetryRequest == nil { facts.tls?.helloRetryRequest = at }
+                } else if facts.tls?.serverHello == nil {
+                    facts.tls?.serverHello = TLSFacts.ServerHello(
+                        at: at, legacyVersion: hello.legacyVersion.rawValue, version: hello.version.rawValue,
+                        cipherSuite: hello.cipherSuite.rawValue)
+                    derivedStale = true
+                    if hello.version >= .tls13 {
+                        // Everything after the ServerHello is encrypted, both ways (RFC 8446 2).
+                        st.encrypted = true
+                        client.encrypted = true
+                    }
+                }
+            case .certificate where direction == .serverToClient && !isTLS13:
+                let message = try TLSCertificateMessage.parse(&b)
+                guard facts.tls?.certificateFrame == nil else { return }
+                facts.tls?.certificateFrame = at
+                for der in message.certificates {
+                    do {
+                        facts.tls?.certificates.append(try CertificateParser.facts(der: der))
+                    } catch {
+                        note(direction, at, "TLS certificate: \(error.summary)")
+                    }
+                }
+            case .serverHelloDone where direction == .serverToClient:
+                if facts.tls?.serverHelloDone == nil { facts.tls?.serverHelloDone = at }
+            default:
+                break
+            }
+        } catch {
+            note(direction, at, "TLS \(header.type.name): \(error.summary)")
+        }
+    }
+
+    /// `current` is the state of `direction`, not yet stored back.
+    mutating func updateHandshakeComplete(_ current: DirectionState, _ direction: Direction) {
+        guard var tls = facts.tls, !tls.handshakeComplete else { return }
+        let c = direction == .clientToServer ? current : client
+        let s = direction == .serverToClient ? current : server
+        let records = tls.applicationRecords
+        let dataBothWays = records.contains { $0.from == .client } && records.contains { $0.from == .server }
+        // TLS 1.2: both Finished messages (encrypted handshake after each CCS). TLS 1.3: the
+        // server's encrypted flight and the client's Finished.
+        tls.handshakeComplete = (c.encryptedHandshake && s.encryptedHandshake) || dataBothWays
+        facts.tls = tls
+    }
+
+    // MARK: - Derived facts
+
+    /// Recomputes what depends on the records seen so far: the CredSSP phase and the
+    /// TLS 1.3 alerts recognised by size and position.
+    mutating func refreshDerived() {
+        guard derivedStale, var tls = facts.tls else { return }
+        derivedStale = false
+        let records = tls.applicationRecords
+        // TLS 1.3: a small record that is the last its sender sent (while we were still
+        // reading that direction) is an alert hidden by encryption; it ends the connection.
+        var hidden: [TLSAlertFacts] = []
+        var candidates: [Int] = []
+        if isTLS13 {
+            for side in [Side.client, Side.server] {
+                let st = side == .client ? client : server
+                guard st.mode == .tls, let i = records.lastIndex(where: { $0.from == side }),
+                    records[i].length <= Self.tls13AlertMaxLength
+                else { continue }
+                candidates.append(i)
+            }
+        }
+        var credssp: CredSSPFacts?
+        if let selected = facts.connectionConfirm?.selectedProtocol, selected.usesCredSSP {
+            let overhead = RecordOverhead.estimate(
+                version: tls.serverHello?.version ?? 0x0303, cipherSuite: tls.serverHello?.cipherSuite)
+            let hybridEx = selected.contains(.hybridEx)
+            let first = CredSSPShape.classify(records: records, hybridEx: hybridEx, overhead: overhead)
+            // The 4-byte Early User Authorization Result is as small as an alert: its place
+            // in the exchange decides.
+            candidates.removeAll { i in
+                first.phase == .earlyUserAuthorization && first.records.last == records[i]
+            }
+            let kept = records.enumerated().filter { !candidates.contains($0.offset) }.map(\.element)
+            credssp = candidates.isEmpty ? first : CredSSPShape.classify(records: kept, hybridEx: hybridEx, overhead: overhead)
+        }
+        for i in candidates {
+            hidden.append(TLSAlertFacts(at: records[i].at, from: records[i].from, level: nil, description: nil, encrypted: true))
+        }
+        var alerts = explicitAlerts + hidden
+        alerts.sort { $0.at.frame < $1.at.frame }
+        tls.alerts = Array(alerts.prefix(Self.maxAlerts))
+        facts.tls = tls
+        if let credssp { facts.credssp = credssp }
+    }
+
+    // MARK: - Helpers
+
+    static let unknownFrame = FrameRef(frame: 0, time: Timestamp(nanoseconds: 0))
+
+    /// Moves a direction's state out (leaving a placeholder until `setState`), so that
+    /// mutating its handshake buffer does not copy it.
+    mutating func takeState(_ d: Direction) -> DirectionState {
+        var out = DirectionState()
+        if d == .clientToServer { swap(&out, &client) } else { swap(&out, &server) }
+        return out
+    }
+
+    mutating func setState(_ d: Direction, _ s: DirectionState) {
+        if d == .clientToServer { client = s } else { server = s }
+    }
+
+    /// The frame of a stream offset, falling back to the direction's last known frame.
+    func evidence(_ st: inout DirectionState, _ frame: FrameLookup, _ offset: Int64) -> FrameRef {
+        if let f = frame(offset) {
+            st.lastFrame = f
+            return f
+        }
+        return st.lastFrame ?? Self.unknownFrame
+    }
+
+    /// Adds a note, kept in frame order so that the order the two directions were read in
+    /// does not show.
+    mutating func note(_ direction: Direction, _ at: FrameRef?, _ text: String) {
+        guard facts.notes.count < Self.maxNotes else { return }
+        let frame = at.map { " frame \($0.frame)" } ?? ""
+        let key = at?.frame ?? Int.max
+        var i = noteFrames.count
+        while i > 0 && noteFrames[i - 1] > key { i -= 1 }
+        noteFrames.insert(key, at: i)
+        facts.notes.insert("\(direction.sender.rawValue)\(frame): \(text)", at: i)
+    }
+
+    /// Stops parsing a direction; `lostSync` when the capture (a gap, the reassembly limit,
+    /// a start mid-stream) took the parser's place, not when the peer sent garbage.
+    mutating func lose(
+        _ st: inout DirectionState, _ direction: Direction, _ why: String, frame: FrameRef? = nil, lostSync: Bool = true
+    ) {
+        st.mode = .stopped
+        st.handshakeBuffer = []
+        derivedStale = true
+        note(direction, frame ?? st.lastFrame, why)
+        if lostSync && !facts.lostSync.contains(direction.sender) { facts.lostSync.append(direction.sender) }
+    }
+}

@@ -1,0 +1,124 @@
+import TriageCapture
+import TriageDecoding
+import TriageDiagnosis
+import TriageEngine
+import TriageFlows
+import TriageProtocols
+
+/// The terminal report: one block per attempt, colour on a terminal, plain otherwise.
+public final class TextReport: AnalysisSink {
+    let out: ReportOutput
+    let options: ReportOptions
+    let color: Bool
+    private var attempts: [AttemptSummary] = []
+    private var origin: Timestamp?
+
+    public init(output: ReportOutput, options: ReportOptions) {
+        out = output
+        self.options = options
+        switch options.color {
+        case .always: color = true
+        case .never: color = false
+        case .auto: color = output.isTerminal && !environmentSays("NO_COLOR")
+        }
+    }
+
+    func paint(_ s: String, _ code: String) -> String { color ? "\u{1B}[\(code)m\(s)\u{1B}[0m" : s }
+    func bold(_ s: String) -> String { paint(s, "1") }
+
+    func labelColor(_ l: Label) -> String {
+        switch l {
+        case .success: "32"
+        case .incomplete: "33"
+        default: "31"
+        }
+    }
+
+    func emit(_ s: String) { out.line(options.redactor?.apply(s) ?? s) }
+
+    public func begin(_ input: InputInfo) {
+        attempts.removeAll()
+        origin = nil
+        var head = input.input == "-" ? "standard input" : input.input
+        if let lt = input.linkType { head += " (\(lt))" }
+        emit(bold(head))
+    }
+
+    public func attempt(_ a: Attempt) {
+        options.redactor?.register(a)
+        let t = a.facts.tcp
+        let v = a.verdict
+        attempts.append(AttemptSummary(id: t.id, facts: a.facts, verdict: v))
+        let o = origin ?? t.first.time
+        if origin == nil { origin = o }
+        emit("")
+        emit(
+            "  #\(t.id + 1)  \(t.client) → \(t.server)  " + bold(paint(v.label.rawValue, labelColor(v.label)))
+                + "  [\(v.cause.rawValue), \(v.stage.rawValue), ended by \(v.endedBy.rawValue), \(v.confidence.level.rawValue) confidence]")
+        emit("      " + v.summary)
+        if let c = v.clientReport, v.isFailure {
+            emit("      Windows client: \(c.display) — \(c.meaning)")
+        }
+        for d in v.details { emit("      · " + d) }
+        emit("      Confidence: \(v.confidence.level.rawValue) — \(v.confidence.reason)")
+        if !v.evidence.isEmpty {
+            emit("      Evidence:")
+            for e in v.evidence {
+                let frame = e.frame.map { "frame \($0)" } ?? "—"
+                let when = e.time.map { "  " + Format.relative($0, from: t.first.time) + " s" } ?? ""
+                emit("        \(frame.padded(11))\(when.padded(16))  \(e.what)")
+            }
+        }
+        emit("      " + Format.tcpLine(t))
+        if !v.remediation.isEmpty {
+            emit("      What to do:")
+            for (i, step) in v.remediation.enumerated() { emit("        \(i + 1). \(step)") }
+        }
+    }
+
+    public func end(_ s: InputSummary) {
+        if let e = s.error {
+            emit("")
+            emit(paint("  error: \(e.description)", "31"))
+        }
+        let stories = Story.build(attempts)
+        if !stories.isEmpty {
+            emit("")
+            emit(bold("  Story"))
+            for st in stories { emit("    " + st.narrative) }
+        }
+        if let code = options.reported {
+            let m = ReportedMatch.find(code, in: attempts)
+            emit("")
+            emit(bold("  Reported \(code)") + ": " + m.explanation)
+        }
+        emit("")
+        let byLabel = Dictionary(grouping: attempts, by: \.label).sorted { $0.key.rawValue < $1.key.rawValue }
+            .map { "\($0.value.count) \($0.key.rawValue)" }
+        let labels = byLabel.isEmpty ? "" : ": " + byLabel.joined(separator: ", ")
+        emit(
+            "  \(s.attempts) RDP attempt\(s.attempts == 1 ? "" : "s")\(labels); \(s.failures) failed; \(s.stats.frames) frames read"
+                + (s.stats.cutFrames > 0 ? ", \(s.stats.cutFrames) cut by the snapshot length" : "")
+                + (s.stats.ipFragments > 0 ? ", \(s.stats.ipFragments) IP fragments (not reassembled)" : "")
+                + (s.filteredOut > 0 ? ", \(s.filteredOut) filtered out" : "") + ".")
+        if s.attempts == 0 && s.error == nil {
+            emit("  No RDP connection attempt in this input (TCP 3389, --port ports, or an X.224 Connection Request on any port).")
+        }
+        out.flush()
+    }
+}
+
+func environmentSays(_ name: String) -> Bool {
+    guard let v = getenv(name) else { return false }
+    return v.pointee != 0
+}
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+extension String {
+    func padded(_ n: Int) -> String { count >= n ? self : self + String(repeating: " ", count: n - count) }
+}

@@ -1,0 +1,117 @@
+import Foundation
+import Testing
+
+/// The command line as users run it: exit codes, one-line errors, standard input, reports.
+@Suite struct CLITests {
+    let exe = Repo.executable
+
+    func run(_ args: [String], stdin: String? = nil) throws -> Run {
+        try Run.program(exe, args, stdin: stdin)
+    }
+
+    /// A capture from the lab in which the attempt failed (any will do).
+    var failing: String { Repo.captures + "/rst-refused.pcap" }
+    var healthy: String { Repo.captures + "/success-tls.pcap" }
+
+    @Test func executableWasBuilt() {
+        #expect(FileManager.default.isExecutableFile(atPath: exe), "\(exe)")
+    }
+
+    @Test func badInputsGetOneLineErrorsAndTheRunGoesOn() throws {
+        let dir = NSTemporaryDirectory() + "rdptriage-cli-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let good = try Data(contentsOf: URL(fileURLWithPath: failing))
+        let cases: [(String, Data?, String)] = [
+            ("empty.pcap", Data(), "empty file"),
+            ("text.pcap", Data("GET / HTTP/1.1\r\n".utf8), "not a pcap or pcapng file"),
+            ("cut-header.pcap", good.prefix(12), "cut"),
+            ("cut-record.pcap", good.prefix(good.count - 7), "cut in the middle of frame"),
+            ("missing.pcap", nil, "no such file"),
+            ("a-directory", nil, "is a directory"),
+        ]
+        var paths: [String] = []
+        for (name, data, _) in cases {
+            let p = dir + "/" + name
+            if let data { try data.write(to: URL(fileURLWithPath: p)) }
+            if name == "a-directory" { try FileManager.default.createDirectory(atPath: p, withIntermediateDirectories: true) }
+            paths.append(p)
+        }
+        let r = try run(["analyze", "--color", "never"] + paths + [healthy])
+        #expect(r.status == 2, "input errors take precedence: \(r.status)")
+        let lines = r.stderr.split(separator: "\n").map(String.init)
+        for ((_, _, message), path) in zip(cases, paths) {
+            let line = lines.first { $0.contains(path + ":") }
+            #expect(line != nil, "no error line for \(path): \(r.stderr)")
+            #expect(line?.contains(message) == true, "\(line ?? ""): expected \(message)")
+            #expect(line?.hasPrefix("rdptriage: ") == true)
+        }
+        #expect(lines.count == cases.count, "one line per bad input: \(lines)")
+        // The good file at the end was still analysed, and so was the cut file's first part.
+        #expect(r.stdout.contains("success"))
+        #expect(r.stdout.contains("cut-record.pcap"))
+        #expect(!r.stdout.contains("Fatal error"))
+        // The cut-record error names the byte offset.
+        #expect(lines.contains { $0.contains("cut-record.pcap") && $0.contains("at byte") })
+    }
+
+    @Test func standardInput() throws {
+        let r = try run(["analyze", "--format", "json", "-"], stdin: failing)
+        #expect(r.status == 1)
+        let json = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+        let inputs = json?["inputs"] as? [[String: Any]]
+        #expect(inputs?.first?["input"] as? String == "-")
+        #expect((inputs?.first?["attempts"] as? [Any])?.count ?? 0 >= 1)
+    }
+
+    @Test func exitCodes() throws {
+        #expect(try run(["analyze", healthy]).status == 0)
+        #expect(try run(["analyze", failing]).status == 1)
+        #expect(try run(["analyze", "--no-detect", "--filter", "udp", failing]).status == 3)
+        #expect(try run([]).status == 2)
+        #expect(try run(["analyze"]).status == 2)
+        #expect(try run(["analyze", "--format", "yaml", healthy]).status == 2)
+        #expect(try run(["analyze", "--port", "70000", healthy]).status == 2)
+        #expect(try run(["analyze", "--reported", "banana", healthy]).status == 2)
+        #expect(try run(["analyze", "--filter", "tcp port (", healthy]).status == 2)
+        #expect(try run(["--help"]).status == 0)
+    }
+
+    @Test func jsonSchema() throws {
+        let r = try run(["analyze", "--format", "json", failing, healthy])
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        #expect(json["schema"] as? String == "rdptriage.report")
+        #expect(json["schema_version"] as? Int == 1)
+        let inputs = try #require(json["inputs"] as? [[String: Any]])
+        #expect(inputs.count == 2)
+        let attempt = try #require((inputs[0]["attempts"] as? [[String: Any]])?.first)
+        let verdict = try #require(attempt["verdict"] as? [String: Any])
+        for key in ["label", "cause", "stage", "ended_by", "confidence", "summary", "evidence", "remediation", "client_report", "rule"] {
+            #expect(verdict[key] != nil, "verdict.\(key)")
+        }
+        for key in ["number", "client", "server", "tcp", "rdp", "dns"] { #expect(attempt[key] != nil, "attempt.\(key)") }
+        let summary = try #require(json["summary"] as? [String: Any])
+        #expect(summary["exit_code"] as? Int == 1)
+        #expect(summary["inputs"] as? Int == 2)
+    }
+
+    @Test func outputFile() throws {
+        let path = NSTemporaryDirectory() + "rdptriage-\(UUID().uuidString).md"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let r = try run(["analyze", "--format", "markdown", "--output", path, failing])
+        #expect(r.stdout.isEmpty)
+        let md = try String(contentsOfFile: path, encoding: .utf8)
+        #expect(md.contains("### Attempt 1"))
+        #expect(md.contains("| Frame |"))
+        #expect(try run(["analyze", "--output", "/nonexistent-dir/x.txt", failing]).status == 2)
+    }
+
+    @Test func redactReplacesAddressesEverywhere() throws {
+        let r = try run(["analyze", "--redact", "--format", "json", failing])
+        #expect(!r.stdout.contains("192.0.2.10"))
+        #expect(!r.stdout.contains("198.51.100.20"))
+        #expect(r.stdout.contains("198.18.0."))
+        // Same input, same pseudonyms.
+        #expect(try run(["analyze", "--redact", "--format", "json", failing]).stdout == r.stdout)
+    }
+}

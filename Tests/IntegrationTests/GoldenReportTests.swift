@@ -1,0 +1,49 @@
+import Foundation
+import Testing
+
+/// Reports for the committed captures, compared with reviewed files in
+/// Tests/Golden. After an intended change, regenerate them with
+/// `RDPTRIAGE_UPDATE_GOLDEN=1 swift test --filter GoldenReportTests` and review the diff.
+@Suite struct GoldenReportTests {
+    static let update = ProcessInfo.processInfo.environment["RDPTRIAGE_UPDATE_GOLDEN"] == "1"
+
+    static var captures: [String] {
+        Repo.committedCaptures.map { ($0 as NSString).lastPathComponent }
+    }
+
+    func render(_ capture: String, _ format: String) throws -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Repo.executable)
+        // Relative paths, so the reports do not depend on where the repository lives.
+        p.currentDirectoryURL = URL(fileURLWithPath: Repo.root)
+        p.arguments = ["analyze", "--color", "never", "--format", format, "captures/" + capture]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    @Test(arguments: captures)
+    func golden(_ capture: String) throws {
+        let base = (capture as NSString).deletingPathExtension
+        for (format, ext) in [("text", "txt"), ("json", "json"), ("markdown", "md")] {
+            let path = Repo.golden + "/\(base).\(ext)"
+            let got = try render(capture, format)
+            if Self.update {
+                try FileManager.default.createDirectory(atPath: Repo.golden, withIntermediateDirectories: true)
+                try got.write(toFile: path, atomically: true, encoding: .utf8)
+                continue
+            }
+            let want = try? String(contentsOfFile: path, encoding: .utf8)
+            #expect(want != nil, "no golden file \(path): run with RDPTRIAGE_UPDATE_GOLDEN=1 and review it")
+            if let want, want != got {
+                let firstDiff = zip(want.split(separator: "\n", omittingEmptySubsequences: false), got.split(separator: "\n", omittingEmptySubsequences: false))
+                    .enumerated().first { $0.element.0 != $0.element.1 }
+                Issue.record("\(path) differs at line \((firstDiff?.offset ?? 0) + 1):\n- \(firstDiff?.element.0 ?? "")\n+ \(firstDiff?.element.1 ?? "")")
+            }
+        }
+    }
+}

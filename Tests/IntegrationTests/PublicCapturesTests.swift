@@ -1,0 +1,140 @@
+import Foundation
+import Testing
+import TriageCapture
+import TriageDecoding
+import TriageDiagnosis
+import TriageEngine
+import TriageFlows
+import TriageProtocols
+
+/// Real Windows traffic from peers' test suites (../shared/captures-public), checked against
+/// what the peers' own tests expect of it (Zeek's rdp.log, Suricata's eve checks, nDPI's
+/// flow summary, the brute-force package's description). The verdicts follow from how each
+/// trace was cut: a trace that stops mid-sequence is `incomplete`, not a failure.
+@Suite(.enabled(if: Repo.publicCaptureFiles != nil, "../shared/captures-public is absent: public captures skipped"))
+struct PublicCapturesTests {
+    func load(_ name: String) throws -> Collect {
+        let path = Repo.publicCaptures + "/" + name
+        try #require(FileManager.default.fileExists(atPath: path), "\(path) missing")
+        let c = analyze(path)
+        #expect(c.summaries.first?.error == nil)
+        return c
+    }
+
+    func expectVerdict(_ a: Attempt, _ label: Label, _ cause: Cause, _ stage: Stage, _ ender: Ender,
+                       sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(a.verdict.label == label, "rule \(a.verdict.rule): \(a.verdict.summary)", sourceLocation: sourceLocation)
+        #expect(a.verdict.cause == cause, sourceLocation: sourceLocation)
+        #expect(a.verdict.stage == stage, sourceLocation: sourceLocation)
+        #expect(a.verdict.endedBy == ender, sourceLocation: sourceLocation)
+    }
+
+    /// zeek/rdp-x509.rdp.log: cookie JOHN-PC, result Success, security RDP, channels
+    /// rdpdr,rdpsnd,cliprdr,drdynvc, English - United States, RDP 8.1, JOHN-PC-LAPTOP,
+    /// 1920x1080, X.509 with 2 certificates, Client compatible, 128bit.
+    @Test func zeekX509() throws {
+        let c = try load("zeek/rdp-x509.pcap")
+        try #require(c.attempts.count == 1)
+        let a = c.attempts[0]
+        let r = a.facts.rdp
+        #expect(r.connectionRequest?.cookie?.trimmingCharacters(in: .whitespaces) == "JOHN-PC")
+        #expect(r.connectionConfirm?.selectedProtocol?.rawValue == 0)
+        let ci = try #require(r.mcsConnectInitial)
+        #expect(ci.channels == ["rdpdr", "rdpsnd", "cliprdr", "drdynvc"])
+        #expect(ci.keyboardLayout == 0x409)
+        #expect(ci.clientBuild == 9600)
+        #expect(ci.clientName == "JOHN-PC-LAPTOP")
+        #expect(ci.desktopWidth == 1920 && ci.desktopHeight == 1080)
+        let cr = try #require(r.mcsConnectResponse)
+        #expect(cr.result == 0)
+        #expect(cr.certificateKind == "x509")
+        // zeek/rdp-x509.x509.log: fingerprints, serials, 512-bit RSA keys, sha1WithRSA.
+        #expect(Set(cr.certificates.map(\.sha256)) == [
+            "e3859c4a77098a7b84589e0cb1171662d15699fc84c19d3421f7d52dc0dc59c9",
+            "bd97671306086c3393a1bd835340a68043557a7ae131b8ee72f4d015287024ba",
+        ])
+        #expect(Set(cr.certificates.map(\.serialNumber)) == ["59EB28CB02B1A0D4", "0100000001"])
+        #expect(cr.certificates.allSatisfy { $0.keyType == "RSA" && $0.keyBits == 512 && $0.signatureAlgorithm == "sha1WithRSA" })
+        #expect(cr.certificates.first { $0.serialNumber == "59EB28CB02B1A0D4" }?.notBefore == Timestamp(seconds: 1_423_664_106, nanos: 0))
+        #expect(cr.encryptionLevel == 2)
+        #expect(cr.encryptionMethod == 0x02)
+        // The trace stops right after the server's MCS Connect Response.
+        #expect(a.facts.tcp.outcome == .open)
+        expectVerdict(a, .incomplete, .none, .mcsConnect, .none)
+    }
+
+    /// zeek/rdp-unknown-keyboard.rdp.log: keyboard layout 263198 (unknown), no result: the
+    /// server's answer to the client data is not in the trace.
+    @Test func zeekUnknownKeyboard() throws {
+        let c = try load("zeek/rdp-unknown-keyboard.pcap")
+        try #require(c.attempts.count == 1)
+        let a = c.attempts[0]
+        #expect(a.facts.rdp.mcsConnectInitial?.keyboardLayout == 263_198)
+        #expect(a.facts.rdp.mcsConnectInitial?.clientName == "JOHN-PC-LAPTOP")
+        #expect(a.facts.rdp.mcsConnectResponse == nil)
+        #expect(a.facts.tcp.handshake.synCount == 2)
+        #expect(a.facts.tcp.handshake.synAckCount == 2)
+        #expect(a.facts.tcp.clientSide.retransmissions + a.facts.tcp.serverSide.retransmissions >= 2)
+        expectVerdict(a, .incomplete, .none, .mcsConnect, .none)
+    }
+
+    /// suricata/RDP-003.test.yaml: cookie A70067, Windows XP (v5) client, ISD2-KM84178,
+    /// height 864, channels rdpdr, cliprdr, rdpsnd; a full session the client closes.
+    @Test func suricataWindowsXP() throws {
+        let c = try load("suricata/RDP-003.pcap")
+        try #require(c.attempts.count == 1)
+        let a = c.attempts[0]
+        let r = a.facts.rdp
+        #expect(r.connectionRequest?.cookie == "A70067")
+        #expect(r.connectionRequest?.hasNegotiationRequest == false)
+        let ci = try #require(r.mcsConnectInitial)
+        #expect(ci.clientBuild == 2600)
+        #expect(ci.version == 0x0008_0004)
+        #expect(ci.clientName == "ISD2-KM84178")
+        #expect(ci.desktopHeight == 864)
+        #expect(ci.channels == ["rdpdr", "cliprdr", "rdpsnd"])
+        #expect(a.facts.tcp.outcome == .closed)
+        expectVerdict(a, .success, .none, .session, .client)
+    }
+
+    /// ndpi/rdp.pcap: BSD loopback, HYBRID_EX over TLS 1.2, 13 client and 7 server packets,
+    /// a normal start: the trace ends right after NLA.
+    @Test func ndpiHybridEx() throws {
+        let c = try load("ndpi/rdp.pcap")
+        try #require(c.attempts.count == 1)
+        let a = c.attempts[0]
+        let r = a.facts.rdp
+        #expect(r.connectionRequest?.cookie == nil)
+        #expect(r.connectionRequest?.requestedProtocols?.contains(.hybridEx) == true)
+        #expect(r.connectionConfirm?.selectedProtocol == .hybridEx)
+        #expect(r.tls?.serverHello?.version == 0x0303)
+        #expect(a.facts.tcp.clientSide.packets == 13)
+        #expect(a.facts.tcp.serverSide.packets == 7)
+        #expect(a.facts.tcp.clientSide.frameBytes + a.facts.tcp.serverSide.frameBytes == 3658)
+        expectVerdict(a, .incomplete, .none, .mcsConnect, .none)
+    }
+
+    /// initconf/RDP-bruteforce.pcap: 71 attempts from an internet brute-forcer, 6 of them
+    /// without SYN-ACK (the package's description and `tshark -z conv,tcp`). Independently
+    /// of rdptriage (tshark fields and a short script over `tcp.payload`): the 60 Connection
+    /// Requests all carry RDP_NEG_REQ asking for PROTOCOL_HYBRID, and 2 ServerHellos choose
+    /// TLS 1.0, 32 TLS 1.2 (`tshark -o tcp.analyze_sequence_numbers:FALSE`, one per stream: one
+    /// ServerHello only arrives as a late retransmission). (The README's "26 requests without RDP_NEG_REQ" does not hold:
+    /// every request in the trace has one.)
+    @Test func bruteForce() throws {
+        let c = try load("initconf/RDP-bruteforce.pcap")
+        #expect(c.attempts.count == 71)
+        #expect(c.attempts.filter { $0.facts.tcp.outcome == .synUnanswered }.count == 6)
+        #expect(c.attempts.filter { $0.verdict.label == .synUnanswered }.count == 6)
+        let requests = c.attempts.compactMap { $0.facts.rdp.connectionRequest }
+        #expect(requests.count == 60)
+        #expect(requests.allSatisfy { $0.hasNegotiationRequest && $0.requestedProtocols == .hybrid })
+        let versions = c.attempts.compactMap { $0.facts.rdp.tls?.serverHello?.version }
+        #expect(versions.filter { $0 == 0x0301 }.count == 2)
+        #expect(versions.filter { $0 == 0x0303 }.count == 32)
+        // Nanosecond file: the first frame is at 1534789457.000114000.
+        #expect(c.attempts.first?.facts.tcp.first.time == Timestamp(seconds: 1_534_789_457, nanos: 114_000))
+        // Six stories at most per client/server pair, and none of the attempts is "healthy" by accident.
+        #expect(c.attempts.filter { $0.verdict.label == .success }.count < 71)
+    }
+}

@@ -1,0 +1,129 @@
+import Testing
+
+@testable import TriageDecoding
+
+@Suite struct DNSTests {
+    /// A response for rdp.example.test: CNAME to host.example.test, then A 198.51.100.99 and
+    /// AAAA 2001:db8:2::99, names compressed with pointers.
+    static let response: [UInt8] = {
+        var m: [UInt8] = [0xbe, 0xef, 0x81, 0x80, 0, 1, 0, 3, 0, 0, 0, 0]
+        m += [3] + Array("rdp".utf8) + [7] + Array("example".utf8) + [4] + Array("test".utf8) + [0]  // at 12
+        m += [0, 1, 0, 1]
+        // CNAME rdp.example.test → host.example.test (host + pointer to "example.test" at 16)
+        m += [0xc0, 12, 0, 5, 0, 1, 0, 0, 0x0e, 0x10, 0, 7, 4] + Array("host".utf8) + [0xc0, 16]
+        let hostAt = m.count - 7
+        m += [0xc0, UInt8(hostAt), 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 198, 51, 100, 99]
+        m += [0xc0, UInt8(hostAt), 0, 28, 0, 1, 0, 0, 0, 60, 0, 16,
+              0x20, 0x01, 0x0d, 0xb8, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x99]
+        return m
+    }()
+
+    func decode(_ b: [UInt8]) throws -> DNSMessage {
+        try b.withUnsafeBytes { raw in try DNSMessage.decode(raw) }
+    }
+
+    @Test func responseWithCompressionAndCNAME() throws {
+        let m = try decode(Self.response)
+        #expect(m.id == 0xbeef)
+        #expect(m.isResponse)
+        #expect(m.rcode == 0)
+        #expect(m.questionName == "rdp.example.test")
+        #expect(m.questionType == 1)
+        #expect(m.answers.count == 3)
+        #expect(m.answers[0].target == "host.example.test")
+        #expect(m.answers[1].name == "host.example.test")
+        #expect(m.answers[1].address?.description == "198.51.100.99")
+        #expect(m.answers[2].address?.description == "2001:db8:2::99")
+    }
+
+    @Test func nxdomainKeepsTheName() throws {
+        var b = Array(Self.response.prefix(12 + 18 + 4))
+        b[3] = 0x83  // rcode 3
+        b[7] = 0  // no answers
+        let m = try decode(b)
+        #expect(m.rcode == 3)
+        #expect(m.questionName == "rdp.example.test")
+    }
+
+    @Test func pointerLoopIsAnError() {
+        var b: [UInt8] = [0, 1, 0x81, 0x80, 0, 1, 0, 0, 0, 0, 0, 0]
+        b += [0xc0, 12, 0, 1, 0, 1]  // the name points at itself
+        #expect(throws: DNSMessage.DecodeError.badName) { try decode(b) }
+    }
+
+    @Test func everyPrefixFailsCleanly() {
+        for n in 0..<Self.response.count {
+            #expect(throws: DNSMessage.DecodeError.self) { try decode(Array(Self.response.prefix(n))) }
+        }
+    }
+
+    @Test func randomBytesNeverTrap() {
+        var rng = SplitMix(seed: 53)
+        for _ in 0..<20_000 {
+            var b = Self.response
+            for _ in 0..<4 { b[Int(rng.next() % UInt64(b.count))] = UInt8(truncatingIfNeeded: rng.next()) }
+            _ = try? decode(b)
+        }
+    }
+}
+
+@Suite struct AddressTests {
+    @Test(arguments: [
+        "192.0.2.10", "0.0.0.0", "255.255.255.255", "2001:db8::1", "::1", "::", "2001:db8:1::10",
+        "fe80::1:2:3:4", "2001:db8:0:1:1:1:1:1", "1::", "2001:0:0:1::1",
+    ])
+    func roundTrip(_ text: String) {
+        #expect(IPAddress(text)?.description == text)
+    }
+
+    @Test func rfc5952Compression() {
+        #expect(IPAddress("2001:0db8:0000:0000:0001:0000:0000:0001")?.description == "2001:db8::1:0:0:1")
+        #expect(IPAddress("2001:db8:0:0:0:0:2:1")?.description == "2001:db8::2:1")
+    }
+
+    @Test(arguments: ["", "1.2.3", "1.2.3.256", "1::2::3", "12345::", "g::1", "1.2.3.4.5"])
+    func rejectsNonsense(_ text: String) {
+        #expect(IPAddress(text) == nil)
+    }
+
+    @Test func ordering() {
+        #expect(IPAddress("10.0.0.1")! < IPAddress("10.0.0.2")!)
+        #expect(IPAddress("255.0.0.1")! < IPAddress("::1")!)
+    }
+}
+
+@Suite struct CursorTests {
+    @Test func readsNeverPassTheEnd() {
+        let bytes: [UInt8] = [1, 2, 3]
+        withCursor(bytes) { c in
+            let a = c.readUInt32BE()
+            #expect(a == nil)
+            #expect(c.offset == 0)
+            let b = c.readUInt16BE()
+            #expect(b == 0x0102)
+            let d = c.readUInt16LE()
+            #expect(d == nil)
+            let e = c.readUInt8()
+            #expect(e == 3)
+            let f = c.readUInt8()
+            #expect(f == nil)
+            let g = c.readBytes(1)
+            #expect(g == nil)
+            let h = c.skip(1)
+            #expect(!h)
+            let i = c.readSlice(-1)
+            #expect(i == nil)
+        }
+    }
+
+    @Test func transactionRollsBack() {
+        withCursor([0, 5, 1, 2] as [UInt8]) { c in
+            let v: [UInt8]? = c.transaction { t in
+                guard let n = t.readUInt16BE() else { return nil }
+                return t.readBytes(Int(n))
+            }
+            #expect(v == nil)
+            #expect(c.offset == 0)
+        }
+    }
+}
