@@ -124,8 +124,13 @@ func frame(named name: String, in a: Attempt) -> Int? {
     @Test(arguments: Expected.scenarios)
     func scenario(_ name: String) throws {
         let expected = try Expected.load(Repo.captures + "/\(name).expected.json")
+        try Self.check(pcap: Repo.captures + "/\(name).pcap", against: expected, name: name)
+    }
+
+    /// Compares rdptriage's analysis of `pcap` with an expected file, attempt by attempt.
+    static func check(pcap: String, against expected: Expected, name: String) throws {
         #expect(expected.schema == 1)
-        let result = analyze(Repo.captures + "/\(name).pcap", ports: expectedPorts(expected))
+        let result = analyze(pcap, ports: expectedPorts(expected))
         #expect(result.summaries.first?.error == nil)
         try #require(
             result.attempts.count == expected.attempts.count,
@@ -156,13 +161,13 @@ func frame(named name: String, in a: Attempt) -> Int? {
         }
     }
 
-    func expectedPorts(_ e: Expected) -> [UInt16] {
+    static func expectedPorts(_ e: Expected) -> [UInt16] {
         var ports: [UInt16] = [3389]
         for a in e.attempts where !ports.contains(UInt16(a.serverPort)) { ports.append(UInt16(a.serverPort)) }
         return ports
     }
 
-    func checkDetails(_ d: [String: JSONValue], _ a: Attempt, _ at: String) {
+    static func checkDetails(_ d: [String: JSONValue], _ a: Attempt, _ at: String) {
         let r = a.facts.rdp
         let t = a.facts.tcp
         if let v = d["negotiation_failure"]?.string {

@@ -53,15 +53,18 @@ struct Run {
     var stdout: String
     var stderr: String
 
-    static func program(_ path: String, _ args: [String], stdin: String? = nil, timeout: Double = 300) throws -> Run {
+    static func program(_ path: String, _ args: [String], stdin: String? = nil, environment: [String: String]? = nil)
+        throws -> Run
+    {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: path)
         p.arguments = args
+        if let environment { p.environment = environment }
         let out = Pipe()
         let err = Pipe()
         p.standardOutput = out
         p.standardError = err
-        if let stdin { p.standardInput = FileHandle(forReadingAtPath: stdin) }
+        p.standardInput = FileHandle(forReadingAtPath: stdin ?? "/dev/null")
         try p.run()
         // Read before waiting so a large output cannot block the child.
         let o = out.fileHandleForReading.readDataToEndOfFile()

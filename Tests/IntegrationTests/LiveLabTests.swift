@@ -1,0 +1,43 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The capture lab run for real: one failing and one successful scenario in fresh network
+/// namespaces (captures/lab/e2e.sh), then rdptriage on what was recorded, checked against the
+/// expected files the lab wrote from how it made them. Until live mode exists rdptriage
+/// replays the recorded file. Needs root and network namespaces; skipped with a message
+/// otherwise.
+@Suite(.serialized) struct LiveLabTests {
+    static let script = Repo.captures + "/lab/e2e.sh"
+
+    static var available: Bool { getuid() == 0 && FileManager.default.isExecutableFile(atPath: script) }
+
+    @Test(.enabled(if: available, "live lab skipped: needs root (network namespaces) and captures/lab/e2e.sh"),
+          .timeLimit(.minutes(3)))
+    func failingAndSuccessfulScenarios() throws {
+        let out = NSTemporaryDirectory() + "rdptriage-live-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        // A plain environment: the test runner's (Swift library paths among it) must not leak
+        // into the lab's X server and RDP peers.
+        let env = ["PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C.UTF-8"]
+        let run = try Run.program("/bin/bash", [Self.script, out], environment: env)
+        if run.status == 77 {
+            // The probe found no namespaces (e.g. an unprivileged container): say so, do not fail.
+            print("live lab skipped: \(run.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
+            return
+        }
+        try #require(run.status == 0, "e2e.sh failed: \(run.stderr)")
+        let pcaps = run.stdout.split(separator: "\n").map(String.init)
+        #expect(pcaps.count == 2)
+        for pcap in pcaps {
+            let name = ((pcap as NSString).lastPathComponent as NSString).deletingPathExtension
+            let expected = try Expected.load((pcap as NSString).deletingPathExtension + ".expected.json")
+            try LabExpectationsTests.check(pcap: pcap, against: expected, name: "live " + name)
+        }
+        #expect(pcaps.contains { $0.hasSuffix("rst-refused.pcap") })
+        #expect(pcaps.contains { $0.hasSuffix("success-tls.pcap") })
+    }
+}
