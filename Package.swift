@@ -53,8 +53,8 @@ let package = Package(
         .target(
             name: "TriageCLI",
             dependencies: [
-                "TriageEngine", "TriageReports", "TriageCapture",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "TriageEngine", "TriageReports", "TriageCapture", "TriageDecoding", "TriageFlows", "TriageProtocols",
+                "TriageDiagnosis", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
         ),

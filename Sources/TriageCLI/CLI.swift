@@ -71,6 +71,14 @@ public struct Analyze: ParsableCommand {
     @Flag(name: .long, help: "Replace addresses, host and user names with consistent pseudonyms.")
     public var redact = false
 
+    @Option(
+        name: .long,
+        help: "Write each failed attempt's own frames as a small pcap, with its Markdown report, into this directory.")
+    public var export: String?
+
+    @Option(name: .long, help: "NSS key log (SSLKEYLOGFILE); with --export, each pcap gets its connection's key-log lines.")
+    public var keylog: String?
+
     @Option(name: .long, help: "Colour: auto, always or never.")
     public var color: String = "auto"
 
@@ -95,6 +103,7 @@ public struct Analyze: ParsableCommand {
         }
         if maxSessionBuffer < 4096 { throw ValidationError("--max-session-buffer must be at least 4096") }
         if maxBuffer < maxSessionBuffer { throw ValidationError("--max-buffer must be at least --max-session-buffer") }
+        if keylog != nil && export == nil { throw ValidationError("--keylog is used with --export") }
     }
 
     public func run() throws {
@@ -135,16 +144,32 @@ public struct Analyze: ParsableCommand {
         case .markdown: sink = MarkdownReport(output: out, options: reportOptions)
         }
 
+        var exporter: ExportStep?
+        if let dir = export {
+            do {
+                exporter = try ExportStep(directory: dir, keylogPath: keylog, redactor: reportOptions.redactor)
+            } catch {
+                printError("rdptriage: \(error)")
+                return ExitStatus.inputError
+            }
+        }
         let engine = Engine(options: engineOptions)
         var errors = 0
         var attempts = 0
         var failures = 0
         for file in files {
-            let summary = engine.analyze(path: file, sink: sink)
+            let collector = exporter.map { _ in FailureCollector(forwardingTo: sink) }
+            let summary = engine.analyze(path: file, sink: collector ?? sink)
             if let e = summary.error {
                 errors += 1
                 // One line on standard error, whatever the report format.
                 printError("rdptriage: \(reportOptions.redactor?.apply(e.description) ?? e.description)")
+            }
+            if let exporter, let collector {
+                for problem in exporter.export(input: file, attempts: collector.failed) {
+                    errors += 1
+                    printError("rdptriage: \(problem)")
+                }
             }
             attempts += summary.attempts
             failures += summary.failures

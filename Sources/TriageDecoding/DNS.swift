@@ -72,6 +72,33 @@ public struct DNSMessage: Sendable, Equatable {
         return m
     }
 
+    /// Where the A and AAAA record data sit in a message (offset, is IPv6), for rewriting
+    /// addresses in an exported capture. Empty when the message does not parse.
+    public static func addressRecordOffsets(_ message: UnsafeRawBufferPointer) -> [(Int, Bool)] {
+        var c = ByteCursor(message)
+        guard c.skip(4), let qd = c.readUInt16BE(), let an = c.readUInt16BE(), let ns = c.readUInt16BE(),
+            let ar = c.readUInt16BE()
+        else { return [] }
+        var out: [(Int, Bool)] = []
+        do {
+            for _ in 0..<Int(qd) {
+                _ = try readName(&c, message: message)
+                guard c.skip(4) else { return out }
+            }
+            for _ in 0..<min(Int(an) + Int(ns) + Int(ar), 256) {
+                _ = try readName(&c, message: message)
+                guard let type = c.readUInt16BE(), c.skip(6), let length = c.readUInt16BE() else { return out }
+                if (type == RecordType.a && length == 4) || (type == RecordType.aaaa && length == 16) {
+                    out.append((c.offset, type == RecordType.aaaa))
+                }
+                guard c.skip(Int(length)) else { return out }
+            }
+        } catch {
+            return out
+        }
+        return out
+    }
+
     /// RFC 1035 section 4.1.4: labels with compression pointers; pointer loops and
     /// overlong names are errors.
     static func readName(_ c: inout ByteCursor, message: UnsafeRawBufferPointer) throws(DecodeError) -> String {

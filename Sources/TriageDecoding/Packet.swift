@@ -108,6 +108,9 @@ public struct DecodedPacket: Sendable {
     public var udpSourcePort: UInt16 = 0
     public var udpDestinationPort: UInt16 = 0
     public var icmp = ICMPMessage()
+    /// Offsets of the IP header and of the transport header inside the captured bytes.
+    public var networkOffset = 0
+    public var transportOffset = 0
     /// Offset and length of the transport payload inside the captured bytes.
     public var payloadOffset = 0
     public var payloadLength = 0

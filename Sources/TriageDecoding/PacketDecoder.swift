@@ -84,6 +84,7 @@ public enum PacketDecoder {
     /// RFC 791 section 3.1.
     static func decodeIPv4(_ c: inout ByteCursor, _ p: inout DecodedPacket) {
         p.network = .ipv4
+        p.networkOffset = c.offset
         guard let vihl = c.peekUInt8() else { return fail(&p, .truncatedIP) }
         guard vihl >> 4 == 4 else { return fail(&p, .badIPHeader) }
         let headerLength = Int(vihl & 0x0f) * 4
@@ -128,6 +129,7 @@ public enum PacketDecoder {
     /// RFC 8200 sections 3 and 4.
     static func decodeIPv6(_ c: inout ByteCursor, _ p: inout DecodedPacket) {
         p.network = .ipv6
+        p.networkOffset = c.offset
         guard let v = c.peekUInt8() else { return fail(&p, .truncatedIP) }
         guard v >> 4 == 6 else { return fail(&p, .badIPHeader) }
         guard c.remaining >= 40,
@@ -196,6 +198,7 @@ public enum PacketDecoder {
     }
 
     static func decodeTransport(proto: UInt8, wirePayload: Int, _ c: inout ByteCursor, _ p: inout DecodedPacket) {
+        p.transportOffset = c.offset
         switch proto {
         case IPProto.tcp: decodeTCP(wirePayload: wirePayload, &c, &p)
         case IPProto.udp: decodeUDP(wirePayload: wirePayload, &c, &p)

@@ -20,6 +20,12 @@ public struct InputInfo: Sendable, Codable, Equatable {
     public var input: String
     public var linkType: String?
     public var snapshotLength: Int?
+
+    public init(input: String, linkType: String?, snapshotLength: Int?) {
+        self.input = input
+        self.linkType = linkType
+        self.snapshotLength = snapshotLength
+    }
 }
 
 /// What the engine says about an input after its attempts.
@@ -35,6 +41,17 @@ public struct InputSummary: Sendable, Codable, Equatable {
     public var peakReassemblyBytes: Int
     public var attempts: Int
     public var failures: Int
+
+    public init(input: String, stats: TrackerStats, error: CaptureError?, filteredOut: Int, peakReassemblyBytes: Int,
+                attempts: Int, failures: Int) {
+        self.input = input
+        self.stats = stats
+        self.error = error
+        self.filteredOut = filteredOut
+        self.peakReassemblyBytes = peakReassemblyBytes
+        self.attempts = attempts
+        self.failures = failures
+    }
 }
 
 extension CaptureError: Codable {

@@ -645,7 +645,7 @@ public struct RDPConnectionParser: Sendable {
                     facts.tls?.clientHello = TLSFacts.ClientHello(
                         at: at, legacyVersion: hello.legacyVersion.rawValue, supportedVersions: hello.supportedVersions,
                         serverName: hello.serverName, cipherSuites: hello.cipherSuites,
-                        streamOffset: st.firstHandshakeRecord)
+                        streamOffset: st.firstHandshakeRecord, random: hello.random)
                 }
             case .serverHello where direction == .serverToClient:
                 let hello = try TLSServerHello.parse(&b)

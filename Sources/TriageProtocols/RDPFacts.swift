@@ -133,6 +133,8 @@ public struct TLSFacts: Sendable, Codable, Equatable {
         /// Offset of the ClientHello's first byte in the client's stream (the length of what
         /// came before it): a peer that acknowledged no more than this never read it.
         public var streamOffset: Int64? = nil
+        /// The client random in hex (public; it finds the connection's lines in a key log).
+        public var random: String? = nil
     }
     public struct ServerHello: Sendable, Codable, Equatable {
         public var at: FrameRef

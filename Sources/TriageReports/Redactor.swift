@@ -19,6 +19,9 @@ public final class Redactor {
     private var sorted = true
     private var hostCount = 0
     private var userCount = 0
+    private var macs: [[UInt8]: [UInt8]] = [:]
+    /// Every registered name and its pseudonym, for the same-length forms used in pcaps.
+    private var namePseudonyms: [(String, String)] = []
 
     enum Boundary {
         case ipv4
@@ -47,6 +50,7 @@ public final class Redactor {
         hostCount += 1
         let p = "host-\(hostCount)"
         names[n.lowercased()] = p
+        namePseudonyms.append((n, p))
         add(n, p, .name)
         if n.lowercased() != n { add(n.lowercased(), p, .name) }
     }
@@ -57,6 +61,7 @@ public final class Redactor {
         userCount += 1
         let p = "user-\(userCount)"
         names[n.lowercased()] = p
+        namePseudonyms.append((n, p))
         add(n, p, .name)
     }
 
@@ -85,6 +90,63 @@ public final class Redactor {
             for cn in Self.commonNames(c.subject) + Self.commonNames(c.issuer) { registerHost(cn) }
             for san in c.subjectAlternativeNames { registerHost(san) }
         }
+    }
+
+    /// The same pseudonyms for the bytes of an exported capture: addresses in IP headers
+    /// (and in ICMP-quoted headers), MAC addresses, and names inside payloads replaced by
+    /// strings of the same length (ASCII, UTF-16LE and DNS label forms), so no length or
+    /// sequence number changes.
+    public func packetRewrite() -> PacketRewrite {
+        var pairs: [([UInt8], [UInt8])] = []
+        for (original, pseudonym) in namePseudonyms {
+            let same = Self.sameLength(original, pseudonym)
+            for (o, p) in [(original, same), (original.lowercased(), same.lowercased()), (original.uppercased(), same.uppercased())] {
+                pairs.append((Array(o.utf8), Array(p.utf8)))
+                pairs.append((Self.utf16le(o), Self.utf16le(p)))
+                if o.contains("."), let ol = Self.dnsLabels(o), let pl = Self.dnsLabels(p) { pairs.append((ol, pl)) }
+            }
+        }
+        // Longest first, so a name is not half-replaced by a shorter one inside it.
+        pairs.sort { $0.0.count > $1.0.count }
+        return PacketRewrite(
+            address: { [self] in pseudonym(for: $0) },
+            mac: { [self] in mac($0) },
+            replacements: pairs)
+    }
+
+    func mac(_ m: [UInt8]) -> [UInt8] {
+        if m.allSatisfy({ $0 == 0 }) || m.allSatisfy({ $0 == 0xff }) { return m }
+        if let p = macs[m] { return p }
+        let n = macs.count + 1
+        let p: [UInt8] = [0x02, 0, 0, 0, UInt8(truncatingIfNeeded: n >> 8), UInt8(truncatingIfNeeded: n)]
+        macs[m] = p
+        return p
+    }
+
+    /// A pseudonym of exactly the original's length that keeps its dots: the pseudonym's
+    /// letters and digits fill the other positions, then `x`.
+    static func sameLength(_ original: String, _ pseudonym: String) -> String {
+        var fill = Array(pseudonym.filter { $0.isLetter || $0.isNumber })
+        let slots = original.filter { $0 != "." }.count
+        if fill.count > slots, let digits = Int(String(pseudonym.filter(\.isNumber))) {
+            // Too short for the whole pseudonym: a letter and the number in base 36.
+            fill = Array(String(pseudonym.first ?? "x") + String(digits, radix: 36))
+        }
+        var it = fill.makeIterator()
+        return String(original.map { $0 == "." ? "." : (it.next() ?? "x") })
+    }
+
+    static func utf16le(_ s: String) -> [UInt8] { s.utf16.flatMap { [UInt8($0 & 0xff), UInt8($0 >> 8)] } }
+
+    /// `a.b` as DNS labels (RFC 1035 3.1): length-prefixed, without the root.
+    static func dnsLabels(_ s: String) -> [UInt8]? {
+        var out: [UInt8] = []
+        for label in s.split(separator: ".", omittingEmptySubsequences: false) {
+            guard !label.isEmpty, label.utf8.count < 64 else { return nil }
+            out.append(UInt8(label.utf8.count))
+            out += Array(label.utf8)
+        }
+        return out
     }
 
     /// `CN=name` values in a distinguished name.

@@ -115,3 +115,68 @@ import Testing
         #expect(try run(["analyze", "--redact", "--format", "json", failing]).stdout == r.stdout)
     }
 }
+
+/// `--export`: each failed attempt's own frames as a pcap tshark reads, its report, and its
+/// key-log lines; with `--redact` nothing identifying is left in the exported frames.
+@Suite(.enabled(if: Tshark.path != nil, "tshark is not installed"))
+struct ExportTests {
+    let capture = Repo.captures + "/credssp-wrong-password.pcap"
+
+    func tshark(_ args: [String]) throws -> String { try Run.program(Tshark.path!, args).stdout }
+
+    @Test func exportedFramesReportAndKeys() throws {
+        let dir = NSTemporaryDirectory() + "rdptriage-export-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let r = try Run.program(
+            Repo.executable,
+            ["analyze", "--export", dir, "--keylog", Repo.captures + "/credssp-wrong-password.keys", capture])
+        #expect(r.status == 1)
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir).sorted()
+        #expect(files.filter { $0.hasSuffix(".pcap") }.count == 2, "\(files)")
+        for pcap in files.filter({ $0.hasSuffix(".pcap") }) {
+            let stem = dir + "/" + (pcap as NSString).deletingPathExtension
+            #expect(FileManager.default.fileExists(atPath: stem + ".md"))
+            // The same frames as the attempt's TCP stream in the original capture.
+            let exported = try tshark(["-r", dir + "/" + pcap, "-T", "fields", "-e", "tcp.srcport", "-e", "tcp.dstport"])
+                .split(separator: "\n")
+            let clientPort = try #require(exported.first?.split(separator: "\t").first.map(String.init))
+            let original = try tshark(["-r", capture, "-Y", "tcp.port == \(clientPort)"]).split(separator: "\n")
+            #expect(exported.count == original.count)
+            // The key-log lines are the ones of this connection's ClientHello random.
+            let random = try tshark(["-r", capture, "-d", "tcp.port==3389,tls", "-Y", "tcp.port == \(clientPort) && tls.handshake.type == 1",
+                                     "-T", "fields", "-e", "tls.handshake.random"]).trimmingCharacters(in: .whitespacesAndNewlines)
+                .replacingOccurrences(of: ":", with: "")
+            let keys = try String(contentsOfFile: stem + ".keys", encoding: .utf8).split(separator: "\n")
+            #expect(!keys.isEmpty)
+            #expect(keys.allSatisfy { $0.split(separator: " ")[1].lowercased() == random.lowercased() })
+            // And they decrypt the exported capture: tshark then sees TLS application data in clear.
+            let decrypted = try tshark(["-r", dir + "/" + pcap, "-o", "tls.keylog_file:\(stem).keys", "-d", "tcp.port==3389,tls",
+                                        "-Y", "tls.handshake.type == 11 || tls.handshake.type == 20"])
+            #expect(!decrypted.isEmpty, "the exported keys decrypt the exported frames")
+        }
+    }
+
+    @Test func redactedExportHidesAddressesAndNames() throws {
+        let dir = NSTemporaryDirectory() + "rdptriage-export-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let neg = Repo.captures + "/neg-hybrid-required.pcap"
+        _ = try Run.program(Repo.executable, ["analyze", "--redact", "--export", dir, neg])
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir)
+        let pcap = try #require(files.first { $0.hasSuffix(".pcap") })
+        let text = try tshark(["-r", dir + "/" + pcap, "-V", "-x"])
+        #expect(!text.contains("192.0.2.10"))
+        #expect(!text.contains("198.51.100.20"))
+        #expect(!text.contains("alice"))
+        #expect(text.contains("mstshash=user1"))
+        let original = try tshark(["-r", neg]).split(separator: "\n").count
+        #expect(try tshark(["-r", dir + "/" + pcap]).split(separator: "\n").count == original)
+        let md = try String(contentsOfFile: dir + "/" + pcap.replacingOccurrences(of: ".pcap", with: ".md"), encoding: .utf8)
+        #expect(!md.contains("192.0.2.10") && !md.contains("alice"))
+    }
+
+    @Test func exportFromStandardInputIsAClearError() throws {
+        let r = try Run.program(Repo.executable, ["analyze", "--export", NSTemporaryDirectory(), "-"], stdin: capture)
+        #expect(r.status == 2)
+        #expect(r.stderr.contains("standard input: --export needs a capture file"))
+    }
+}

@@ -1,0 +1,75 @@
+import TriageCapture
+import TriageDecoding
+import TriageDiagnosis
+import TriageFlows
+import TriageProtocols
+
+/// Writes an attempt's own frames as a small pcap, so the evidence travels with a ticket:
+/// its TCP frames, the ICMP errors tied to it and the DNS exchanges that named its server,
+/// with their original frame times (frame numbers restart at 1 in the new file).
+public enum Exporter {
+    public struct Item {
+        public var attempt: Attempt
+        /// The pcap path to write.
+        public var path: String
+
+        public init(attempt: Attempt, path: String) {
+            self.attempt = attempt
+            self.path = path
+        }
+    }
+
+    /// Reads `input` again and writes each item's frames. Returns the number of frames
+    /// written per item, in order.
+    public static func export(input: String, items: [Item], rewrite: PacketRewrite?) throws(CaptureError) -> [Int] {
+        guard !items.isEmpty else { return [] }
+        let source = try PcapFileSource(path: input)
+        var writers: [PcapWriter] = []
+        for item in items {
+            writers.append(try PcapWriter(path: item.path, linkType: source.linkType, snapshotLength: source.snapshotLength))
+        }
+        let selections = items.map { Selection($0.attempt.facts) }
+        let lastFrame = selections.map(\.last).max() ?? 0
+        var counts = [Int](repeating: 0, count: items.count)
+        var decoded = DecodedPacket()
+        while let raw = try source.next() {
+            if raw.frameNumber > lastFrame { break }
+            PacketDecoder.decode(raw.bytes, linkType: source.linkType, into: &decoded)
+            for (i, s) in selections.enumerated() where s.contains(raw.frameNumber, decoded) {
+                var bytes = Array(raw.bytes)
+                if let rewrite { PacketRewriter.rewrite(&bytes, linkType: source.linkType, rewrite) }
+                writers[i].write(bytes, timestamp: raw.timestamp, originalLength: raw.originalLength)
+                counts[i] += 1
+            }
+        }
+        for w in writers { w.flush() }
+        return counts
+    }
+
+    /// Which frames belong to an attempt.
+    struct Selection {
+        let key: FlowKey
+        let first: Int
+        let last: Int
+        let extra: Set<Int>
+
+        init(_ f: AttemptFacts) {
+            key = FlowKey(f.tcp.client, f.tcp.server)
+            var extra = Set(f.tcp.icmp.map(\.at.frame))
+            for d in f.dns {
+                extra.insert(d.response.frame)
+                if let q = d.query { extra.insert(q.frame) }
+            }
+            self.extra = extra
+            first = min(f.tcp.first.frame, extra.min() ?? Int.max)
+            last = max(f.tcp.last.frame, extra.max() ?? 0)
+        }
+
+        func contains(_ frame: Int, _ p: DecodedPacket) -> Bool {
+            guard frame >= first, frame <= last else { return false }
+            if extra.contains(frame) { return true }
+            guard p.transport == IPProto.tcp, !p.problem.blocksTransport else { return false }
+            return FlowKey(Endpoint(p.source, p.tcp.sourcePort), Endpoint(p.destination, p.tcp.destinationPort)) == key
+        }
+    }
+}

@@ -1,0 +1,68 @@
+import Testing
+import TriageCapture
+
+@testable import TriageDecoding
+
+@Suite struct RewriterTests {
+    static var rewrite: PacketRewrite { PacketRewrite(
+        address: { a in a.isIPv6 ? IPAddress(ipv6High: 0x2001_0db8_ffff_0000, low: a.low & 0xff) : IPAddress(ipv4: 0xC612_0000 | (a.ipv4 & 0xff)) },
+        mac: { _ in [2, 0, 0, 0, 0, 9] },
+        replacements: [(Array("alice".utf8), Array("user1".utf8))]) }
+
+    /// RFC 1071: a correct checksum makes the sum over the covered bytes 0xffff.
+    func verifies(_ f: [UInt8], _ range: Range<Int>, pseudo: UInt32) -> Bool {
+        PacketRewriter.fold(PacketRewriter.sum(f, range, initial: pseudo)) == 0
+    }
+
+    @Test func addressesCookieAndChecksums() {
+        let tcp = Frames.tcp(flags: 0x18, payload: Frames.connectionRequest)
+        var frame = Frames.ethernet(Frames.ipv4(proto: 6, payload: tcp))
+        let before = frame.count
+        PacketRewriter.rewrite(&frame, linkType: .ethernet, Self.rewrite)
+        #expect(frame.count == before)
+        let p = decode(frame, .ethernet)
+        #expect(p.source.description == "198.18.0.10")
+        #expect(p.destination.description == "198.18.0.20")
+        #expect(Array(frame[0..<12]) == [2, 0, 0, 0, 0, 9, 2, 0, 0, 0, 0, 9])
+        let payload = String(decoding: frame[p.payloadOffset...], as: UTF8.self)
+        #expect(payload.contains("mstshash=user1"))
+        #expect(!payload.contains("alice"))
+        #expect(verifies(frame, 14..<34, pseudo: 0))
+        let pseudo = PacketRewriter.sum(frame, 26..<34) &+ 6 &+ UInt32(frame.count - 34)
+        #expect(verifies(frame, 34..<frame.count, pseudo: pseudo))
+    }
+
+    @Test func icmpQuotedDatagramIsRewrittenToo() {
+        let quoted = Frames.ipv4(proto: 6, payload: Frames.tcpSYN)
+        var frame = Frames.ethernet(Frames.ipv4(proto: 1, payload: [3, 1, 0, 0, 0, 0, 0, 0] + quoted))
+        PacketRewriter.rewrite(&frame, linkType: .ethernet, Self.rewrite)
+        let p = decode(frame, .ethernet)
+        #expect(p.icmp.quoted?.source.description == "198.18.0.10")
+        #expect(p.icmp.quoted?.destination.description == "198.18.0.20")
+        #expect(verifies(frame, 34..<frame.count, pseudo: 0))  // ICMP checksum
+        #expect(verifies(frame, 42..<62, pseudo: 0))  // quoted IPv4 header
+    }
+
+    @Test func dnsAnswersAreRewritten() {
+        var udp: [UInt8] = [0, 53, 0xc3, 0x50, 0, UInt8(8 + DNSTests.response.count), 0, 0] + DNSTests.response
+        var frame = Frames.ethernet(Frames.ipv4(proto: 17, payload: udp))
+        PacketRewriter.rewrite(&frame, linkType: .ethernet, Self.rewrite)
+        let p = decode(frame, .ethernet)
+        let m = frame.withUnsafeBytes { raw in try? DNSMessage.decode(UnsafeRawBufferPointer(rebasing: raw[p.payloadOffset...])) }
+        #expect(m?.answers[1].address?.description == "198.18.0.99")
+        #expect(m?.answers[2].address?.description == "2001:db8:ffff::99")
+        udp = Array(frame[34...])
+        let pseudo = PacketRewriter.sum(frame, 26..<34) &+ 17 &+ UInt32(udp.count)
+        #expect(verifies(frame, 34..<frame.count, pseudo: pseudo))
+    }
+
+    @Test func hostileFramesNeverTrap() {
+        var rng = SplitMix(seed: 11)
+        for i in 0..<5000 {
+            var bytes = Frames.ethernet(Frames.ipv4(proto: [1, 6, 17][i % 3], payload: Frames.tcpSYN + Frames.connectionRequest))
+            for _ in 0..<3 { bytes[Int(rng.next() % UInt64(bytes.count))] = UInt8(truncatingIfNeeded: rng.next()) }
+            bytes = Array(bytes.prefix(Int(rng.next() % UInt64(bytes.count + 1))))
+            PacketRewriter.rewrite(&bytes, linkType: .ethernet, Self.rewrite)
+        }
+    }
+}
