@@ -77,7 +77,10 @@ public final class SessionTracker {
     /// A connection on another port, summarised until its first bytes say whether it is RDP.
     struct Candidate {
         var client: Endpoint
-        var synFrames: [FrameRef]
+        /// The first SYNs, inline so that a connection on another port costs no allocation.
+        var syn0: FrameRef
+        var syn1: FrameRef?
+        var syn2: FrameRef?
         var synCount: Int
         var clientISN: UInt32
         var synAck: FrameRef?
@@ -221,7 +224,7 @@ public final class SessionTracker {
             if flags.contains(.syn) && !flags.contains(.ack) && src == c.client {
                 if p.tcp.sequence == c.clientISN {
                     c.synCount += 1
-                    if c.synFrames.count < TCPSession.maxSYNRecords { c.synFrames.append(ref) }
+                    if c.syn1 == nil { c.syn1 = ref } else if c.syn2 == nil { c.syn2 = ref }
                     candidates[key] = c
                     return
                 }
@@ -242,9 +245,9 @@ public final class SessionTracker {
             if p.payloadLength > 0 {
                 if src == c.client && looksLikeConnectionRequest(payloadBytes(p, bytes)) {
                     candidates[key] = nil
-                    let s = makeSession(client: c.client, server: src == c.client ? dst : src, roleSource: .syn, at: c.synFrames.first ?? ref)
+                    let s = makeSession(client: c.client, server: dst, roleSource: .syn, at: c.syn0)
                     s.seedHandshake(
-                        synFrames: c.synFrames, synCount: c.synCount, clientISN: c.clientISN, synAck: c.synAck,
+                        synFrames: [c.syn0, c.syn1, c.syn2].compactMap { $0 }, synCount: c.synCount, clientISN: c.clientISN, synAck: c.synAck,
                         serverISN: c.serverISN, synAckCount: c.synAckCount)
                     deliver(p, to: s, from: src, bytes: bytes, frameLength: frameLength, at: ref)
                     return
@@ -272,11 +275,7 @@ public final class SessionTracker {
                 if candidates.removeValue(forKey: old) != nil { stats.candidatesEvicted += 1 }
             }
         }
-        var frames: [FrameRef] = []
-        frames.reserveCapacity(2)
-        frames.append(ref)
-        candidates[key] = Candidate(
-            client: src, synFrames: frames, synCount: 1, clientISN: p.tcp.sequence, lastSeen: ref.time)
+        candidates[key] = Candidate(client: src, syn0: ref, synCount: 1, clientISN: p.tcp.sequence, lastSeen: ref.time)
         candidateOrder.append(key)
     }
 
