@@ -116,15 +116,32 @@ public enum Classifier {
         let server = r.facts.dns.last?.name ?? r.tcp.server.address.description
         let reporter = r.tcp.icmp.first.map { $0.reporter.description } ?? "the router"
         let issuer = r.tls?.certificates.first?.issuer ?? "the inspection product"
-        return steps.map {
-            $0.replacingAll("{server}", with: server)
-                .replacingAll("{address}", with: r.tcp.server.address.description)
-                .replacingAll("{port}", with: String(r.tcp.server.port))
-                .replacingAll("{reporter}", with: reporter)
-                .replacingAll("{time}", with: r.tcp.first.time.iso8601)
-                .replacingAll("{issuer}", with: issuer)
-                .replacingAll("{name}", with: r.facts.dns.last?.name ?? server)
+        let values = [
+            "server": server, "address": r.tcp.server.address.description, "port": String(r.tcp.server.port),
+            "reporter": reporter, "time": r.tcp.first.time.iso8601, "issuer": issuer,
+            "name": r.facts.dns.last?.name ?? server,
+        ]
+        return steps.map { fill($0, values) }
+    }
+
+    /// Replaces `{key}` placeholders in one pass over the bytes.
+    static func fill(_ template: String, _ values: [String: String]) -> String {
+        let t = Array(template.utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(t.count + 32)
+        var i = 0
+        while i < t.count {
+            if t[i] == UInt8(ascii: "{"), let close = t[i...].firstIndex(of: UInt8(ascii: "}")),
+                let v = values[String(decoding: t[(i + 1)..<close], as: UTF8.self)]
+            {
+                out.append(contentsOf: v.utf8)
+                i = close + 1
+            } else {
+                out.append(t[i])
+                i += 1
+            }
         }
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// What the server said in clear before closing, when it said anything: an X.224
@@ -740,20 +757,4 @@ public enum Classifier {
 
 extension Confidence {
     static func low(_ reason: String) -> Confidence { Confidence(.low, reason) }
-}
-
-extension String {
-    /// Replaces every occurrence of `target` (no Foundation needed).
-    func replacingAll(_ target: String, with replacement: String) -> String {
-        guard !target.isEmpty else { return self }
-        var out = ""
-        var rest = Substring(self)
-        while let r = rest.firstRange(of: target) {
-            out += rest[..<r.lowerBound]
-            out += replacement
-            rest = rest[r.upperBound...]
-        }
-        out += rest
-        return out
-    }
 }

@@ -146,11 +146,7 @@ struct Reading {
 
     func frameText(_ f: FrameRef?) -> String { f.map { "frame \($0.frame)" } ?? "no frame" }
 
-    func seconds(_ s: Double) -> String {
-        if s < 0.001 { return String(format3: s * 1_000_000) + " µs" }
-        if s < 1 { return String(format3: s * 1000) + " ms" }
-        return String(format3: s) + " s"
-    }
+    func seconds(_ s: Double) -> String { Numbers.duration(s) }
 
     func bytes(_ n: Int64) -> String { n == 1 ? "1 byte" : "\(n) bytes" }
 }
@@ -163,19 +159,30 @@ extension SideFacts {
     }
 }
 
-extension String {
-    /// Three significant decimals without Foundation's formatters.
-    init(format3 v: Double) {
-        guard v.isFinite else {
-            self = "∞"
-            return
-        }
-        let scaled = (v * 1000).rounded()
-        let whole = Int64(scaled / 1000)
-        let frac = Int64(abs(scaled)) % 1000
-        var f = String(frac)
-        while f.count < 3 { f = "0" + f }
-        while f.hasSuffix("0") { f.removeLast() }
-        self = f.isEmpty ? "\(whole)" : "\(whole).\(f)"
+/// Fixed-point number text without Foundation's formatters (which are slow and
+/// locale-dependent).
+public enum Numbers {
+    /// `v` with `places` decimals; `trim` drops trailing zeros, `sign` writes `+` for
+    /// positive values.
+    public static func fixed(_ v: Double, _ places: Int, trim: Bool = false, sign: Bool = false) -> String {
+        guard v.isFinite else { return "?" }
+        var scale: Int64 = 1
+        for _ in 0..<max(0, min(places, 12)) { scale *= 10 }
+        let magnitude = abs(v) * Double(scale)
+        guard magnitude < 9e18 else { return v < 0 ? "-∞" : "∞" }
+        let scaled = Int64(magnitude.rounded())
+        var frac = places > 0 ? String(scaled % scale) : ""
+        if places > 0 && frac.count < places { frac = String(repeating: "0", count: places - frac.count) + frac }
+        if trim { while frac.hasSuffix("0") { frac.removeLast() } }
+        let prefix = v < 0 && scaled != 0 ? "-" : sign ? "+" : ""
+        return prefix + String(scaled / scale) + (frac.isEmpty ? "" : "." + frac)
+    }
+
+    /// A duration in µs, ms or s.
+    public static func duration(_ s: Double) -> String {
+        guard s.isFinite else { return "?" }
+        if abs(s) < 0.001 { return fixed(s * 1_000_000, 0) + " µs" }
+        if abs(s) < 1 { return fixed(s * 1000, 1) + " ms" }
+        return fixed(s, 3) + " s"
     }
 }

@@ -47,17 +47,9 @@ public struct Story: Sendable, Codable, Equatable {
     /// Groups attempts by client address and server endpoint; a group of two or more
     /// becomes a story. Ordered by first attempt.
     public static func build(_ attempts: [AttemptSummary]) -> [Story] {
-        var groups: [String: [AttemptSummary]] = [:]
-        var order: [String] = []
-        for a in attempts.sorted(by: { $0.start.frame < $1.start.frame }) {
-            let key = "\(a.client.address)|\(a.server)"
-            if groups[key] == nil { order.append(key) }
-            groups[key, default: []].append(a)
-        }
-        return order.compactMap { key in
-            guard let g = groups[key], g.count >= 2, let first = g.first, let last = g.last else { return nil }
-            return story(first: first, last: last, group: g)
-        }
+        let b = StoryBuilder()
+        for a in attempts.sorted(by: { $0.start.frame < $1.start.frame }) { b.add(a) }
+        return b.finish()
     }
 
     static func story(first: AttemptSummary, last: AttemptSummary, group g: [AttemptSummary]) -> Story {
@@ -67,7 +59,7 @@ public struct Story: Sendable, Codable, Equatable {
             var what = "#\(a.id + 1) " + (a.label == .success ? "succeeded" : a.label.rawValue)
             if let neg = a.negotiationFailure { what += " (\(neg))" }
             if let p = previous {
-                what += " \(String(format3: max(0, a.start.time.seconds(since: p.end.time)))) s later"
+                what += " \(Numbers.fixed(max(0, a.start.time.seconds(since: p.end.time)), 3, trim: true)) s later"
             }
             parts.append(what)
             previous = a
@@ -95,6 +87,54 @@ public struct Story: Sendable, Codable, Equatable {
         return Story(
             client: first.client.address, server: first.server, attempts: g.map(\.id), outcome: outcome, cause: cause,
             narrative: narrative)
+    }
+}
+
+/// Builds stories as attempts arrive, in bounded memory: a client/server pair quiet for
+/// longer than `idleSeconds` of capture time is closed (its story kept when it had two or
+/// more attempts, forgotten otherwise), so a capture with 100,000 one-off connections does
+/// not keep them all.
+public final class StoryBuilder {
+    struct Key: Hashable {
+        var client: IPAddress
+        var server: Endpoint
+    }
+
+    let idleSeconds: Double
+    private var groups: [Key: [AttemptSummary]] = [:]
+    private var closed: [(Int, Story)] = []
+    private var latest = Timestamp(nanoseconds: Int64.min)
+    private var added = 0
+
+    public init(idleSeconds: Double = 900) { self.idleSeconds = idleSeconds }
+
+    public func add(_ a: AttemptSummary) {
+        groups[Key(client: a.client.address, server: a.server), default: []].append(a)
+        if a.start.time > latest { latest = a.start.time }
+        added += 1
+        if added % 1024 == 0 { closeIdle() }
+    }
+
+    private func closeIdle() {
+        let idle = groups.filter { latest.seconds(since: $0.value.last?.end.time ?? latest) > idleSeconds }
+        for (key, g) in idle {
+            groups[key] = nil
+            keep(g)
+        }
+    }
+
+    private func keep(_ g: [AttemptSummary]) {
+        guard g.count >= 2, let first = g.first, let last = g.last else { return }
+        closed.append((first.start.frame, Story.story(first: first, last: last, group: g)))
+    }
+
+    /// Every story, ordered by its first attempt.
+    public func finish() -> [Story] {
+        for g in groups.values { keep(g) }
+        groups.removeAll()
+        let out = closed.sorted { $0.0 < $1.0 }.map(\.1)
+        closed.removeAll()
+        return out
     }
 }
 

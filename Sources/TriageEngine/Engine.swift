@@ -176,6 +176,12 @@ final class ReorderBuffer {
     }
 
     func add(_ a: Attempt) {
+        if a.facts.tcp.id == next && ready.isEmpty {
+            // The common case: nothing to reorder.
+            emit(a)
+            next += 1
+            return
+        }
         ready[a.facts.tcp.id] = a
         while let r = ready.removeValue(forKey: next) {
             emit(r)

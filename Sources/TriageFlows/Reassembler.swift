@@ -52,7 +52,7 @@ public final class StreamReassembler {
         public var maxPendingSegments: Int
         /// Most segment records kept for frame lookups.
         public var maxSegmentRecords: Int
-        public init(perStream: Int = 256 * 1024, maxPendingSegments: Int = 64, maxSegmentRecords: Int = 2048) {
+        public init(perStream: Int = 256 * 1024, maxPendingSegments: Int = 64, maxSegmentRecords: Int = 512) {
             self.perStream = perStream
             self.maxPendingSegments = maxPendingSegments
             self.maxSegmentRecords = maxSegmentRecords
@@ -158,6 +158,12 @@ public final class StreamReassembler {
         let end = start + Int64(wireLength)
         let isNew = end > highestEnd
         if isNew { highestEnd = end }
+        if consumerDone && start == nextOffset && pending.isEmpty && bytes.count == wireLength {
+            // The parser is done: in-order bytes are only counted.
+            nextOffset = end
+            deliveredBytes += Int64(wireLength)
+            return isNew
+        }
         place(start: start, bytes: bytes, wireLength: wireLength, frame: frame, time: time)
         offer()
         return isNew
@@ -406,7 +412,8 @@ public final class StreamReassembler {
     }
 
     private func recordSegment(offset: Int64, length: Int, frame: Int, time: Timestamp) {
-        guard segments.count < limits.maxSegmentRecords else { return }
+        // Frames are looked up for what the parser reads; after it is done none are needed.
+        guard !consumerDone, segments.count < limits.maxSegmentRecords else { return }
         if segments.isEmpty { segments.reserveCapacity(16) }
         segments.append(SegmentRecord(offset: offset, length: Int32(clamping: length), frame: frame, time: time))
     }

@@ -1,3 +1,4 @@
+import Synchronization
 import SwiftASN1
 import TriageCapture
 import X509
@@ -17,8 +18,24 @@ public enum CertificateParser {
     /// Most SAN entries kept.
     static let maxNames = 32
 
-    /// Parses one DER certificate.
+    /// Facts of certificates already parsed, by their DER bytes: a server shows the same
+    /// certificate on every connection, and parsing (with a signature check) is the
+    /// costliest step of an attempt. Bounded; a pure cache, results do not depend on it.
+    static let cache = Mutex<[[UInt8]: CertificateFacts]>([:])
+    static let cacheLimit = 256
+
+    /// Parses one DER certificate (or returns the facts of an identical one parsed before).
     public static func facts(der: [UInt8]) throws(ParseError) -> CertificateFacts {
+        if let hit = cache.withLock({ $0[der] }) { return hit }
+        let f = try parse(der: der)
+        cache.withLock { c in
+            if c.count >= cacheLimit { c.removeAll(keepingCapacity: true) }
+            c[der] = f
+        }
+        return f
+    }
+
+    static func parse(der: [UInt8]) throws(ParseError) -> CertificateFacts {
         let root: ASN1Node
         do {
             root = try DER.parse(der)

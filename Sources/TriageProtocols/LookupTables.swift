@@ -311,30 +311,44 @@ public enum ProtocolTables {
     /// The inspection product named in `issuer`, if any.
     public static func inspectionProduct(inIssuer issuer: String) -> String? {
         let text = normalizedWords(issuer)
-        for entry in inspectionProducts {
-            for word in entry.words where text.contains(" " + word + " ") {
-                return entry.product
-            }
+        for (product, patterns) in inspectionPatterns {
+            for p in patterns where contains(text, p) { return product }
         }
         return nil
     }
 
-    /// Lowercased, every run of characters other than letters, digits and `_` turned into
-    /// one space, padded with spaces: word-boundary matching by `contains`.
-    static func normalizedWords(_ s: String) -> String {
-        var out = " "
+    /// The product words as ` word ` byte patterns, built once.
+    static let inspectionPatterns: [(String, [[UInt8]])] = inspectionProducts.map { entry in
+        (entry.product, entry.words.map { Array((" " + $0 + " ").utf8) })
+    }
+
+    static func contains(_ text: [UInt8], _ pattern: [UInt8]) -> Bool {
+        guard let first = pattern.first, pattern.count <= text.count else { return false }
+        var i = 0
+        while i + pattern.count <= text.count {
+            if text[i] == first && text[i..<(i + pattern.count)].elementsEqual(pattern) { return true }
+            i += 1
+        }
+        return false
+    }
+
+    /// Lowercased ASCII bytes, every run of characters other than letters, digits and `_`
+    /// turned into one space, padded with spaces: word-boundary matching by search.
+    static func normalizedWords(_ s: String) -> [UInt8] {
+        var out: [UInt8] = [0x20]
         var lastSpace = true
-        for ch in s.lowercased().unicodeScalars {
-            let isWord = (ch >= "a" && ch <= "z") || (ch >= "0" && ch <= "9") || ch == "_"
+        for b in s.utf8 {
+            let c = b >= 65 && b <= 90 ? b + 32 : b
+            let isWord = (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c == 95
             if isWord {
-                out.unicodeScalars.append(ch)
+                out.append(c)
                 lastSpace = false
             } else if !lastSpace {
-                out += " "
+                out.append(0x20)
                 lastSpace = true
             }
         }
-        if !lastSpace { out += " " }
+        if !lastSpace { out.append(0x20) }
         return out
     }
 }

@@ -14,13 +14,14 @@ public final class JSONReport: AnalysisSink {
     let encoder: JSONEncoder
     private var inputCount = 0
     private var attemptsInInput = 0
-    private var attempts: [AttemptSummary] = []
+    private var digest: InputDigest
     private var totals = (inputs: 0, errors: 0, attempts: 0, failures: 0)
     private var started = false
 
     public init(output: ReportOutput, options: ReportOptions) {
         out = output
         self.options = options
+        digest = InputDigest(reported: options.reported)
         encoder = JSONEncoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
@@ -53,7 +54,7 @@ public final class JSONReport: AnalysisSink {
         out.write(inputCount == 0 ? "\n" : ",\n")
         inputCount += 1
         attemptsInInput = 0
-        attempts.removeAll()
+        digest = InputDigest(reported: options.reported)
         out.line("    {")
         out.line("      \"input\": \(string(input.input)),")
         out.line("      \"link_type\": \(input.linkType.map(string) ?? "null"),")
@@ -62,7 +63,7 @@ public final class JSONReport: AnalysisSink {
 
     public func attempt(_ a: Attempt) {
         options.redactor?.register(a)
-        attempts.append(AttemptSummary(id: a.facts.tcp.id, facts: a.facts, verdict: a.verdict))
+        digest.add(a)
         out.write(attemptsInInput == 0 ? "\n        " : ",\n        ")
         attemptsInInput += 1
         out.write(encode(AttemptRecord(a), level: 4))
@@ -70,9 +71,9 @@ public final class JSONReport: AnalysisSink {
 
     public func end(_ s: InputSummary) {
         out.line(attemptsInInput == 0 ? "]," : "\n      ],")
-        out.line("      \"stories\": \(encode(Story.build(attempts), level: 3)),")
-        if let code = options.reported {
-            out.line("      \"reported\": \(encode(ReportedMatch.find(code, in: attempts), level: 3)),")
+        out.line("      \"stories\": \(encode(digest.finishStories(), level: 3)),")
+        if let m = digest.reportedMatch() {
+            out.line("      \"reported\": \(encode(m, level: 3)),")
         }
         out.line("      \"stats\": \(encode(s.stats, level: 3)),")
         out.line("      \"filtered_out\": \(s.filteredOut),")

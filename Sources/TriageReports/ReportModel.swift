@@ -64,9 +64,42 @@ public struct ReportedMatch: Sendable, Encodable {
     /// Attempt numbers (1-based) consistent with the code.
     public var attempts: [Int]
     public var explanation: String
+}
 
-    static func find(_ code: ReportedCode, in attempts: [AttemptSummary]) -> ReportedMatch {
-        let hits = attempts.filter { code.matches($0.clientReport) }
+/// What every report format gathers about an input while its attempts stream past: label
+/// counts, stories and `--reported` matches, in bounded memory.
+final class InputDigest {
+    let reported: ReportedCode?
+    private(set) var labelCounts: [Label: Int] = [:]
+    private(set) var total = 0
+    private var stories = StoryBuilder()
+    private var hits: [AttemptSummary] = []
+    private var near: [AttemptSummary] = []
+    static let maxMatches = 1000
+
+    init(reported: ReportedCode?) { self.reported = reported }
+
+    func add(_ a: Attempt) {
+        let s = AttemptSummary(id: a.facts.tcp.id, facts: a.facts, verdict: a.verdict)
+        labelCounts[s.label, default: 0] += 1
+        total += 1
+        stories.add(s)
+        guard let code = reported else { return }
+        if code.matches(s.clientReport) {
+            if hits.count < Self.maxMatches { hits.append(s) }
+        } else if let r = s.clientReport, let c = ReportedCode(r.code), c.code == code.code, near.count < Self.maxMatches {
+            near.append(s)
+        }
+    }
+
+    /// "3 rst-refused, 1 success", sorted by label.
+    var labelList: [String] { labelCounts.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.value) \($0.key.rawValue)" } }
+
+    func finishStories() -> [Story] { stories.finish() }
+
+    /// What `--reported` found, when it was given.
+    func reportedMatch() -> ReportedMatch? {
+        guard let code = reported else { return nil }
         if !hits.isEmpty {
             let list = hits.map { "#\($0.id + 1) \($0.label.rawValue)" }.joined(separator: ", ")
             return ReportedMatch(
@@ -74,10 +107,6 @@ public struct ReportedMatch: Sendable, Encodable {
                 explanation: "Consistent with \(code): \(list). \(hits[0].summary)")
         }
         // Same disconnect reason with another extended reason is still worth naming.
-        let near = attempts.filter { a in
-            guard let r = a.clientReport, let c = ReportedCode(r.code) else { return false }
-            return c.code == code.code
-        }
         if !near.isEmpty {
             let list = near.map { "#\($0.id + 1) \($0.label.rawValue) (\($0.clientReport?.display ?? "?"))" }
                 .joined(separator: ", ")
@@ -85,38 +114,31 @@ public struct ReportedMatch: Sendable, Encodable {
                 code: code.description, attempts: near.map { $0.id + 1 },
                 explanation: "Nothing matches \(code) exactly; the same disconnect reason with another extended code: \(list).")
         }
-        if attempts.isEmpty {
+        if total == 0 {
             return ReportedMatch(
                 code: code.description, attempts: [],
                 explanation: "Nothing in this capture matches \(code): it holds no RDP connection attempt. Was it taken on the client (or on the path) while the error happened, with the right port?")
         }
-        let seen = Dictionary(grouping: attempts, by: { $0.label.rawValue }).map { "\($0.value.count) \($0.key)" }.sorted()
-            .joined(separator: ", ")
         return ReportedMatch(
             code: code.description, attempts: [],
-            explanation: "Nothing in this capture matches \(code): its attempts ended as \(seen). The capture may have been taken in the wrong place or at the wrong time, or the error came from another connection.")
+            explanation: "Nothing in this capture matches \(code): its attempts ended as \(labelList.joined(separator: ", ")). The capture may have been taken in the wrong place or at the wrong time, or the error came from another connection.")
     }
 }
 
 /// Small formatting helpers shared by the formats.
 enum Format {
-    static func seconds(_ s: Double) -> String {
-        if !s.isFinite { return "?" }
-        if abs(s) < 0.001 { return String(format: "%.0f µs", s * 1_000_000) }
-        if abs(s) < 1 { return String(format: "%.1f ms", s * 1000) }
-        return String(format: "%.3f s", s)
-    }
+    static func seconds(_ s: Double) -> String { Numbers.duration(s) }
 
     /// Seconds from the attempt's first frame, signed (DNS answers come before it).
     static func relative(_ t: Timestamp?, from origin: Timestamp) -> String {
         guard let t else { return "" }
-        return String(format: "%+.6f", t.seconds(since: origin))
+        return Numbers.fixed(t.seconds(since: origin), 6, sign: true)
     }
 
     static func bytes(_ n: Int64) -> String {
         if n < 10_000 { return "\(n) B" }
-        if n < 10_000_000 { return String(format: "%.1f KB", Double(n) / 1000) }
-        return String(format: "%.1f MB", Double(n) / 1_000_000)
+        if n < 10_000_000 { return Numbers.fixed(Double(n) / 1000, 1) + " KB" }
+        return Numbers.fixed(Double(n) / 1_000_000, 1) + " MB"
     }
 
     static func tcpLine(_ t: TCPFacts) -> String {

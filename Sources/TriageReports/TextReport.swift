@@ -10,12 +10,13 @@ public final class TextReport: AnalysisSink {
     let out: ReportOutput
     let options: ReportOptions
     let color: Bool
-    private var attempts: [AttemptSummary] = []
+    private var digest: InputDigest
     private var origin: Timestamp?
 
     public init(output: ReportOutput, options: ReportOptions) {
         out = output
         self.options = options
+        digest = InputDigest(reported: options.reported)
         switch options.color {
         case .always: color = true
         case .never: color = false
@@ -37,7 +38,7 @@ public final class TextReport: AnalysisSink {
     func emit(_ s: String) { out.line(options.redactor?.apply(s) ?? s) }
 
     public func begin(_ input: InputInfo) {
-        attempts.removeAll()
+        digest = InputDigest(reported: options.reported)
         origin = nil
         var head = input.input == "-" ? "standard input" : input.input
         if let lt = input.linkType { head += " (\(lt))" }
@@ -48,7 +49,7 @@ public final class TextReport: AnalysisSink {
         options.redactor?.register(a)
         let t = a.facts.tcp
         let v = a.verdict
-        attempts.append(AttemptSummary(id: t.id, facts: a.facts, verdict: v))
+        digest.add(a)
         let o = origin ?? t.first.time
         if origin == nil { origin = o }
         emit("")
@@ -81,20 +82,18 @@ public final class TextReport: AnalysisSink {
             emit("")
             emit(paint("  error: \(e.description)", "31"))
         }
-        let stories = Story.build(attempts)
+        let stories = digest.finishStories()
         if !stories.isEmpty {
             emit("")
             emit(bold("  Story"))
             for st in stories { emit("    " + st.narrative) }
         }
-        if let code = options.reported {
-            let m = ReportedMatch.find(code, in: attempts)
+        if let code = options.reported, let m = digest.reportedMatch() {
             emit("")
             emit(bold("  Reported \(code)") + ": " + m.explanation)
         }
         emit("")
-        let byLabel = Dictionary(grouping: attempts, by: \.label).sorted { $0.key.rawValue < $1.key.rawValue }
-            .map { "\($0.value.count) \($0.key.rawValue)" }
+        let byLabel = digest.labelList
         let labels = byLabel.isEmpty ? "" : ": " + byLabel.joined(separator: ", ")
         emit(
             "  \(s.attempts) RDP attempt\(s.attempts == 1 ? "" : "s")\(labels); \(s.failures) failed; \(s.stats.frames) frames read"
