@@ -422,8 +422,8 @@ public enum Classifier {
             return nil
         }
         let alert = tls.alerts.first { $0.from == .client }
-        var evidence = [Evidence(r.clientHello?.at, "TLS ClientHello"), Evidence(r.serverHello?.at, "TLS ServerHello (\(r.serverHello.map { Knowledge.tlsVersionName($0.version) } ?? "?"))")]
-        if let a = alert { evidence.append(Evidence(a.at, a.encrypted ? "the client's encrypted alert (close_notify or a certificate alert)" : "TLS alert \(a.description.map(Knowledge.tlsAlertName) ?? "?") from the client")) }
+        var evidence = [Evidence(r.clientHello?.at, "TLS ClientHello"), Evidence(r.serverHello?.at, "TLS ServerHello (\(r.serverHello.map { TLSVersion(rawValue: $0.version).name } ?? "?"))")]
+        if let a = alert { evidence.append(Evidence(a.at, a.encrypted ? "the client's encrypted alert (close_notify or a certificate alert)" : "TLS alert \(a.description.map { TLSAlertDescription(rawValue: $0).name } ?? "?") from the client")) }
         evidence.append(Evidence(r.endingFrame, "the client closes the connection"))
         var details = certificateDetails(r)
         if r.tls?.certificates.isEmpty != false && r.serverHello?.version == 0x0304 {
@@ -450,14 +450,14 @@ public enum Classifier {
         guard let a = r.fatalAlert, r.tls?.handshakeComplete != true || a.encrypted == false && a.level == 2 else { return nil }
         if a.encrypted && r.tls?.handshakeComplete == true { return nil }
         let who = a.from == .server ? "server" : "client"
-        let name = a.description.map { Knowledge.tlsAlertName($0) }
+        let name = a.description.map { TLSAlertDescription(rawValue: $0).name }
         let desc = name.map { "\($0) (\(a.description!))" } ?? "encrypted alert (description hidden)"
         var details: [String] = []
         if let ch = r.clientHello {
-            let offered = ch.supportedVersions.isEmpty ? [ch.legacyVersion] : ch.supportedVersions
-            details.append("The client offered \(offered.map(Knowledge.tlsVersionName).joined(separator: ", ")).")
+            let offered = (ch.supportedVersions.isEmpty ? [ch.legacyVersion] : ch.supportedVersions).filter { !TLSVersion(rawValue: $0).isGREASE }
+            details.append("The client offered \(offered.map { TLSVersion(rawValue: $0).name }.joined(separator: ", ")).")
         }
-        if let sh = r.serverHello { details.append("The server chose \(Knowledge.tlsVersionName(sh.version)).") }
+        if let sh = r.serverHello { details.append("The server chose \(TLSVersion(rawValue: sh.version).name).") }
         let certAlert = [42, 43, 44, 45, 46, 48].contains(a.description ?? 0)
         if let cert = r.tls?.certificates.first, let product = cert.inspectionProduct {
             return make(
@@ -481,7 +481,7 @@ public enum Classifier {
             remedy: remedy, details: details,
             evidence: [
                 Evidence(r.clientHello?.at, "TLS ClientHello"),
-                Evidence(r.serverHello?.at, r.serverHello.map { "TLS ServerHello (\(Knowledge.tlsVersionName($0.version)))" } ?? ""),
+                Evidence(r.serverHello?.at, r.serverHello.map { "TLS ServerHello (\(TLSVersion(rawValue: $0.version).name))" } ?? ""),
                 Evidence(a.at, "TLS alert \(desc) from the \(who)"),
             ].filter { !$0.what.isEmpty && $0.frame != nil })
     }
@@ -542,7 +542,7 @@ public enum Classifier {
     static func tlsHandshake(_ r: Reading) -> Verdict? {
         guard let ch = r.clientHello, r.tls?.handshakeComplete != true else { return nil }
         var evidence = [Evidence(ch.at, "TLS ClientHello")]
-        if let sh = r.serverHello { evidence.append(Evidence(sh.at, "TLS ServerHello (\(Knowledge.tlsVersionName(sh.version)))")) }
+        if let sh = r.serverHello { evidence.append(Evidence(sh.at, "TLS ServerHello (\(TLSVersion(rawValue: sh.version).name))")) }
         if let cf = r.tls?.certificateFrame { evidence.append(Evidence(cf, "server certificate")) }
         evidence.append(Evidence(r.endingFrame, "connection ended by the \(r.ender.rawValue)"))
         switch r.ender {
@@ -673,7 +673,7 @@ public enum Classifier {
             return nil
         }
         var details: [String] = []
-        if let c = r.confirm, let s = c.selectedProtocol { details.append("Security: \(s.names)\(r.serverHello.map { ", \(Knowledge.tlsVersionName($0.version))" } ?? "").") }
+        if let c = r.confirm, let s = c.selectedProtocol { details.append("Security: \(s.names)\(r.serverHello.map { ", \(TLSVersion(rawValue: $0.version).name)" } ?? "").") }
         if authOnly && !r.reachedSession {
             details.append("The client completed Network Level Authentication and then closed the connection itself (an authentication-only check, or the user cancelled).")
         }

@@ -49,31 +49,6 @@ public enum Knowledge {
         0x8009_0322: ("SEC_E_WRONG_PRINCIPAL", "0x807"),
     ]
 
-    /// TLS alert descriptions (RFC 5246 7.2, RFC 8446 6).
-    public static let tlsAlerts: [UInt8: String] = [
-        0: "close_notify", 10: "unexpected_message", 20: "bad_record_mac", 21: "decryption_failed",
-        22: "record_overflow", 40: "handshake_failure", 42: "bad_certificate", 43: "unsupported_certificate",
-        44: "certificate_revoked", 45: "certificate_expired", 46: "certificate_unknown", 47: "illegal_parameter",
-        48: "unknown_ca", 49: "access_denied", 50: "decode_error", 51: "decrypt_error", 70: "protocol_version",
-        71: "insufficient_security", 80: "internal_error", 86: "inappropriate_fallback", 90: "user_canceled",
-        100: "no_renegotiation", 109: "missing_extension", 110: "unsupported_extension", 112: "unrecognized_name",
-        113: "bad_certificate_status_response", 115: "unknown_psk_identity", 116: "certificate_required",
-        120: "no_application_protocol",
-    ]
-
-    public static func tlsAlertName(_ d: UInt8) -> String { tlsAlerts[d] ?? "alert-\(d)" }
-
-    public static func tlsVersionName(_ v: UInt16) -> String {
-        switch v {
-        case 0x0300: "SSL 3.0"
-        case 0x0301: "TLS 1.0"
-        case 0x0302: "TLS 1.1"
-        case 0x0303: "TLS 1.2"
-        case 0x0304: "TLS 1.3"
-        default: "0x" + String(v, radix: 16)
-        }
-    }
-
     /// ICMP errors by (type, code), v4 and v6.
     public static func icmpName(isV6: Bool, type: UInt8, code: UInt8) -> String {
         if isV6 {

@@ -177,7 +177,8 @@ public struct ReportedCode: Sendable, Codable, Equatable, CustomStringConvertibl
 }
 
 extension Substring {
-    func trimmingCharacters(in set: Character) -> Substring {
+    /// Drops `set` at both ends.
+    public func trimmingCharacters(in set: Character) -> Substring {
         var s = self
         while s.first == set { s.removeFirst() }
         while s.last == set { s.removeLast() }

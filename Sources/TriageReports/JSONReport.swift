@@ -1,10 +1,46 @@
 import Foundation
+import Synchronization
 import TriageCapture
 import TriageDecoding
 import TriageDiagnosis
 import TriageEngine
 import TriageFlows
 import TriageProtocols
+
+/// camelCase property names as snake_case JSON keys, converted once per name (the
+/// encoder's own strategy converts every key of every object again).
+enum SnakeCase {
+    struct Key: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    static let cache = Mutex<[String: String]>([:])
+
+    @Sendable static func key(_ path: [any CodingKey]) -> any CodingKey {
+        guard let last = path.last else { return Key(stringValue: "") }
+        if last.intValue != nil { return last }
+        let name = last.stringValue
+        if let hit = cache.withLock({ $0[name] }) { return Key(stringValue: hit) }
+        // As Foundation's convertToSnakeCase: a word starts at an uppercase letter after a
+        // lowercase one, or at the last capital of a run followed by a lowercase letter
+        // ("sameSideLastIPID" → "same_side_last_ipid", "answersSYN" → "answers_syn").
+        let chars = Array(name)
+        var out = ""
+        for (i, ch) in chars.enumerated() {
+            if ch.isUppercase && i > 0 {
+                let prev = chars[i - 1]
+                let nextIsLower = i + 1 < chars.count && chars[i + 1].isLowercase
+                if prev.isLowercase || prev.isNumber || (prev.isUppercase && nextIsLower) { out.append("_") }
+            }
+            out.append(contentsOf: ch.lowercased())
+        }
+        cache.withLock { $0[name] = out }
+        return Key(stringValue: out)
+    }
+}
 
 /// The machine-readable report (schema `rdptriage.report`, version in `ReportSchema`),
 /// written as it goes: one JSON document, attempts streamed in.
@@ -23,18 +59,22 @@ public final class JSONReport: AnalysisSink {
         self.options = options
         digest = InputDigest(reported: options.reported)
         encoder = JSONEncoder()
-        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.keyEncodingStrategy = .custom(SnakeCase.key)
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
     }
 
     /// Encodes a value and indents it to sit at `level` inside the document.
     func encode<T: Encodable>(_ value: T, level: Int) -> String {
         guard let data = try? encoder.encode(value) else { return "null" }
-        var s = String(decoding: data, as: UTF8.self)
-        if let r = options.redactor { s = r.apply(s) }
-        let pad = String(repeating: "  ", count: level)
-        return s.split(separator: "\n", omittingEmptySubsequences: false).enumerated()
-            .map { $0.offset == 0 ? String($0.element) : pad + $0.element }.joined(separator: "\n")
+        let pad = [UInt8](repeating: 0x20, count: 2 * level)
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(data.count + data.count / 8)
+        for b in data {
+            bytes.append(b)
+            if b == 0x0A { bytes.append(contentsOf: pad) }
+        }
+        let s = String(decoding: bytes, as: UTF8.self)
+        return options.redactor?.apply(s) ?? s
     }
 
     func string(_ s: String) -> String { encode(s, level: 0) }

@@ -218,12 +218,3 @@ extension String {
         return String(s)
     }
 }
-
-extension Substring {
-    func trimmingCharacters(in c: Character) -> Substring {
-        var s = self
-        while s.first == c { s.removeFirst() }
-        while s.last == c { s.removeLast() }
-        return s
-    }
-}

@@ -186,7 +186,7 @@ func frame(named name: String, in a: Attempt) -> Int? {
             if let sender = alert["sender"]?.string { #expect(got?.from.rawValue == sender, "\(at) alert sender") }
         }
         if let v = d["tls_version"]?.string, let sh = r.tls?.serverHello {
-            #expect(Knowledge.tlsVersionName(sh.version) == v, "\(at) TLS version")
+            #expect(TLSVersion(rawValue: sh.version).name == v, "\(at) TLS version")
         }
         if let icmp = d["icmp"] {
             let got = t.icmp.first
