@@ -1,0 +1,121 @@
+import Foundation
+import Testing
+import TriageCapture
+import TriageDiagnosis
+import TriageEngine
+import TriageFlows
+@testable import TriageProtocols
+
+/// Rules the lab cannot stage with real software, checked by changing one fact of a real
+/// capture's facts: everything else stays as recorded.
+@Suite struct ClassifierRuleTests {
+    func facts(_ name: String) throws -> AttemptFacts {
+        let c = analyze(Repo.captures + "/\(name).pcap")
+        return try #require(c.attempts.first).facts
+    }
+
+    static let fortigate = CertificateFacts(
+        subject: "CN=rdp.corp.example", issuer: "CN=FortiGate CA, O=Fortinet, C=US", serialNumber: "01",
+        notBefore: Timestamp(seconds: 1_700_000_000, nanos: 0), notAfter: Timestamp(seconds: 1_900_000_000, nanos: 0),
+        selfSigned: false, keyType: "RSA", keyBits: 2048, subjectAlternativeNames: [], signatureAlgorithm: "sha256WithRSA",
+        sha256: String(repeating: "0", count: 64), inspectionProduct: "Fortinet FortiGate")
+
+    /// The client refuses after the TLS handshake, and the certificate is a TLS-inspection
+    /// product's: client-side interference, not the server.
+    @Test func inspectionCertificateMakesItClientSide() throws {
+        var f = try facts("cert-rejected")
+        #expect(Classifier.classify(f).cause == .clientSide)
+        f.rdp.tls?.certificates = [Self.fortigate]
+        let v = Classifier.classify(f)
+        #expect(v.label == .clientAbort)
+        #expect(v.cause == .clientSide)
+        #expect(v.summary.contains("Fortinet FortiGate"))
+        #expect(v.remediation.first?.contains("TLS-inspection product") == true)
+    }
+
+    /// A fatal alert with an inspection product's certificate is blamed on the inspection.
+    @Test func alertWithInspectionCertificate() throws {
+        var f = try facts("tls-no-shared-cipher")
+        #expect(Classifier.classify(f).cause == .tlsCredSSP)
+        f.rdp.tls?.certificates = [Self.fortigate]
+        let v = Classifier.classify(f)
+        #expect(v.label == .tlsAlert)
+        #expect(v.cause == .clientSide)
+    }
+
+    /// An RST with the server's own TTL is the server's; change only its TTL and it becomes a
+    /// middlebox's.
+    @Test func resetTTLDecidesWhoSentIt() throws {
+        var f = try facts("close-after-clienthello")
+        try #require(f.tcp.outcome == .reset)
+        #expect(Classifier.classify(f).endedBy == .server)
+        f.tcp.resets[0].ttl = 250
+        let v = Classifier.classify(f)
+        #expect(v.label == .resetByMiddlebox)
+        #expect(v.cause == .networkBlockade)
+        #expect(v.endedBy == .middlebox)
+    }
+
+    /// A CredSSP failure whose TSRequest named the NTSTATUS (a key log would show it) maps
+    /// to the client code for that status.
+    @Test func ntstatusNamesTheClientCode() throws {
+        var f = try facts("credssp-unknown-user")
+        f.rdp.credssp?.errorCode = 0xC000_0064
+        let v = Classifier.classify(f)
+        #expect(v.label == .credsspFailure)
+        #expect(v.clientReport?.code == "0xA07")
+        #expect(v.summary.contains("STATUS_NO_SUCH_USER"))
+        #expect(v.confidence.level == .high)
+    }
+
+    /// Without any DNS answer in the capture, a host-unreachable is a network problem, not
+    /// a resolution one.
+    @Test func hostUnreachableWithoutDNSIsNetwork() throws {
+        var f = try facts("icmp-host-unreachable")
+        #expect(Classifier.classify(f).cause == .resolutionMismatch)
+        f.dns = []
+        #expect(Classifier.classify(f).cause == .networkBlockade)
+    }
+}
+
+/// `--reported CODE` against what each capture really shows.
+@Suite struct ReportedCodeTests {
+    func json(_ args: [String]) throws -> [String: Any] {
+        let r = try Run.program(Repo.executable, ["analyze", "--format", "json"] + args)
+        return try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+    }
+
+    func reported(_ doc: [String: Any]) -> [String: Any]? {
+        ((doc["inputs"] as? [[String: Any]])?.first)?["reported"] as? [String: Any]
+    }
+
+    /// The server reset the TLS handshake: the abortive close the client reports as 0x904/0x7.
+    @Test func matchingAttempt() throws {
+        let r = try #require(reported(try json(["--reported", "0x904/0x7", Repo.captures + "/close-after-clienthello.pcap"])))
+        #expect(r["attempts"] as? [Int] == [1])
+        #expect((r["explanation"] as? String)?.hasPrefix("Consistent with 0x904/0x7") == true)
+        // Decimal with no extended code works too.
+        let d = try #require(reported(try json(["--reported", "2308", Repo.captures + "/close-after-clienthello.pcap"])))
+        #expect(d["attempts"] as? [Int] == [1])
+    }
+
+    /// A capture where the connection worked cannot explain a 0x904/0x7.
+    @Test func nothingMatches() throws {
+        let r = try #require(reported(try json(["--reported", "0x904/0x7", Repo.captures + "/success-tls.pcap"])))
+        #expect((r["attempts"] as? [Int])?.isEmpty == true)
+        #expect((r["explanation"] as? String)?.contains("Nothing in this capture matches") == true)
+    }
+
+    /// SYNs that were refused are 0x204, not 0x904.
+    @Test func connectFailures() throws {
+        let r = try #require(reported(try json(["--reported", "0x204", Repo.captures + "/rst-refused.pcap"])))
+        #expect(r["attempts"] as? [Int] == [1, 2])
+    }
+
+    @Test func parsing() {
+        #expect(ReportedCode("0x904/0x7") == ReportedCode("2308/7"))
+        #expect(ReportedCode("0x904")?.extended == nil)
+        #expect(ReportedCode("0x904/") == nil)
+        #expect(ReportedCode("banana") == nil)
+    }
+}
