@@ -79,17 +79,17 @@ public final class StreamReassembler {
     /// Sequence number of offset 0.
     public private(set) var baseSequence: UInt32 = 0
     /// Offset of the next in-order byte expected.
-    public private(set) var nextOffset: Int64 = 0
+    @exclusivity(unchecked) public private(set) var nextOffset: Int64 = 0
     /// Highest offset + length seen, in order or not.
-    public private(set) var highestEnd: Int64 = 0
+    @exclusivity(unchecked) public private(set) var highestEnd: Int64 = 0
 
     /// In-order bytes not yet consumed: `buffer[head...]` starts at offset `bufferStart`
     /// and is contiguous (a gap empties the buffer first).
-    var buffer: [UInt8] = []
-    var head = 0
-    var bufferStart: Int64 = 0
-    var pending: [Pending] = []
-    var pendingBytes = 0
+    @exclusivity(unchecked) var buffer: [UInt8] = []
+    @exclusivity(unchecked) var head = 0
+    @exclusivity(unchecked) var bufferStart: Int64 = 0
+    @exclusivity(unchecked) var pending: [Pending] = []
+    @exclusivity(unchecked) var pendingBytes = 0
     /// Bytes charged to the budget.
     var charged = 0
 
@@ -103,7 +103,7 @@ public final class StreamReassembler {
     public private(set) var cutBytes: Int64 = 0
     public private(set) var cutAt: Int64?
     /// In-order bytes that went past (delivered, or counted after the consumer was done).
-    public private(set) var deliveredBytes: Int64 = 0
+    @exclusivity(unchecked) public private(set) var deliveredBytes: Int64 = 0
     /// Unconsumed bytes thrown away at a gap (a PDU that can no longer complete).
     public private(set) var abandonedBytes: Int64 = 0
     /// The consumer said it needs no more: bytes are counted, not copied.

@@ -57,14 +57,14 @@ public final class SessionTracker {
     public let configuration: TrackerConfiguration
     public let budget: ReassemblyBudget
     public let dns: DNSTable
-    public private(set) var stats = TrackerStats()
+    @exclusivity(unchecked) public private(set) var stats = TrackerStats()
     /// Called once per session when it is over (or at the end of the input).
     private let onFinish: (TCPSession, DNSTable) -> Void
     private let factory: (any StreamConsumerFactory)?
 
     private var portMap = [UInt64](repeating: 0, count: 1024)
-    private var sessions: [FlowKey: TCPSession] = [:]
-    private var candidates: [FlowKey: Candidate] = [:]
+    @exclusivity(unchecked) private var sessions: [FlowKey: TCPSession] = [:]
+    @exclusivity(unchecked) private var candidates: [FlowKey: Candidate] = [:]
     private var candidateOrder: Deque<FlowKey> = []
     private var tombstones: [FlowKey: Timestamp] = [:]
     private var nextID = 0

@@ -171,7 +171,9 @@ public final class TCPSession {
     public let input: String
 
     public private(set) var state: ConnectionState
-    public private(set) var stats = (client: DirectionStats(), server: DirectionStats())
+    // One thread owns a session; dynamic exclusivity checks on the per-packet counters cost
+    // more than the counting (tests run with them on for every other property).
+    @exclusivity(unchecked) public private(set) var stats = (client: DirectionStats(), server: DirectionStats())
     public private(set) var synFrames: [FrameRef] = []
     public private(set) var synCount = 0
     public private(set) var clientISN: UInt32?

@@ -7,26 +7,15 @@ import TriageEngine
 import TriageFlows
 import TriageProtocols
 
-/// camelCase property names as snake_case JSON keys, converted once per name (the
-/// encoder's own strategy converts every key of every object again).
+/// camelCase property names as snake_case JSON keys, converted once per name.
 enum SnakeCase {
-    struct Key: CodingKey {
-        var stringValue: String
-        var intValue: Int? { nil }
-        init(stringValue: String) { self.stringValue = stringValue }
-        init?(intValue: Int) { nil }
-    }
-
     static let cache = Mutex<[String: String]>([:])
 
-    @Sendable static func key(_ path: [any CodingKey]) -> any CodingKey {
-        guard let last = path.last else { return Key(stringValue: "") }
-        if last.intValue != nil { return last }
-        let name = last.stringValue
-        if let hit = cache.withLock({ $0[name] }) { return Key(stringValue: hit) }
-        // As Foundation's convertToSnakeCase: a word starts at an uppercase letter after a
-        // lowercase one, or at the last capital of a run followed by a lowercase letter
-        // ("sameSideLastIPID" → "same_side_last_ipid", "answersSYN" → "answers_syn").
+    /// As Foundation's convertToSnakeCase: a word starts at an uppercase letter after a
+    /// lowercase one, or at the last capital of a run followed by a lowercase letter
+    /// ("sameSideLastIPID" → "same_side_last_ipid", "answersSYN" → "answers_syn").
+    static func name(_ name: String) -> String {
+        if let hit = cache.withLock({ $0[name] }) { return hit }
         let chars = Array(name)
         var out = ""
         for (i, ch) in chars.enumerated() {
@@ -38,16 +27,16 @@ enum SnakeCase {
             out.append(contentsOf: ch.lowercased())
         }
         cache.withLock { $0[name] = out }
-        return Key(stringValue: out)
+        return out
     }
 }
 
 /// The machine-readable report (schema `rdptriage.report`, version in `ReportSchema`),
-/// written as it goes: one JSON document, attempts streamed in.
+/// written as it goes: one JSON document, attempts streamed in. Keys are snake_case, in the
+/// order the types declare them.
 public final class JSONReport: AnalysisSink {
     let out: ReportOutput
     let options: ReportOptions
-    let encoder: JSONEncoder
     private var inputCount = 0
     private var attemptsInInput = 0
     private var digest: InputDigest
@@ -58,22 +47,11 @@ public final class JSONReport: AnalysisSink {
         out = output
         self.options = options
         digest = InputDigest(reported: options.reported)
-        encoder = JSONEncoder()
-        encoder.keyEncodingStrategy = .custom(SnakeCase.key)
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
     }
 
-    /// Encodes a value and indents it to sit at `level` inside the document.
+    /// Encodes a value to sit at `level` inside the document.
     func encode<T: Encodable>(_ value: T, level: Int) -> String {
-        guard let data = try? encoder.encode(value) else { return "null" }
-        let pad = [UInt8](repeating: 0x20, count: 2 * level)
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(data.count + data.count / 8)
-        for b in data {
-            bytes.append(b)
-            if b == 0x0A { bytes.append(contentsOf: pad) }
-        }
-        let s = String(decoding: bytes, as: UTF8.self)
+        guard let s = try? JSONWriter.encode(value, level: level) else { return "null" }
         return options.redactor?.apply(s) ?? s
     }
 
