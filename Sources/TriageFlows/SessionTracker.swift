@@ -70,6 +70,10 @@ public final class SessionTracker {
     private var nextID = 0
     private var clock = Timestamp(nanoseconds: Int64.min)
     private var lastSweep = Timestamp(nanoseconds: Int64.min)
+    private var lastTombstoneSweep = Timestamp(nanoseconds: Int64.min)
+    /// Nanoseconds of capture time between sweeps: timeouts are seconds long, and a sweep
+    /// walks every open session.
+    static let sweepInterval: Int64 = 2_000_000_000
     private var sweepScratch: [FlowKey] = []
     /// The input (file or interface) the packets come from; frame numbers are per input.
     public let input: String
@@ -117,7 +121,7 @@ public final class SessionTracker {
         stats.frames += 1
         if ref.time > clock {
             clock = ref.time
-            if clock.nanoseconds &- lastSweep.nanoseconds >= 1_000_000_000 || lastSweep.nanoseconds == Int64.min {
+            if clock.nanoseconds &- lastSweep.nanoseconds >= Self.sweepInterval || lastSweep.nanoseconds == Int64.min {
                 sweep()
                 lastSweep = clock
             }
@@ -351,6 +355,9 @@ public final class SessionTracker {
             candidateOrder = Deque(candidateOrder.filter { candidates[$0] != nil })
         }
         sweepScratch.removeAll(keepingCapacity: true)
+        // Tombstones live for a minute; forgetting them is not urgent.
+        guard now.seconds(since: lastTombstoneSweep) >= 30 else { return }
+        lastTombstoneSweep = now
         for (key, t) in tombstones where now.seconds(since: t) > 60 { sweepScratch.append(key) }
         for key in sweepScratch { tombstones[key] = nil }
     }
