@@ -109,7 +109,10 @@ public final class StoryBuilder {
     public init(idleSeconds: Double = 900) { self.idleSeconds = idleSeconds }
 
     public func add(_ a: AttemptSummary) {
-        groups[Key(client: a.client.address, server: a.server), default: []].append(a)
+        let key = Key(client: a.client.address, server: a.server)
+        // Only the last attempt's summary is ever told; earlier ones keep their label.
+        if let n = groups[key]?.count, n > 0 { groups[key]![n - 1].summary = "" }
+        groups[key, default: []].append(a)
         if a.start.time > latest { latest = a.start.time }
         added += 1
         if added % 1024 == 0 { closeIdle() }

@@ -88,7 +88,7 @@ public struct EngineOptions: Sendable {
     /// A BPF filter applied to every frame (frame numbers still count every frame).
     public var filter: String?
     /// Most finished attempts held back to restore start order.
-    public var reorderWindow = 4096
+    public var reorderWindow = 1024
 
     public init() {}
 }
@@ -165,7 +165,12 @@ public final class Engine {
 final class ReorderBuffer {
     let window: Int
     let sink: any AnalysisSink
-    private var ready: [Int: Attempt] = [:]
+    /// Held attempts, boxed so the table moves references, not kilobyte-sized values.
+    private final class Held {
+        let attempt: Attempt
+        init(_ a: Attempt) { attempt = a }
+    }
+    private var ready: [Int: Held] = [:]
     private var next = 0
     private(set) var emitted = 0
     private(set) var failures = 0
@@ -182,9 +187,9 @@ final class ReorderBuffer {
             next += 1
             return
         }
-        ready[a.facts.tcp.id] = a
+        ready[a.facts.tcp.id] = Held(a)
         while let r = ready.removeValue(forKey: next) {
-            emit(r)
+            emit(r.attempt)
             next += 1
         }
         if ready.count > window {
@@ -195,7 +200,7 @@ final class ReorderBuffer {
 
     func flushAll() {
         for id in ready.keys.sorted() {
-            if let r = ready.removeValue(forKey: id) { emit(r) }
+            if let r = ready.removeValue(forKey: id) { emit(r.attempt) }
             next = max(next, id + 1)
         }
     }

@@ -65,7 +65,14 @@ final class JSONWriter {
 
     func string(_ s: String) {
         bytes.append(0x22)
-        for b in s.utf8 {
+        let utf8 = s.utf8
+        if !utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) {
+            // Nothing to escape (the usual case): one copy.
+            bytes.append(contentsOf: utf8)
+            bytes.append(0x22)
+            return
+        }
+        for b in utf8 {
             switch b {
             case 0x22: bytes.append(contentsOf: [0x5C, 0x22])
             case 0x5C: bytes.append(contentsOf: [0x5C, 0x5C])
