@@ -137,4 +137,46 @@ struct PublicCapturesTests {
         // Six stories at most per client/server pair, and none of the attempts is "healthy" by accident.
         #expect(c.attempts.filter { $0.verdict.label == .success }.count < 71)
     }
+
+    /// The TCP-level outcome of each of the 71 brute-force attempts against tshark's view of
+    /// each TCP stream (SYN-ACK or not, and which of FIN and RST came first, from whom).
+    @Test(.enabled(if: Tshark.path != nil, "tshark is not installed"))
+    func bruteForceTCPOutcomesAgreeWithTshark() throws {
+        let file = Repo.publicCaptures + "/initconf/RDP-bruteforce.pcap"
+        let c = try load("initconf/RDP-bruteforce.pcap")
+        let rows = try Run.program(
+            Tshark.path!,
+            ["-r", file, "-T", "fields", "-E", "separator=\t", "-e", "tcp.stream", "-e", "tcp.srcport", "-e", "tcp.flags.syn",
+             "-e", "tcp.flags.ack", "-e", "tcp.flags.fin", "-e", "tcp.flags.reset"]
+        ).stdout.split(separator: "\n").map { $0.split(separator: "\t").map(String.init) }
+        struct Stream { var clientPort = ""; var synAck = false; var end: (String, String)? }
+        var streams: [String: Stream] = [:]
+        for r in rows where r.count == 6 {
+            var s = streams[r[0]] ?? Stream()
+            let fromServer = r[1] == "3389"
+            if s.clientPort.isEmpty && !fromServer { s.clientPort = r[1] }
+            if r[2] == "1" && r[3] == "1" && fromServer { s.synAck = true }
+            if s.end == nil && (r[4] == "1" || r[5] == "1") {
+                s.end = (r[5] == "1" ? "reset" : "closed", fromServer ? "server" : "client")
+            }
+            streams[r[0]] = s
+        }
+        #expect(streams.count == c.attempts.count)
+        for a in c.attempts {
+            let t = a.facts.tcp
+            guard let s = streams.values.first(where: { $0.clientPort == String(t.client.port) }) else {
+                Issue.record("no tshark stream for client port \(t.client.port)")
+                continue
+            }
+            let want: (String, String?)
+            switch (s.synAck, s.end) {
+            case (false, nil): want = ("syn-unanswered", nil)
+            case (false, let e?): want = (e.1 == "server" && e.0 == "reset" ? "refused" : e.0, e.1)
+            case (true, nil): want = (t.established ? "open" : "handshake-incomplete", nil)
+            case (true, let e?): want = (e.0, e.1)
+            }
+            #expect(t.outcome.rawValue == want.0, "port \(t.client.port): \(t.outcome.rawValue), tshark says \(want.0)")
+            #expect(t.endedBy?.rawValue == want.1, "port \(t.client.port): ended by \(t.endedBy?.rawValue ?? "-")")
+        }
+    }
 }
