@@ -52,8 +52,6 @@ public struct Timestamp: Hashable, Comparable, Sendable {
         let (d, o) = nanoseconds.subtractingReportingOverflow(other.nanoseconds)
         return o ? (nanoseconds > other.nanoseconds ? Double.infinity : -Double.infinity) : Double(d) / 1e9
     }
-
-    public var secondsSinceEpoch: Double { Double(nanoseconds) / 1e9 }
 }
 
 

@@ -16,9 +16,6 @@ public struct RawPacket {
         self.originalLength = originalLength
         self.bytes = bytes
     }
-
-    /// The snapshot length cut this frame.
-    public var isCut: Bool { capturedLength < originalLength }
 }
 
 /// Where packets come from: a capture file today, a live interface later. The session

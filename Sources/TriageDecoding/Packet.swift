@@ -123,8 +123,6 @@ public struct DecodedPacket: Sendable {
     public var problem = DecodeProblem.none
 
     public init() {}
-
-    public var isTCP: Bool { transport == IPProto.tcp && !problem.blocksTransport && (!isFragment || fragmentOffset == 0) }
 }
 
 /// Why decoding of a frame stopped early. Not an error for the run: the frame is counted.

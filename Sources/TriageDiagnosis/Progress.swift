@@ -144,7 +144,6 @@ struct Reading {
         return tcp.server.address.description
     }
 
-    func frameText(_ f: FrameRef?) -> String { f.map { "frame \($0.frame)" } ?? "no frame" }
 
     func seconds(_ s: Double) -> String { Numbers.duration(s) }
 

@@ -92,9 +92,4 @@ public final class DNSTable {
     public func resolutions(of address: IPAddress, askedBy asker: IPAddress? = nil, before time: Timestamp) -> [DNSResolution] {
         (byAddress[address] ?? []).filter { $0.response.time <= time && (asker == nil || $0.asker == asker!) }
     }
-
-    /// Every answer on record (for reports that list DNS activity).
-    public var allResolutions: [DNSResolution] {
-        order.flatMap { byAddress[$0] ?? [] }.sorted { $0.response.frame < $1.response.frame }
-    }
 }

@@ -144,7 +144,6 @@ public final class StreamReassembler {
     }
 
     public var unconsumedCount: Int { buffer.count - head }
-    public var pendingCount: Int { pending.count }
 
     /// Adds a segment's payload. `wireLength` can exceed `bytes.count` when the snapshot
     /// length cut the frame. Returns whether the segment was new data (not a retransmission).

@@ -111,10 +111,6 @@ public final class SessionTracker {
     @inline(__always)
     func isRDPPort(_ p: UInt16) -> Bool { portMap[Int(p >> 6)] & (1 << UInt64(p & 63)) != 0 }
 
-    /// Sessions not yet reported.
-    public var activeSessionCount: Int { sessions.count }
-    public var candidateCount: Int { candidates.count }
-
     /// Takes one decoded frame. `bytes` are the frame's captured bytes (the payload is at
     /// `packet.payloadOffset`); `frameLength` is its length on the wire.
     public func process(_ p: DecodedPacket, bytes: UnsafeRawBufferPointer, frameLength: Int, at ref: FrameRef) {

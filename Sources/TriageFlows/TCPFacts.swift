@@ -141,45 +141,28 @@ extension TCPFacts {
         clientSide = Self.side(s.stats.client, s.clientStream)
         serverSide = Self.side(s.stats.server, s.serverStream)
 
+        (outcome, endedBy, decisive) = Self.outcome(s)
+    }
+
+    /// What ended the attempt, who did, and the packet that shows it.
+    static func outcome(_ s: TCPSession) -> (TCPOutcome, Side?, FrameRef?) {
         let firstRST = s.resets.first
         let fins = [s.stats.client.fin, s.stats.server.fin].compactMap { $0 }.sorted { $0.at.frame < $1.at.frame }
-        let unreachable = s.icmpErrors.first { $0.about == .client && Self.isUnreachable($0) }
         if s.roleSource == .syn && !s.isEstablished {
-            if let r = s.resets.first(where: { $0.from == .server }) , s.synAck == nil {
-                outcome = .refused
-                endedBy = .server
-                decisive = r.at
-            } else if s.synAck == nil, let icmp = unreachable {
-                outcome = .icmpUnreachable
-                endedBy = nil
-                decisive = icmp.at
-            } else if s.synAck == nil {
-                outcome = firstRST.map { _ in .reset } ?? .synUnanswered
-                endedBy = firstRST?.from
-                decisive = firstRST?.at ?? syns.last
-            } else if let r = firstRST {
-                outcome = .reset
-                endedBy = r.from
-                decisive = r.at
-            } else {
-                outcome = .handshakeIncomplete
-                endedBy = nil
-                decisive = s.synAck
+            if let r = s.resets.first(where: { $0.from == .server }), s.synAck == nil { return (.refused, .server, r.at) }
+            if s.synAck == nil,
+                let icmp = s.icmpErrors.first(where: { $0.about == .client && isUnreachable($0) })
+            {
+                return (.icmpUnreachable, nil, icmp.at)
             }
-        } else if let r = firstRST, fins.first.map({ r.at.frame < $0.at.frame }) ?? true {
-            // Whichever came first ends it: an RST after a FIN is only the tail of the close.
-            outcome = .reset
-            endedBy = r.from
-            decisive = r.at
-        } else if let f = fins.first {
-            outcome = .closed
-            endedBy = f.from
-            decisive = f.at
-        } else {
-            outcome = .open
-            endedBy = nil
-            decisive = nil
+            if let r = firstRST { return (.reset, r.from, r.at) }
+            if s.synAck == nil { return (.synUnanswered, nil, s.synFrames.last) }
+            return (.handshakeIncomplete, nil, s.synAck)
         }
+        // Whichever came first ends it: an RST after a FIN is only the tail of the close.
+        if let r = firstRST, fins.first.map({ r.at.frame < $0.at.frame }) ?? true { return (.reset, r.from, r.at) }
+        if let f = fins.first { return (.closed, f.from, f.at) }
+        return (.open, nil, nil)
     }
 
     /// Destination unreachable (ICMP 3, ICMPv6 1) and time exceeded (11, 3): the errors

@@ -225,7 +225,6 @@ public final class TCPSession {
     }
 
     public func stream(_ d: Direction) -> StreamReassembler { d == .clientToServer ? clientStream : serverStream }
-    public func directionStats(_ d: Direction) -> DirectionStats { d == .clientToServer ? stats.client : stats.server }
 
     func attach(_ consumer: any StreamConsumer) {
         self.consumer = consumer

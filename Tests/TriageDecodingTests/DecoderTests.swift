@@ -155,7 +155,7 @@ func decode(_ bytes: [UInt8], _ link: LinkType) -> DecodedPacket {
         #expect(later.isFragment)
         #expect(later.fragmentOffset == 3)
         #expect(later.problem == .laterFragment)
-        #expect(!later.isTCP)
+        #expect(later.problem.blocksTransport)
     }
 
     @Test func ipv4OptionsAreSkipped() {
