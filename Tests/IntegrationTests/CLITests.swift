@@ -1,5 +1,8 @@
 import Foundation
 import Testing
+import TriageDiagnosis
+import TriageEngine
+import TriageFlows
 
 /// The command line as users run it: exit codes, one-line errors, standard input, reports.
 @Suite struct CLITests {
@@ -178,5 +181,31 @@ struct ExportTests {
         let r = try Run.program(Repo.executable, ["analyze", "--export", NSTemporaryDirectory(), "-"], stdin: capture)
         #expect(r.status == 2)
         #expect(r.stderr.contains("standard input: --export needs a capture file"))
+    }
+}
+
+/// A capture taken with a small snapshot length (tcpdump -s 96): frames are decoded as far
+/// as they go and counted, the TCP facts stay right, and the cut bytes are gaps, not errors.
+@Suite(.enabled(if: Run.tool("editcap") != nil, "editcap (wireshark-common) is not installed"))
+struct SnapshotLengthTests {
+    @Test func cutFramesAreCountedNotFatal() throws {
+        let cut = NSTemporaryDirectory() + "rdptriage-snap-\(UUID().uuidString).pcap"
+        defer { try? FileManager.default.removeItem(atPath: cut) }
+        let original = Repo.captures + "/success-tls.pcap"
+        _ = try Run.program(Run.tool("editcap")!, ["-s", "96", original, cut])
+        let full = analyze(original)
+        let short = analyze(cut)
+        #expect(short.summaries.first?.error == nil)
+        #expect(short.summaries.first?.stats.cutFrames ?? 0 > 0)
+        try #require(short.attempts.count == full.attempts.count)
+        let a = short.attempts[0].facts.tcp
+        let b = full.attempts[0].facts.tcp
+        #expect(a.outcome == b.outcome)
+        #expect(a.endedBy == b.endedBy)
+        #expect(a.clientSide.frames == b.clientSide.frames && a.serverSide.frames == b.serverSide.frames)
+        #expect(a.clientSide.frameBytes == b.clientSide.frameBytes)
+        #expect(a.serverSide.streamBytes == b.serverSide.streamBytes)
+        #expect(a.serverSide.gaps.contains { $0.reason == "snaplen" })
+        #expect(a.serverSide.cutFrames > 0)
     }
 }
