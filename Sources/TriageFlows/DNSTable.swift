@@ -49,15 +49,13 @@ public final class DNSTable {
     /// Records a DNS message seen on UDP port 53.
     func record(_ bytes: UnsafeRawBufferPointer, from source: IPAddress, to destination: IPAddress, fromServer: Bool,
                 at ref: FrameRef) {
-        let message: DNSMessage
-        do {
-            message = try DNSMessage.decode(bytes)
-        } catch {
+        guard bytes.count >= 12 else {
             malformed += 1
             return
         }
-        if !message.isResponse {
-            let k = QueryKey(id: message.id, asker: source)
+        if bytes[2] & 0x80 == 0 {
+            // A query: its ID and asker are all we keep, read without decoding names.
+            let k = QueryKey(id: UInt16(bytes[0]) << 8 | UInt16(bytes[1]), asker: source)
             if queries[k] == nil {
                 queries[k] = ref
                 queryOrder.append(k)
@@ -66,6 +64,13 @@ public final class DNSTable {
             return
         }
         guard fromServer else { return }
+        let message: DNSMessage
+        do {
+            message = try DNSMessage.decode(bytes)
+        } catch {
+            malformed += 1
+            return
+        }
         responses += 1
         let query = queries[QueryKey(id: message.id, asker: destination)]
         let asked = message.questionName ?? message.answers.first?.name ?? ""
