@@ -96,9 +96,7 @@ public enum CertificateParser {
     static func serialHex(_ bytes: ArraySlice<UInt8>) -> String {
         var b = bytes
         if b.count > 1, b.first == 0, let second = b.dropFirst().first, second & 0x80 != 0 { b = b.dropFirst() }
-        var s = ""
-        for x in b { s += hex2(x) }
-        return s.uppercased()
+        return hexString(b).uppercased()
     }
 
     static func dotted(_ node: ASN1Node) -> String? {
@@ -194,9 +192,7 @@ public enum CertificateParser {
             }
             return String(out)
         default:
-            var s = "#"
-            for b in bytes { s += hex2(b) }
-            return s
+            return "#" + hexString(bytes)
         }
     }
 
@@ -313,8 +309,6 @@ public enum CertificateParser {
             }
             return groups.joined(separator: ":")
         }
-        var s = "#"
-        for x in b { s += hex2(x) }
-        return s
+        return "#" + hexString(b)
     }
 }

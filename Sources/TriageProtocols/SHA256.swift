@@ -82,9 +82,6 @@ enum SHA256 {
 
     /// Lowercase hex of the digest.
     static func hex(_ bytes: [UInt8]) -> String {
-        var s = ""
-        s.reserveCapacity(64)
-        for b in hash(bytes) { s += hex2(b) }
-        return s
+        hexString(hash(bytes))
     }
 }

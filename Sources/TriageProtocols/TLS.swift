@@ -212,24 +212,12 @@ public struct TLSClientHello: Sendable, Equatable {
     /// the connection to its lines in an NSS key log.
     public var random: String = ""
 
-    static func hex(_ bytes: UnsafeRawBufferPointer) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity(bytes.count * 2)
-        for b in bytes {
-            out.append(digits[Int(b >> 4)])
-            out.append(digits[Int(b & 0x0f)])
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
-
     /// Parses the body of a client_hello message.
     public static func parse(_ b: inout ByteCursor) throws(ParseError) -> TLSClientHello {
         var hello = TLSClientHello(
             legacyVersion: TLSVersion(rawValue: try b.u16be("legacy_version")), cipherSuites: [], extensions: [],
             serverName: nil, supportedVersions: [])
-        var random = try b.slice(32, "random")
-        hello.random = Self.hex(random.readRest().remainingBytes)
+        hello.random = try b.slice(32, "random").hexString()
         let sessionLength = Int(try b.u8("legacy_session_id length"))
         guard sessionLength <= 32 else { throw .malformed("session id length \(sessionLength)", offset: b.offset - 1) }
         try b.skipBytes(sessionLength, "legacy_session_id")

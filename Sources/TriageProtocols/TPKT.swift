@@ -374,6 +374,13 @@ func hex2(_ b: UInt8) -> String {
     return s
 }
 
+/// Lowercase hex of a byte sequence.
+func hexString<S: Sequence<UInt8>>(_ bytes: S) -> String {
+    var out = ""
+    for b in bytes { out += hex2(b) }
+    return out
+}
+
 func hex(_ v: UInt32, width: Int) -> String {
     let s = String(v, radix: 16)
     return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s
@@ -408,11 +415,7 @@ extension ByteCursor {
 
     /// Hex of the remaining bytes (for serial numbers and fingerprints).
     func hexString(uppercase: Bool = false) -> String {
-        var out = ""
-        out.reserveCapacity(remaining * 2)
-        for i in 0..<remaining {
-            if let b = peekUInt8(at: i) { out += hex2(b) }
-        }
+        let out = TriageProtocols.hexString(remainingBytes)
         return uppercase ? out.uppercased() : out
     }
 }

@@ -185,7 +185,7 @@ public final class Redactor {
         out.reserveCapacity(t.count)
         var i = 0
         while i < t.count {
-            if i + n.count <= t.count && t[i] == n[0] && Array(t[i..<(i + n.count)]) == n
+            if i + n.count <= t.count && t[i] == n[0] && t[i..<(i + n.count)].elementsEqual(n)
                 && isBoundary(i > 0 ? t[i - 1] : nil, boundary) && isBoundary(i + n.count < t.count ? t[i + n.count] : nil, boundary)
             {
                 out.append(contentsOf: replacement.utf8)
