@@ -1,3 +1,4 @@
+import Dispatch
 import TriageCapture
 import TriageDecoding
 import TriageDiagnosis
@@ -89,6 +90,9 @@ public struct EngineOptions: Sendable {
     public var filter: String?
     /// Most finished attempts held back to restore start order.
     public var reorderWindow = 1024
+    /// Finished attempts handed to the verdict thread at a time (1 for live captures, where
+    /// a verdict should not wait for others).
+    public var verdictBatch = 64
 
     public init() {}
 }
@@ -123,10 +127,11 @@ public final class Engine {
     public func analyze(source: any PacketSource, sink: any AnalysisSink, snapshotLength: Int? = nil) -> InputSummary {
         sink.begin(InputInfo(input: source.name, linkType: source.linkType.description, snapshotLength: snapshotLength))
         let order = ReorderBuffer(window: options.reorderWindow, sink: sink)
+        let verdicts = VerdictStage(order: order, batchSize: options.verdictBatch)
         let factory = RDPConsumerFactory()
         let tracker = SessionTracker(input: source.name, configuration: options.tracker, factory: factory) {
             session, dns in
-            order.add(Self.assess(session, dns: dns))
+            verdicts.add(Self.facts(session, dns: dns))
         }
         let linkType = source.linkType
         var decoded = DecodedPacket()
@@ -142,7 +147,7 @@ public final class Engine {
             failure = error
         }
         tracker.finishAll()
-        order.flushAll()
+        verdicts.finish()
         let summary = InputSummary(
             input: source.name, stats: tracker.stats, error: failure, filteredOut: source.filteredOut,
             peakReassemblyBytes: tracker.budget.peak, attempts: order.emitted, failures: order.failures)
@@ -150,14 +155,61 @@ public final class Engine {
         return summary
     }
 
-    /// Facts and verdict for a finished session.
-    static func assess(_ session: TCPSession, dns: DNSTable) -> Attempt {
+    /// What a finished session showed: taken on the packet thread, since the session and
+    /// the DNS table keep changing there.
+    static func facts(_ session: TCPSession, dns: DNSTable) -> AttemptFacts {
         let tcp = TCPFacts(session)
         let rdp = (session.consumer as? RDPStreamConsumer)?.facts ?? RDPFacts()
         let resolutions = dns.resolutions(
             of: session.server.address, askedBy: session.client.address, before: session.firstFrame.time)
-        let facts = AttemptFacts(tcp: tcp, rdp: rdp, dns: resolutions)
-        return Attempt(facts: facts, verdict: Classifier.classify(facts))
+        return AttemptFacts(tcp: tcp, rdp: rdp, dns: resolutions)
+    }
+}
+
+/// Classifies finished attempts and hands them to the reports on a second thread, so that
+/// reading packets and writing verdicts overlap (they cost about the same on a capture full
+/// of short attempts). Attempts go over in batches, in the order the tracker finished them,
+/// and at most `maxBatchesInFlight` batches wait, so memory stays bounded when reports
+/// are slower than reading.
+final class VerdictStage: @unchecked Sendable {
+    // Unchecked: `order` (and the sink behind it) is only touched on `queue`, and the
+    // caller waits for the queue in `finish` before it reads anything back.
+    private let queue = DispatchQueue(label: "rdptriage.verdicts")
+    private let slots: DispatchSemaphore
+    private let order: ReorderBuffer
+    private let batchSize: Int
+    private var batch: [AttemptFacts] = []
+
+    static let maxBatchesInFlight = 16
+
+    init(order: ReorderBuffer, batchSize: Int) {
+        self.order = order
+        self.batchSize = max(1, batchSize)
+        self.slots = DispatchSemaphore(value: Self.maxBatchesInFlight)
+        batch.reserveCapacity(self.batchSize)
+    }
+
+    func add(_ facts: AttemptFacts) {
+        batch.append(facts)
+        if batch.count >= batchSize { send() }
+    }
+
+    private func send() {
+        guard !batch.isEmpty else { return }
+        let ready = batch
+        batch = []
+        batch.reserveCapacity(batchSize)
+        slots.wait()
+        queue.async { [self] in
+            for facts in ready { order.add(Attempt(facts: facts, verdict: Classifier.classify(facts))) }
+            slots.signal()
+        }
+    }
+
+    /// Sends what is left and waits until every attempt reached the sink.
+    func finish() {
+        send()
+        queue.sync { order.flushAll() }
     }
 }
 
