@@ -58,6 +58,12 @@ public struct Timestamp: Hashable, Comparable, Sendable {
 extension Timestamp {
     /// UTC time in ISO 8601 with nanoseconds, e.g. `2026-11-25T11:43:45.123456789Z`.
     public var iso8601: String {
+        withISO8601 { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// Calls `body` with the `iso8601` text's 30 bytes, built on the stack (reports write
+    /// several times per attempt, so no string is made for them).
+    public func withISO8601<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         let ns = nanoseconds
         var secs = ns / 1_000_000_000
         var frac = ns % 1_000_000_000
@@ -81,11 +87,30 @@ extension Timestamp {
         let d = doy - (153 * mp + 2) / 5 + 1
         let m = mp < 10 ? mp + 3 : mp - 9
         let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
-        func pad(_ v: Int64, _ n: Int) -> String {
-            let s = String(v)
-            return s.count >= n ? s : String(repeating: "0", count: n - s.count) + s
+        // Int64 nanoseconds span the years 1677 to 2262: four digits always suffice.
+        let year = min(max(y, 0), 9999)
+        var text: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        return try withUnsafeMutableBytes(of: &text) { buf in
+            var i = 0
+            func put(_ v: Int64, _ width: Int) {
+                var v = v
+                var k = width
+                while k > 0 {
+                    k -= 1
+                    buf[i + k] = UInt8(truncatingIfNeeded: v % 10) &+ 0x30
+                    v /= 10
+                }
+                i += width
+            }
+            func sep(_ c: UInt8) {
+                buf[i] = c
+                i += 1
+            }
+            put(year, 4); sep(0x2D); put(m, 2); sep(0x2D); put(d, 2); sep(0x54)
+            put(rem / 3600, 2); sep(0x3A); put(rem / 60 % 60, 2); sep(0x3A); put(rem % 60, 2); sep(0x2E)
+            put(frac, 9); sep(0x5A)
+            return try body(UnsafeRawBufferPointer(rebasing: buf[0..<i]))
         }
-        return "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))T\(pad(rem / 3600, 2)):\(pad(rem / 60 % 60, 2)):\(pad(rem % 60, 2)).\(pad(frac, 9))Z"
     }
 
     /// Parses the format `iso8601` writes.

@@ -1,4 +1,3 @@
-import Synchronization
 import TriageCapture
 import TriageDecoding
 import TriageDiagnosis
@@ -6,15 +5,13 @@ import TriageEngine
 import TriageFlows
 import TriageProtocols
 
-/// camelCase property names as snake_case JSON keys, converted once per name.
+/// camelCase property names as snake_case JSON keys. `JSONWriter` converts ASCII names
+/// itself, by the same rule, while it writes them.
 enum SnakeCase {
-    static let cache = Mutex<[String: String]>([:])
-
     /// As Foundation's convertToSnakeCase: a word starts at an uppercase letter after a
     /// lowercase one, or at the last capital of a run followed by a lowercase letter
     /// ("sameSideLastIPID" → "same_side_last_ipid", "answersSYN" → "answers_syn").
-    static func name(_ name: String) -> String {
-        if let hit = cache.withLock({ $0[name] }) { return hit }
+    static func convert(_ name: String) -> String {
         let chars = Array(name)
         var out = ""
         for (i, ch) in chars.enumerated() {
@@ -25,7 +22,6 @@ enum SnakeCase {
             }
             out.append(contentsOf: ch.lowercased())
         }
-        cache.withLock { $0[name] = out }
         return out
     }
 }
@@ -41,6 +37,7 @@ public final class JSONReport: AnalysisSink {
     private var digest: InputDigest
     private var totals = (inputs: 0, errors: 0, attempts: 0, failures: 0)
     private var started = false
+    private let writer = JSONWriter()
 
     public init(output: ReportOutput, options: ReportOptions) {
         out = output
@@ -83,7 +80,14 @@ public final class JSONReport: AnalysisSink {
         digest.add(a)
         out.write(attemptsInInput == 0 ? "\n        " : ",\n        ")
         attemptsInInput += 1
-        out.write(encode(AttemptRecord(a), level: 4))
+        if options.redactor != nil {
+            out.write(encode(AttemptRecord(a), level: 4))
+        } else if (try? writer.write(AttemptRecord(a), level: 4)) != nil {
+            // The common case: the bytes go out as written, no string in between.
+            out.write(bytes: writer.bytes)
+        } else {
+            out.write("null")
+        }
     }
 
     public func end(_ s: InputSummary) {

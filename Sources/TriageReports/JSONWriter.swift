@@ -1,3 +1,5 @@
+import TriageCapture
+
 /// A streaming JSON encoder: writes an `Encodable` straight into bytes, pretty-printed,
 /// keys in declaration order and in snake_case. Foundation's `JSONEncoder` builds a tree
 /// of boxed values first and spent most of a large report's time there.
@@ -5,6 +7,8 @@
 /// Containers close lazily: the `Encodable` protocol says when a container opens, never
 /// when it is finished, so a container is closed when its parent writes its next element
 /// or when the value is done.
+///
+/// One writer serves a whole report (`write` replaces its contents): its buffer is reused.
 final class JSONWriter {
     // Written by one encoder at a time, so the dynamic exclusivity checks (a quarter of the
     // time of a large report) buy nothing here.
@@ -12,26 +16,46 @@ final class JSONWriter {
     /// Open containers: object or array, and how many elements each has so far.
     @exclusivity(unchecked) private var stack: [(object: Bool, count: Int)] = []
     /// Indentation of the outermost container, for values embedded in a larger document.
-    let baseLevel: Int
+    private(set) var baseLevel: Int
+    private static let spaces = [UInt8](repeating: 0x20, count: 128)
 
     init(baseLevel: Int = 0) {
         self.baseLevel = baseLevel
-        bytes.reserveCapacity(4096)
+        bytes.reserveCapacity(16384)
+        stack.reserveCapacity(16)
     }
 
     /// Encodes one value and returns its text.
     static func encode<T: Encodable>(_ value: T, level: Int = 0) throws -> String {
         let w = JSONWriter(baseLevel: level)
-        try value.encode(to: JSONWriterEncoder(writer: w, depth: 0, codingPath: []))
-        w.close(to: 0)
+        try w.write(value, level: level)
         return String(decoding: w.bytes, as: UTF8.self)
+    }
+
+    /// Replaces the buffer's contents with `value`, indented to sit at `level`.
+    func write<T: Encodable>(_ value: T, level: Int) throws {
+        bytes.removeAll(keepingCapacity: true)
+        stack.removeAll(keepingCapacity: true)
+        baseLevel = level
+        do {
+            try JSONWriterEncoder.value(value, writer: self)
+        } catch {
+            stack.removeAll(keepingCapacity: true)
+            throw error
+        }
+        close(to: 0)
     }
 
     var depth: Int { stack.count }
 
     func newline(_ level: Int) {
         bytes.append(0x0A)
-        for _ in 0..<(2 * (level + baseLevel)) { bytes.append(0x20) }
+        var n = 2 * (level + baseLevel)
+        while n > 0 {
+            let k = min(n, Self.spaces.count)
+            bytes.append(contentsOf: Self.spaces[0..<k])
+            n -= k
+        }
     }
 
     /// Closes every container deeper than `depth`.
@@ -50,47 +74,115 @@ final class JSONWriter {
         if stack[depth - 1].count > 0 { bytes.append(UInt8(ascii: ",")) }
         stack[depth - 1].count += 1
         newline(depth)
-        if let key {
-            string(key)
-            bytes.append(contentsOf: [0x3A, 0x20])  // ": "
+        if let key { keyBytes(key) }
+    }
+
+    private func keyBytes(_ name: String) {
+        var name = name
+        let ascii: Bool = name.withUTF8 { utf8 in
+            guard utf8.allSatisfy({ $0 < 0x80 && $0 != 0x22 && $0 != 0x5C && $0 >= 0x20 }) else { return false }
+            // Property names are ASCII: convert in place, as `SnakeCase.convert` would.
+            bytes.append(0x22)
+            for (i, b) in utf8.enumerated() {
+                if Self.isUpper(b) && i > 0 {
+                    let prev = utf8[i - 1]
+                    let nextIsLower = i + 1 < utf8.count && Self.isLower(utf8[i + 1])
+                    if Self.isLower(prev) || Self.isDigit(prev) || (Self.isUpper(prev) && nextIsLower) {
+                        bytes.append(UInt8(ascii: "_"))
+                    }
+                }
+                bytes.append(Self.isUpper(b) ? b | 0x20 : b)
+            }
+            bytes.append(contentsOf: [0x22, 0x3A, 0x20])  // ": "
+            return true
+        }
+        if !ascii {
+            string(SnakeCase.convert(name))
+            bytes.append(contentsOf: [0x3A, 0x20])
         }
     }
+
+    @inline(__always) private static func isUpper(_ b: UInt8) -> Bool { b >= 0x41 && b <= 0x5A }
+    @inline(__always) private static func isLower(_ b: UInt8) -> Bool { b >= 0x61 && b <= 0x7A }
+    @inline(__always) private static func isDigit(_ b: UInt8) -> Bool { b >= 0x30 && b <= 0x39 }
 
     func open(object: Bool) {
         bytes.append(object ? UInt8(ascii: "{") : UInt8(ascii: "["))
         stack.append((object, 0))
     }
 
+    func raw(_ s: StaticString) {
+        s.withUTF8Buffer { bytes.append(contentsOf: $0) }
+    }
+
     func raw(_ s: String) { bytes.append(contentsOf: s.utf8) }
 
+    /// Decimal digits, written in place.
+    func integer<I: BinaryInteger>(_ value: I) {
+        if value < 0 {
+            bytes.append(UInt8(ascii: "-"))
+            if let m = UInt64(exactly: value.magnitude) { return unsigned(m) }
+            return raw(String(value.magnitude))
+        }
+        if let u = UInt64(exactly: value) { unsigned(u) } else { raw(String(value)) }
+    }
+
+    private func unsigned(_ value: UInt64) {
+        var v = value
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes: room for 20 digits
+        var n = 0
+        withUnsafeMutableBytes(of: &digits) { buf in
+            repeat {
+                buf[23 - n] = UInt8(truncatingIfNeeded: v % 10) &+ 0x30
+                v /= 10
+                n += 1
+            } while v > 0
+            bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: buf[(24 - n)...]))
+        }
+    }
+
     func string(_ s: String) {
-        bytes.append(0x22)
-        let utf8 = s.utf8
-        if !utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) {
-            // Nothing to escape (the usual case): one copy.
-            bytes.append(contentsOf: utf8)
+        var s = s
+        s.withUTF8 { utf8 in
             bytes.append(0x22)
-            return
-        }
-        for b in utf8 {
-            switch b {
-            case 0x22: bytes.append(contentsOf: [0x5C, 0x22])
-            case 0x5C: bytes.append(contentsOf: [0x5C, 0x5C])
-            case 0x0A: bytes.append(contentsOf: [0x5C, 0x6E])
-            case 0x0D: bytes.append(contentsOf: [0x5C, 0x72])
-            case 0x09: bytes.append(contentsOf: [0x5C, 0x74])
-            case 0..<0x20:
-                let hex = Array("0123456789abcdef".utf8)
-                bytes.append(contentsOf: [0x5C, 0x75, 0x30, 0x30, hex[Int(b >> 4)], hex[Int(b & 0x0f)]])
-            default: bytes.append(b)
+            var clean = true
+            for b in utf8 where b < 0x20 || b == 0x22 || b == 0x5C {
+                clean = false
+                break
             }
+            if clean {
+                // Nothing to escape (the usual case): one copy.
+                bytes.append(contentsOf: utf8)
+                bytes.append(0x22)
+                return
+            }
+            for b in utf8 {
+                switch b {
+                case 0x22: bytes.append(contentsOf: [0x5C, 0x22])
+                case 0x5C: bytes.append(contentsOf: [0x5C, 0x5C])
+                case 0x0A: bytes.append(contentsOf: [0x5C, 0x6E])
+                case 0x0D: bytes.append(contentsOf: [0x5C, 0x72])
+                case 0x09: bytes.append(contentsOf: [0x5C, 0x74])
+                case 0..<0x20:
+                    let hex = Array("0123456789abcdef".utf8)
+                    bytes.append(contentsOf: [0x5C, 0x75, 0x30, 0x30, hex[Int(b >> 4)], hex[Int(b & 0x0f)]])
+                default: bytes.append(b)
+                }
+            }
+            bytes.append(0x22)
         }
+    }
+
+    /// A time as its ISO 8601 string (as `Timestamp.encode` writes it), without the string.
+    func timestamp(_ t: Timestamp) {
+        bytes.append(0x22)
+        t.withISO8601 { bytes.append(contentsOf: $0) }
         bytes.append(0x22)
     }
 
     func double(_ d: Double) {
         guard d.isFinite else { return raw("null") }
-        if d == d.rounded(), abs(d) < 1e15 { return raw(String(Int64(d))) }
+        if d == d.rounded(), abs(d) < 1e15 { return integer(Int64(d)) }
         raw(String(d))
     }
 }
@@ -116,20 +208,33 @@ struct JSONWriterEncoder: Encoder {
         Single(writer: writer, codingPath: codingPath)
     }
 
-    /// Writes a value whose element header was just written.
-    static func value<T: Encodable>(_ v: T, writer w: JSONWriter, path: [any CodingKey]) throws {
-        switch v {
-        case let s as String: w.string(s)
-        case let b as Bool: w.raw(b ? "true" : "false")
-        case let i as Int: w.raw(String(i))
-        case let i as Int64: w.raw(String(i))
-        case let i as UInt8: w.raw(String(i))
-        case let i as UInt16: w.raw(String(i))
-        case let i as UInt32: w.raw(String(i))
-        case let i as UInt64: w.raw(String(i))
-        case let i as Int32: w.raw(String(i))
-        case let d as Double: w.double(d)
-        default: try v.encode(to: JSONWriterEncoder(writer: w, depth: w.depth, codingPath: path))
+    /// Writes a value whose element header was just written. Primitives are told apart by
+    /// their metatype, which costs far less than a dynamic cast.
+    static func value<T: Encodable>(_ v: T, writer w: JSONWriter) throws {
+        if T.self == String.self {
+            w.string(unsafeBitCast(v, to: String.self))
+        } else if T.self == Bool.self {
+            w.raw((unsafeBitCast(v, to: Bool.self)) ? "true" : "false")
+        } else if T.self == Int.self {
+            w.integer(unsafeBitCast(v, to: Int.self))
+        } else if T.self == Int64.self {
+            w.integer(unsafeBitCast(v, to: Int64.self))
+        } else if T.self == UInt8.self {
+            w.integer(unsafeBitCast(v, to: UInt8.self))
+        } else if T.self == UInt16.self {
+            w.integer(unsafeBitCast(v, to: UInt16.self))
+        } else if T.self == UInt32.self {
+            w.integer(unsafeBitCast(v, to: UInt32.self))
+        } else if T.self == UInt64.self {
+            w.integer(unsafeBitCast(v, to: UInt64.self))
+        } else if T.self == Int32.self {
+            w.integer(unsafeBitCast(v, to: Int32.self))
+        } else if T.self == Double.self {
+            w.double(unsafeBitCast(v, to: Double.self))
+        } else if T.self == Timestamp.self {
+            w.timestamp(unsafeBitCast(v, to: Timestamp.self))
+        } else {
+            try v.encode(to: JSONWriterEncoder(writer: w, depth: w.depth, codingPath: []))
         }
     }
 
@@ -138,7 +243,7 @@ struct JSONWriterEncoder: Encoder {
         let depth: Int
         var codingPath: [any CodingKey]
 
-        func name(_ key: Key) -> String { SnakeCase.name(key.stringValue) }
+        func name(_ key: Key) -> String { key.stringValue }
 
         mutating func encodeNil(forKey key: Key) throws {
             writer.element(in: depth, key: name(key))
@@ -147,7 +252,7 @@ struct JSONWriterEncoder: Encoder {
 
         mutating func encode<T: Encodable>(_ value: T, forKey key: Key) throws {
             writer.element(in: depth, key: name(key))
-            try JSONWriterEncoder.value(value, writer: writer, path: codingPath + [key])
+            try JSONWriterEncoder.value(value, writer: writer)
         }
 
         // The concrete overloads the synthesized `encode(to:)` calls: no dynamic casts.
@@ -192,7 +297,7 @@ struct JSONWriterEncoder: Encoder {
 
         func integer<I: BinaryInteger>(_ value: I, _ key: Key) throws {
             writer.element(in: depth, key: name(key))
-            writer.raw(String(value))
+            writer.integer(value)
         }
 
         mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type, forKey key: Key)
@@ -201,13 +306,13 @@ struct JSONWriterEncoder: Encoder {
             writer.element(in: depth, key: name(key))
             writer.open(object: true)
             return KeyedEncodingContainer(
-                Keyed<NestedKey>(writer: writer, depth: writer.depth, codingPath: codingPath + [key]))
+                Keyed<NestedKey>(writer: writer, depth: writer.depth, codingPath: []))
         }
 
         mutating func nestedUnkeyedContainer(forKey key: Key) -> any UnkeyedEncodingContainer {
             writer.element(in: depth, key: name(key))
             writer.open(object: false)
-            return Unkeyed(writer: writer, depth: writer.depth, codingPath: codingPath + [key])
+            return Unkeyed(writer: writer, depth: writer.depth, codingPath: [])
         }
 
         mutating func superEncoder() -> any Encoder {
@@ -217,7 +322,7 @@ struct JSONWriterEncoder: Encoder {
 
         mutating func superEncoder(forKey key: Key) -> any Encoder {
             writer.element(in: depth, key: name(key))
-            return JSONWriterEncoder(writer: writer, depth: depth, codingPath: codingPath + [key])
+            return JSONWriterEncoder(writer: writer, depth: depth, codingPath: [])
         }
     }
 
@@ -241,7 +346,7 @@ struct JSONWriterEncoder: Encoder {
 
         mutating func encode<T: Encodable>(_ value: T) throws {
             writer.element(in: depth, key: nil)
-            try JSONWriterEncoder.value(value, writer: writer, path: codingPath)
+            try JSONWriterEncoder.value(value, writer: writer)
             count += 1
         }
 
@@ -274,7 +379,7 @@ struct JSONWriterEncoder: Encoder {
 
         mutating func encodeNil() throws { writer.raw("null") }
         mutating func encode<T: Encodable>(_ value: T) throws {
-            try JSONWriterEncoder.value(value, writer: writer, path: codingPath)
+            try JSONWriterEncoder.value(value, writer: writer)
         }
     }
 }
