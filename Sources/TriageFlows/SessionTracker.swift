@@ -75,6 +75,15 @@ public final class SessionTracker {
     /// walks every open session.
     static let sweepInterval: Int64 = 2_000_000_000
     private var sweepScratch: [FlowKey] = []
+    /// Open sessions by the capture second of their deadline (a timer wheel), so a sweep
+    /// looks at the sessions that may be due instead of walking every open one. A packet
+    /// only moves a deadline later, and the session is re-filed when its old slot comes up;
+    /// a FIN or RST moves it earlier, and the session is re-filed at once.
+    private var wheel = [[TCPSession]](repeating: [], count: SessionTracker.wheelSlots)
+    /// The last second the wheel was swept up to (its slot is looked at again next time).
+    private var wheelSwept: Int64 = .min
+    private var dueScratch: [TCPSession] = []
+    static let wheelSlots = 1024
     /// The input (file or interface) the packets come from; frame numbers are per input.
     public let input: String
 
@@ -106,6 +115,7 @@ public final class SessionTracker {
         self.onFinish = onFinish
         for p in configuration.ports { portMap[Int(p >> 6)] |= 1 << UInt64(p & 63) }
         sweepScratch.reserveCapacity(64)
+        dueScratch.reserveCapacity(64)
     }
 
     @inline(__always)
@@ -296,6 +306,7 @@ public final class SessionTracker {
         if let factory { s.attach(factory.makeConsumer(for: s)) }
         sessions[s.key] = s
         tombstones[s.key] = nil
+        file(s)
         return s
     }
 
@@ -304,6 +315,59 @@ public final class SessionTracker {
         stats.sessionFrames += 1
         let d: Direction = src == s.client ? .clientToServer : .serverToClient
         s.handle(p, direction: d, payload: payloadBytes(p, bytes), frameLength: frameLength, at: ref)
+        // A FIN or RST brings the deadline forward: file the session earlier.
+        if s.state == .reset || s.state == .closed { file(s) }
+    }
+
+    /// Seconds of quiet after which a session is over, by its state.
+    @inline(__always)
+    private func wait(_ s: TCPSession) -> Double {
+        switch s.state {
+        case .reset, .closed: configuration.closeLinger
+        case .synSent: configuration.handshakeTimeout
+        default: configuration.idleTimeout
+        }
+    }
+
+    /// The capture second in which a session is over if no packet comes (rounded down,
+    /// so a sweep at or after the deadline always looks at it).
+    @inline(__always)
+    private func deadlineSecond(_ s: TCPSession) -> Int64 {
+        let w = wait(s)
+        let waitNS = w >= 1e9 ? Int64(1e18) : Int64(max(0, (w * 1e9).rounded(.down)))
+        let due = s.lastFrame.time.nanoseconds.addingReportingOverflow(waitNS)
+        return due.overflow ? .max - 1 : Self.second(of: due.partialValue)
+    }
+
+    @inline(__always)
+    static func second(of nanoseconds: Int64) -> Int64 {
+        let q = nanoseconds.quotientAndRemainder(dividingBy: 1_000_000_000)
+        return q.remainder < 0 ? q.quotient - 1 : q.quotient
+    }
+
+    @inline(__always)
+    static func slot(_ second: Int64) -> Int { Int(UInt64(bitPattern: second) % UInt64(wheelSlots)) }
+
+    /// Files `s` in the wheel slot of its deadline, unless it already has an entry as early.
+    @inline(__always)
+    private func file(_ s: TCPSession) {
+        let second = deadlineSecond(s)
+        guard second < s.wheelSecond else { return }
+        unfile(s)
+        s.wheelSecond = second
+        wheel[Self.slot(second)].append(s)
+    }
+
+    /// Takes `s` out of the wheel, so that the wheel never keeps a finished session (and
+    /// its buffers) alive.
+    private func unfile(_ s: TCPSession) {
+        guard s.wheelSecond != .max else { return }
+        let slot = Self.slot(s.wheelSecond)
+        s.wheelSecond = .max
+        if let i = wheel[slot].lastIndex(where: { $0 === s }) {
+            wheel[slot].swapAt(i, wheel[slot].count - 1)
+            wheel[slot].removeLast()
+        }
     }
 
     private func handleICMP(_ p: DecodedPacket, quoted q: QuotedDatagram, at ref: FrameRef) {
@@ -319,23 +383,40 @@ public final class SessionTracker {
     /// Reports sessions that are over by the capture clock, and forgets stale candidates.
     private func sweep() {
         let now = clock
-        sweepScratch.removeAll(keepingCapacity: true)
-        for (key, s) in sessions {
-            let quiet = now.seconds(since: s.lastFrame.time)
-            let over: Bool
-            switch s.state {
-            case .reset, .closed: over = quiet >= configuration.closeLinger
-            case .synSent: over = quiet >= configuration.handshakeTimeout
-            default: over = quiet >= configuration.idleTimeout
+        let nowSecond = Self.second(of: now.nanoseconds)
+        // Every slot from the last sweep's second (sessions due later in that second are
+        // still there) up to this one; at most one turn of the wheel.
+        var second = wheelSwept == .min ? nowSecond : max(wheelSwept, nowSecond &- Int64(Self.wheelSlots - 1))
+        wheelSwept = nowSecond
+        dueScratch.removeAll(keepingCapacity: true)
+        while second <= nowSecond {
+            let slot = Self.slot(second)
+            second += 1
+            if wheel[slot].isEmpty { continue }
+            var entries: [TCPSession] = []
+            swap(&entries, &wheel[slot])
+            for s in entries {
+                // Each open session has exactly one entry (`file` and `finalize` take the old
+                // one out); anything else would be stale and is dropped.
+                guard !s.finalized, s.wheelSecond != .max, Self.slot(s.wheelSecond) == slot else { continue }
+                if s.wheelSecond > nowSecond {
+                    wheel[slot].append(s)  // due in a later turn of the wheel
+                } else if now.seconds(since: s.lastFrame.time) >= wait(s) {
+                    s.wheelSecond = .max
+                    dueScratch.append(s)
+                } else {
+                    s.wheelSecond = .max
+                    file(s)
+                }
             }
-            if over { sweepScratch.append(key) }
         }
-        if !sweepScratch.isEmpty {
-            let due = sweepScratch.compactMap { sessions[$0] }.sorted { $0.id < $1.id }
-            for s in due {
+        if !dueScratch.isEmpty {
+            dueScratch.sort { $0.id < $1.id }
+            for s in dueScratch {
                 if !(s.state == .reset || s.state == .closed || s.state == .synSent) { s.endedIdle = true }
                 finalize(s)
             }
+            dueScratch.removeAll(keepingCapacity: true)
         }
         sweepScratch.removeAll(keepingCapacity: true)
         for (key, c) in candidates {
@@ -361,6 +442,7 @@ public final class SessionTracker {
     private func finalize(_ s: TCPSession) {
         guard !s.finalized else { return }
         s.finalized = true
+        unfile(s)
         s.finish()
         if sessions[s.key] === s {
             sessions[s.key] = nil
@@ -374,6 +456,8 @@ public final class SessionTracker {
     public func finishAll() {
         let open = sessions.values.sorted { $0.id < $1.id }
         for s in open { finalize(s) }
+        for i in wheel.indices { wheel[i].removeAll() }
+        wheelSwept = .min
         candidates.removeAll()
         candidateOrder.removeAll()
         tombstones.removeAll()
