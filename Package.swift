@@ -6,6 +6,10 @@ import PackageDescription
 let strict: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
     .enableUpcomingFeature("MemberImportVisibility"),
+    // Release builds skip the run-time exclusivity checks: one thread owns each session and
+    // parser, the checks cost a tenth of the packet path, and debug builds (the tests and
+    // scripts/fuzz) keep them, so an overlapping access still traps there.
+    .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
 ]
 
 let package = Package(

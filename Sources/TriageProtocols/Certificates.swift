@@ -21,16 +21,27 @@ public enum CertificateParser {
     /// Facts of certificates already parsed, by their DER bytes: a server shows the same
     /// certificate on every connection, and parsing (with a signature check) is the
     /// costliest step of an attempt. Bounded; a pure cache, results do not depend on it.
-    static let cache = Mutex<[[UInt8]: CertificateFacts]>([:])
+    static let cache = Mutex<[DERKey: CertificateFacts]>([:])
     static let cacheLimit = 256
+
+    /// A certificate's bytes as a dictionary key, hashed in bulk (an array of bytes hashes
+    /// them one by one, which cost more than the rest of the lookup).
+    struct DERKey: Hashable {
+        let der: [UInt8]
+        static func == (a: DERKey, b: DERKey) -> Bool {
+            a.der.withUnsafeBytes { x in b.der.withUnsafeBytes { y in x.elementsEqual(y) } }
+        }
+        func hash(into h: inout Hasher) { der.withUnsafeBytes { h.combine(bytes: $0) } }
+    }
 
     /// Parses one DER certificate (or returns the facts of an identical one parsed before).
     public static func facts(der: [UInt8]) throws(ParseError) -> CertificateFacts {
-        if let hit = cache.withLock({ $0[der] }) { return hit }
+        let key = DERKey(der: der)
+        if let hit = cache.withLock({ $0[key] }) { return hit }
         let f = try parse(der: der)
         cache.withLock { c in
             if c.count >= cacheLimit { c.removeAll(keepingCapacity: true) }
-            c[der] = f
+            c[key] = f
         }
         return f
     }

@@ -376,10 +376,16 @@ func hex2(_ b: UInt8) -> String {
 
 /// Lowercase hex of a byte sequence.
 func hexString<S: Sequence<UInt8>>(_ bytes: S) -> String {
-    var out = ""
-    for b in bytes { out += hex2(b) }
-    return out
+    var out: [UInt8] = []
+    out.reserveCapacity(2 * bytes.underestimatedCount)
+    for b in bytes {
+        out.append(hexDigits[Int(b >> 4)])
+        out.append(hexDigits[Int(b & 0x0F)])
+    }
+    return String(decoding: out, as: UTF8.self)
 }
+
+private let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 
 func hex(_ v: UInt32, width: Int) -> String {
     let s = String(v, radix: 16)
