@@ -95,8 +95,31 @@ extension String {
 extension IPAddress: CustomStringConvertible {
     public var description: String {
         if !isIPv6 {
+            // Dotted quad built in place: at most 15 bytes, a small string, no allocation.
             let v = ipv4
-            return "\(v >> 24).\(v >> 16 & 0xff).\(v >> 8 & 0xff).\(v & 0xff)"
+            var text: (UInt64, UInt64) = (0, 0)
+            return withUnsafeMutableBytes(of: &text) { buf in
+                var n = 0
+                for k in 0..<4 {
+                    let shift = UInt32(24 - 8 * k)
+                    let octet = UInt8(truncatingIfNeeded: v >> shift)
+                    if octet >= 100 {
+                        buf[n] = 0x30 &+ octet / 100
+                        n += 1
+                    }
+                    if octet >= 10 {
+                        buf[n] = 0x30 &+ octet / 10 % 10
+                        n += 1
+                    }
+                    buf[n] = 0x30 &+ octet % 10
+                    n += 1
+                    if shift > 0 {
+                        buf[n] = 0x2E
+                        n += 1
+                    }
+                }
+                return String(decoding: UnsafeRawBufferPointer(rebasing: buf[0..<n]), as: UTF8.self)
+            }
         }
         var g = [UInt16](repeating: 0, count: 8)
         for i in 0..<4 {

@@ -113,35 +113,41 @@ public enum Classifier {
 
     static func remediationSteps(_ key: String, _ r: Reading) -> [String] {
         let steps = Knowledge.remediation[key] ?? Knowledge.remediation[key.split(separator: "-").first.map(String.init) ?? ""] ?? []
-        let server = r.facts.dns.last?.name ?? r.tcp.server.address.description
-        let reporter = r.tcp.icmp.first.map { $0.reporter.description } ?? "the router"
-        let issuer = r.tls?.certificates.first?.issuer ?? "the inspection product"
-        let values = [
-            "server": server, "address": r.tcp.server.address.description, "port": String(r.tcp.server.port),
-            "reporter": reporter, "time": r.tcp.first.time.iso8601, "issuer": issuer,
-            "name": r.facts.dns.last?.name ?? server,
-        ]
-        return steps.map { fill($0, values) }
-    }
-
-    /// Replaces `{key}` placeholders in one pass over the bytes.
-    static func fill(_ template: String, _ values: [String: String]) -> String {
-        let t = Array(template.utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity(t.count + 32)
-        var i = 0
-        while i < t.count {
-            if t[i] == UInt8(ascii: "{"), let close = t[i...].firstIndex(of: UInt8(ascii: "}")),
-                let v = values[String(decoding: t[(i + 1)..<close], as: UTF8.self)]
-            {
-                out.append(contentsOf: v.utf8)
-                i = close + 1
-            } else {
-                out.append(t[i])
-                i += 1
+        // Placeholder values are made only when a step names them.
+        func value(_ name: Substring) -> String? {
+            switch name {
+            case "server": r.facts.dns.last?.name ?? r.tcp.server.address.description
+            case "address": r.tcp.server.address.description
+            case "port": String(r.tcp.server.port)
+            case "reporter": r.tcp.icmp.first.map { $0.reporter.description } ?? "the router"
+            case "time": r.tcp.first.time.iso8601
+            case "issuer": r.tls?.certificates.first?.issuer ?? "the inspection product"
+            case "name": r.facts.dns.last?.name ?? r.tcp.server.address.description
+            default: nil
             }
         }
-        return String(decoding: out, as: UTF8.self)
+        return steps.map { fill($0, value) }
+    }
+
+    /// Replaces `{key}` placeholders in one pass; unknown keys stay as written.
+    static func fill(_ template: String, _ value: (Substring) -> String?) -> String {
+        guard template.utf8.contains(UInt8(ascii: "{")) else { return template }
+        var out = ""
+        out.reserveCapacity(template.utf8.count + 32)
+        var rest = template[...]
+        while let open = rest.firstIndex(of: "{") {
+            out += rest[..<open]
+            let after = rest.index(after: open)
+            if let close = rest[after...].firstIndex(of: "}"), let v = value(rest[after..<close]) {
+                out += v
+                rest = rest[rest.index(after: close)...]
+            } else {
+                out += "{"
+                rest = rest[after...]
+            }
+        }
+        out += rest
+        return out
     }
 
     /// What the server said in clear before closing, when it said anything: an X.224

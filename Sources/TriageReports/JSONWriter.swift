@@ -1,4 +1,6 @@
 import TriageCapture
+import TriageDecoding
+import TriageFlows
 
 /// A streaming JSON encoder: writes an `Encodable` straight into bytes, pretty-printed,
 /// keys in declaration order and in snake_case. Foundation's `JSONEncoder` builds a tree
@@ -233,6 +235,24 @@ struct JSONWriterEncoder: Encoder {
             w.double(unsafeBitCast(v, to: Double.self))
         } else if T.self == Timestamp.self {
             w.timestamp(unsafeBitCast(v, to: Timestamp.self))
+        } else if T.self == FrameRef.self {
+            // The commonest objects of a report, written as their Codable forms would be
+            // without a keyed container (a heap box each).
+            let f = unsafeBitCast(v, to: FrameRef.self)
+            w.open(object: true)
+            let d = w.depth
+            w.element(in: d, key: "frame")
+            w.integer(f.frame)
+            w.element(in: d, key: "time")
+            w.timestamp(f.time)
+        } else if T.self == Endpoint.self {
+            let e = unsafeBitCast(v, to: Endpoint.self)
+            w.open(object: true)
+            let d = w.depth
+            w.element(in: d, key: "address")
+            w.string(e.address.description)
+            w.element(in: d, key: "port")
+            w.integer(e.port)
         } else {
             try v.encode(to: JSONWriterEncoder(writer: w, depth: w.depth, codingPath: []))
         }

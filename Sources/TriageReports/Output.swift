@@ -48,7 +48,10 @@ public final class ReportOutput {
         bytes.withUnsafeBufferPointer { buf in _ = fwrite(buf.baseAddress, 1, buf.count, file) }
     }
 
-    public func line(_ s: String = "") { write(s + "\n") }
+    public func line(_ s: String = "") {
+        write(s)
+        fputc(0x0A, file)
+    }
 
     public func flush() { fflush(file) }
 }
