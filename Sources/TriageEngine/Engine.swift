@@ -131,9 +131,7 @@ public final class Engine {
         let factory = RDPConsumerFactory()
         let tracker = SessionTracker(input: source.name, configuration: options.tracker, factory: factory) {
             session, dns in
-            let resolutions = dns.resolutions(
-                of: session.server.address, askedBy: session.client.address, before: session.firstFrame.time)
-            verdicts.add(FinishedSession(session: session, dns: resolutions))
+            verdicts.add(Self.facts(session, dns: dns))
         }
         let linkType = source.linkType
         var decoded = DecodedPacket()
@@ -157,28 +155,20 @@ public final class Engine {
         return summary
     }
 
-}
-
-/// A session the tracker is done with, and the DNS answers that led to it (looked up on the
-/// packet thread, where the DNS table lives).
-struct FinishedSession: @unchecked Sendable {
-    // Unchecked: the tracker never touches a session after reporting it finished, and its
-    // reassembly storage (the only state shared with other sessions, via the budget) is
-    // already released, so the verdict thread is its only user from here on.
-    let session: TCPSession
-    let dns: [DNSResolution]
-
-    /// What the session showed.
-    var facts: AttemptFacts {
+    /// What a finished session showed: taken on the packet thread, since the session and
+    /// the DNS table keep changing there.
+    static func facts(_ session: TCPSession, dns: DNSTable) -> AttemptFacts {
         let tcp = TCPFacts(session)
         let rdp = (session.consumer as? RDPStreamConsumer)?.facts ?? RDPFacts()
-        return AttemptFacts(tcp: tcp, rdp: rdp, dns: dns)
+        let resolutions = dns.resolutions(
+            of: session.server.address, askedBy: session.client.address, before: session.firstFrame.time)
+        return AttemptFacts(tcp: tcp, rdp: rdp, dns: resolutions)
     }
 }
 
-/// Takes the facts of finished sessions, classifies them and hands them to the reports on a
-/// second thread, so that reading packets and writing verdicts overlap (they cost about the
-/// same on a capture full of short attempts). Attempts go over in batches, in the order the tracker finished them,
+/// Classifies finished attempts and hands them to the reports on a second thread, so that
+/// reading packets and writing verdicts overlap (they cost about the same on a capture full
+/// of short attempts). Attempts go over in batches, in the order the tracker finished them,
 /// and at most `maxBatchesInFlight` batches wait, so memory stays bounded when reports
 /// are slower than reading.
 final class VerdictStage: @unchecked Sendable {
@@ -188,7 +178,7 @@ final class VerdictStage: @unchecked Sendable {
     private let slots: DispatchSemaphore
     private let order: ReorderBuffer
     private let batchSize: Int
-    private var batch: [FinishedSession] = []
+    private var batch: [AttemptFacts] = []
 
     static let maxBatchesInFlight = 16
 
@@ -199,8 +189,8 @@ final class VerdictStage: @unchecked Sendable {
         batch.reserveCapacity(self.batchSize)
     }
 
-    func add(_ finished: FinishedSession) {
-        batch.append(finished)
+    func add(_ facts: AttemptFacts) {
+        batch.append(facts)
         if batch.count >= batchSize { send() }
     }
 
@@ -211,10 +201,7 @@ final class VerdictStage: @unchecked Sendable {
         batch.reserveCapacity(batchSize)
         slots.wait()
         queue.async { [self] in
-            for finished in ready {
-                let facts = finished.facts
-                order.add(Attempt(facts: facts, verdict: Classifier.classify(facts)))
-            }
+            for facts in ready { order.add(Attempt(facts: facts, verdict: Classifier.classify(facts))) }
             slots.signal()
         }
     }
