@@ -27,6 +27,9 @@ public final class PcapFileSource: PacketSource {
     /// Byte offset of the next record in a classic pcap file.
     private var nextRecordOffset: Int64 = 24
     private var finished = false
+    /// The stdio buffer libpcap reads through, freed after the stream is closed.
+    private let readBuffer: UnsafeMutablePointer<CChar>
+    static let readBufferSize = 1 << 20
 
     /// Magic numbers of the formats libpcap reads (pcap-savefile(5), pcapng draft section 4.1).
     static let magics: [UInt32: String] = [
@@ -38,10 +41,23 @@ public final class PcapFileSource: PacketSource {
         name = path
         if path != "-" { try Self.precheck(path) }
         var errbuf = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE) + 1)
-        guard let h = pcap_open_offline_with_tstamp_precision(path, UInt32(PCAP_TSTAMP_PRECISION_NANO), &errbuf)
+        // We open the stream ourselves to give it a large buffer: libpcap reads each record
+        // with two small freads, and stdio's default buffer (a page) meant a read(2) every
+        // 4 KiB, a tenth of a run's time.
+        guard let file = path == "-" ? fdopen(dup(STDIN_FILENO), "rb") : fopen(path, "rb") else {
+            let e = errno
+            throw CaptureError(input: path, kind: .unreadable, detail: "cannot read: \(String(cString: strerror(e)))")
+        }
+        let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: Self.readBufferSize)
+        setvbuf(file, buffer, _IOFBF, Self.readBufferSize)
+        guard let h = pcap_fopen_offline_with_tstamp_precision(file, UInt32(PCAP_TSTAMP_PRECISION_NANO), &errbuf)
         else {
+            // libpcap leaves the stream open when it refuses it.
+            fclose(file)
+            buffer.deallocate()
             throw Self.openError(path: path, message: String(decoding: errbuf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
         }
+        readBuffer = buffer
         handle = h
         isClassicPcap = pcap_major_version(h) == 2
         snapshotLength = Int(pcap_snapshot(h))
@@ -67,7 +83,8 @@ public final class PcapFileSource: PacketSource {
 
     deinit {
         if hasFilter { pcap_freecode(&program) }
-        pcap_close(handle)
+        pcap_close(handle)  // closes the stream too
+        readBuffer.deallocate()
     }
 
     public func next() throws(CaptureError) -> RawPacket? {
