@@ -52,29 +52,39 @@ public final class TextReport: AnalysisSink {
         digest.add(a)
         let o = origin ?? t.first.time
         if origin == nil { origin = o }
-        emit("")
-        emit(
-            "  #\(t.id + 1)  \(t.client) → \(t.server)  " + bold(paint(v.label.rawValue, labelColor(v.label)))
-                + "  [\(v.cause.rawValue), \(v.stage.rawValue), ended by \(v.endedBy.rawValue), \(v.confidence.level.rawValue) confidence]")
-        emit("      " + v.summary)
-        if let c = v.clientReport, v.isFailure {
-            emit("      Windows client: \(c.display) — \(c.meaning)")
+        // The block is built whole and written once: a large capture has many of them.
+        var block = ""
+        block.reserveCapacity(2048)
+        func line(_ parts: String...) {
+            for p in parts { block += p }
+            block += "\n"
         }
-        for d in v.details { emit("      · " + d) }
-        emit("      Confidence: \(v.confidence.level.rawValue) — \(v.confidence.reason)")
+        line()
+        line(
+            "  #", String(t.id + 1), "  ", t.client.description, " → ", t.server.description, "  ",
+            bold(paint(v.label.rawValue, labelColor(v.label))), "  [", v.cause.rawValue, ", ", v.stage.rawValue,
+            ", ended by ", v.endedBy.rawValue, ", ", v.confidence.level.rawValue, " confidence]")
+        line("      ", v.summary)
+        if let c = v.clientReport, v.isFailure {
+            line("      Windows client: ", c.display, " — ", c.meaning)
+        }
+        for d in v.details { line("      · ", d) }
+        line("      Confidence: ", v.confidence.level.rawValue, " — ", v.confidence.reason)
         if !v.evidence.isEmpty {
-            emit("      Evidence:")
+            line("      Evidence:")
             for e in v.evidence {
-                let frame = e.frame.map { "frame \($0)" } ?? "—"
+                let frame = e.frame.map { "frame " + String($0) } ?? "—"
                 let when = e.time.map { "  " + Format.relative($0, from: t.first.time) + " s" } ?? ""
-                emit("        \(frame.padded(11))\(when.padded(16))  \(e.what)")
+                line("        ", frame.padded(11), when.padded(16), "  ", e.what)
             }
         }
-        emit("      " + Format.tcpLine(t))
+        line("      ", Format.tcpLine(t))
         if !v.remediation.isEmpty {
-            emit("      What to do:")
-            for (i, step) in v.remediation.enumerated() { emit("        \(i + 1). \(step)") }
+            line("      What to do:")
+            for (i, step) in v.remediation.enumerated() { line("        ", String(i + 1), ". ", step) }
         }
+        block.removeLast()  // `emit` ends the block's last line
+        emit(block)
     }
 
     public func end(_ s: InputSummary) {
@@ -119,5 +129,9 @@ func environmentSays(_ name: String) -> Bool {
 #endif
 
 extension String {
-    func padded(_ n: Int) -> String { count >= n ? self : self + String(repeating: " ", count: n - count) }
+    func padded(_ n: Int) -> String {
+        // Padding by characters: the unicode scalars count is the same here (no combining marks).
+        let width = unicodeScalars.count
+        return width >= n ? self : self + String(repeating: " ", count: n - width)
+    }
 }

@@ -1,0 +1,52 @@
+import Foundation
+import Testing
+import TriageDiagnosis
+import TriageFlows
+import TriageEngine
+
+/// The engine classifies and reports on a second thread, in batches: what the sinks see
+/// must not depend on the batching.
+@Suite struct EngineTests {
+    static func run(_ path: String, batch: Int, window: Int = 1024) -> Collect {
+        var options = EngineOptions()
+        options.verdictBatch = batch
+        options.reorderWindow = window
+        let c = Collect()
+        Engine(options: options).analyze(path: path, sink: c)
+        return c
+    }
+
+    static var inputs: [String] {
+        var all = Repo.committedCaptures
+        // The largest public trace (71 attempts, many overlapping) when it is there.
+        if let big = Repo.publicCaptureFiles?.max(by: { Self.size($0) < Self.size($1) }) { all.append(big) }
+        return all
+    }
+
+    static func size(_ path: String) -> Int {
+        ((try? FileManager.default.attributesOfItem(atPath: path)[.size]) as? Int) ?? 0
+    }
+
+    @Test func batchingDoesNotChangeWhatTheSinkSees() throws {
+        let inputs = Self.inputs
+        try #require(inputs.count >= 26)
+        for path in inputs {
+            let one = Self.run(path, batch: 1)
+            let many = Self.run(path, batch: 64)
+            #expect(one.attempts == many.attempts, "\(path)")
+            #expect(one.summaries == many.summaries, "\(path)")
+            let ids = many.attempts.map(\.facts.tcp.id)
+            #expect(ids == ids.sorted(), "\(path): attempts in the order they started")
+            #expect(many.summaries.first?.attempts == many.attempts.count, "\(path)")
+        }
+    }
+
+    @Test func aSmallReorderWindowStillDeliversEveryAttemptOnce() throws {
+        for path in Self.inputs {
+            let full = Self.run(path, batch: 64)
+            let tight = Self.run(path, batch: 3, window: 1)
+            #expect(Set(tight.attempts.map(\.facts.tcp.id)) == Set(full.attempts.map(\.facts.tcp.id)), "\(path)")
+            #expect(tight.attempts.count == full.attempts.count, "\(path)")
+        }
+    }
+}
