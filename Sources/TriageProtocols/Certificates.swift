@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 import Synchronization
 import SwiftASN1
 import TriageCapture
@@ -24,14 +29,25 @@ public enum CertificateParser {
     static let cache = Mutex<[DERKey: CertificateFacts]>([:])
     static let cacheLimit = 256
 
-    /// A certificate's bytes as a dictionary key, hashed in bulk (an array of bytes hashes
-    /// them one by one, which cost more than the rest of the lookup).
+    /// A certificate's bytes as a dictionary key. Hashed by its length and its last 64
+    /// bytes (the signature, which differs between any two certificates): hashing all of it
+    /// cost more than the rest of the lookup. Equality still compares every byte, and the
+    /// table is small (`cacheLimit`), so crafted collisions cannot cost much.
     struct DERKey: Hashable {
         let der: [UInt8]
         static func == (a: DERKey, b: DERKey) -> Bool {
-            a.der.withUnsafeBytes { x in b.der.withUnsafeBytes { y in x.elementsEqual(y) } }
+            a.der.withUnsafeBytes { x in
+                b.der.withUnsafeBytes { y in
+                    guard x.count == y.count else { return false }
+                    guard let p = x.baseAddress, let q = y.baseAddress else { return true }  // both empty
+                    return memcmp(p, q, x.count) == 0
+                }
+            }
         }
-        func hash(into h: inout Hasher) { der.withUnsafeBytes { h.combine(bytes: $0) } }
+        func hash(into h: inout Hasher) {
+            h.combine(der.count)
+            der.withUnsafeBytes { h.combine(bytes: UnsafeRawBufferPointer(rebasing: $0.suffix(64))) }
+        }
     }
 
     /// Parses one DER certificate (or returns the facts of an identical one parsed before).

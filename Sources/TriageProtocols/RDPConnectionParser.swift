@@ -34,7 +34,18 @@ public struct RDPConnectionParser: Sendable {
     /// 4 + 32 + 17 = 53 bytes).
     static let tls13AlertMaxLength = 24
 
-    public private(set) var facts = RDPFacts()
+    /// What the parser read, without the facts derived from several records at once.
+    private(set) var collected = RDPFacts()
+
+    /// Everything learned so far, with the derived facts (TLS 1.3 alerts hidden by
+    /// encryption, the CredSSP exchange) worked out from the current state. They depend only
+    /// on that state, so working them out when asked gives what keeping them up to date after
+    /// every record did, without redoing it per record.
+    public var facts: RDPFacts {
+        var f = collected
+        derive(&f)
+        return f
+    }
 
     /// Where one direction's parser is (STYLE.md 7: an explicit state, not flags).
     enum Mode: Sendable, Equatable {
@@ -96,8 +107,6 @@ public struct RDPConnectionParser: Sendable {
     var server = DirectionState()
     /// Alerts read from records (the TLS 1.3 "small final record" ones are derived).
     var explicitAlerts: [TLSAlertFacts] = []
-    /// Records, alerts or a direction's mode changed since the derived facts were computed.
-    var derivedStale = false
     /// Frame number of each note (for their order).
     var noteFrames: [Int] = []
 
@@ -118,10 +127,7 @@ public struct RDPConnectionParser: Sendable {
         _ bytes: UnsafeRawBufferPointer, offset: Int64, direction: Direction, frame: FrameLookup
     ) -> StreamDisposition {
         var st = takeState(direction)
-        defer {
-            setState(direction, st)
-            refreshDerived()
-        }
+        defer { setState(direction, st) }
         guard st.mode != .stopped else { return StreamDisposition(consumed: bytes.count, wantsMore: false) }
         var c = ByteCursor(bytes)
         st.pendingEnd = nil
@@ -178,10 +184,7 @@ public struct RDPConnectionParser: Sendable {
     /// Bytes `[offset, offset + length)` of `direction` will never arrive.
     public mutating func gap(at offset: Int64, length: Int64, direction: Direction, frame: FrameLookup) {
         var st = takeState(direction)
-        defer {
-            setState(direction, st)
-            refreshDerived()
-        }
+        defer { setState(direction, st) }
         guard st.mode != .stopped else { return }
         let resume = offset + length
         if let r = st.pendingRecord, r.contentType == .applicationData {
@@ -217,10 +220,7 @@ public struct RDPConnectionParser: Sendable {
     /// Nothing more will be delivered in `direction` (the reassembly limit was reached).
     public mutating func cut(at offset: Int64, direction: Direction) {
         var st = takeState(direction)
-        defer {
-            setState(direction, st)
-            refreshDerived()
-        }
+        defer { setState(direction, st) }
         guard st.mode != .stopped else { return }
         lose(&st, direction, "reassembly limit reached at offset \(offset)")
     }
@@ -237,7 +237,7 @@ public struct RDPConnectionParser: Sendable {
         // middle of a PDU than another service.
         let meaningful = !(startsMidStream && kind == .binary)
         let recorded = meaningful ? kind : nil
-        if direction == .clientToServer { facts.firstClientPayload = recorded } else { facts.firstServerPayload = recorded }
+        if direction == .clientToServer { collected.firstClientPayload = recorded } else { collected.firstServerPayload = recorded }
         switch kind {
         case .x224ConnectionRequest, .x224ConnectionConfirm, .x224Other:
             st.mode = .tpkt
@@ -247,8 +247,8 @@ public struct RDPConnectionParser: Sendable {
             return true
         case .http, .ssh, .text, .binary:
             if direction == .serverToClient && meaningful {
-                facts.serverBanner = kind == .binary ? nil : PayloadClassifier.banner(c)
-                facts.serverBannerAt = frame(0) ?? st.lastFrame
+                collected.serverBanner = kind == .binary ? nil : PayloadClassifier.banner(c)
+                collected.serverBannerAt = frame(0) ?? st.lastFrame
             }
             if PayloadClassifier.wantsMoreBytes(c) { return false }
             st.classified = true
@@ -357,8 +357,8 @@ public struct RDPConnectionParser: Sendable {
         switch tpdu {
         case .connectionRequest(let cr):
             guard direction == .clientToServer else { return note(direction, at, "X.224 Connection Request from the server") }
-            guard facts.connectionRequest == nil else { return }
-            facts.connectionRequest = ConnectionRequestFacts(
+            guard collected.connectionRequest == nil else { return }
+            collected.connectionRequest = ConnectionRequestFacts(
                 at: at, cookie: cr.cookie, routingToken: cr.routingToken,
                 hasNegotiationRequest: cr.negotiationRequest != nil,
                 requestedProtocols: cr.negotiationRequest?.requestedProtocols,
@@ -366,7 +366,7 @@ public struct RDPConnectionParser: Sendable {
             if cr.unterminatedLine { note(direction, at, "cookie line without CR LF") }
         case .connectionConfirm(let cc):
             guard direction == .serverToClient else { return note(direction, at, "X.224 Connection Confirm from the client") }
-            guard facts.connectionConfirm == nil else { return }
+            guard collected.connectionConfirm == nil else { return }
             var confirm = ConnectionConfirmFacts(
                 at: at, selectedProtocol: nil, flags: nil, failure: nil, noNegotiationData: false)
             switch cc.negotiation {
@@ -381,13 +381,12 @@ public struct RDPConnectionParser: Sendable {
             case .unknown(let type):
                 note(direction, at, "Connection Confirm with negotiation type \(type)")
             }
-            facts.connectionConfirm = confirm
-            derivedStale = true
+            collected.connectionConfirm = confirm
         case .disconnectRequest(let dr):
-            if facts.disconnectRequest == nil {
-                facts.disconnectRequest = at
-                facts.disconnectRequestFrom = direction.sender
-                facts.disconnectRequestReason = dr.reason
+            if collected.disconnectRequest == nil {
+                collected.disconnectRequest = at
+                collected.disconnectRequestFrom = direction.sender
+                collected.disconnectRequestReason = dr.reason
             }
         case .data(let userDataOffset, let userDataLength):
             let from = packet.offset + TPKTHeader.size + userDataOffset
@@ -405,13 +404,13 @@ public struct RDPConnectionParser: Sendable {
             do {
                 if second == 0x65 {
                     let ci = try MCSConnectInitial.parse(&data)
-                    if direction == .clientToServer && facts.mcsConnectInitial == nil {
-                        facts.mcsConnectInitial = Self.initialFacts(ci, at: at)
+                    if direction == .clientToServer && collected.mcsConnectInitial == nil {
+                        collected.mcsConnectInitial = Self.initialFacts(ci, at: at)
                     }
                 } else {
                     let cr = try MCSConnectResponse.parse(&data)
-                    if direction == .serverToClient && facts.mcsConnectResponse == nil {
-                        facts.mcsConnectResponse = responseFacts(cr, at: at, direction: direction)
+                    if direction == .serverToClient && collected.mcsConnectResponse == nil {
+                        collected.mcsConnectResponse = responseFacts(cr, at: at, direction: direction)
                     }
                 }
             } catch {
@@ -420,10 +419,10 @@ public struct RDPConnectionParser: Sendable {
             return
         }
         guard let pdu = try? MCSDomainPDU.parse(&data) else { return }
-        if pdu.type == .disconnectProviderUltimatum && facts.disconnectProviderUltimatum == nil {
-            facts.disconnectProviderUltimatum = at
-            facts.disconnectProviderUltimatumFrom = direction.sender
-            facts.disconnectProviderUltimatumReason = pdu.reason
+        if pdu.type == .disconnectProviderUltimatum && collected.disconnectProviderUltimatum == nil {
+            collected.disconnectProviderUltimatum = at
+            collected.disconnectProviderUltimatumFrom = direction.sender
+            collected.disconnectProviderUltimatumReason = pdu.reason
         }
     }
 
@@ -486,11 +485,11 @@ public struct RDPConnectionParser: Sendable {
             return false
         } catch {
             let at = frame(start) ?? st.lastFrame
-            var tls = facts.tls ?? TLSFacts()
+            var tls = collected.tls ?? TLSFacts()
             if tls.malformed.count < Self.maxMalformed {
                 tls.malformed.append("\(direction.sender.rawValue)\(at.map { " frame \($0.frame)" } ?? ""): \(error.summary)")
             }
-            facts.tls = tls
+            collected.tls = tls
             lose(&st, direction, "TLS record: \(error.summary)", frame: at, lostSync: false)
             return false
         }
@@ -500,30 +499,29 @@ public struct RDPConnectionParser: Sendable {
         handleRecord(&st, header, fragment, direction: direction, at: at)
         if st.applicationRecords >= Self.maxApplicationRecordsPerDirection {
             st.mode = .stopped
-            derivedStale = true
         }
         return true
     }
 
-    var isTLS13: Bool { (facts.tls?.serverHello?.version ?? 0) >= 0x0304 }
+    var isTLS13: Bool { (collected.tls?.serverHello?.version ?? 0) >= 0x0304 }
 
     mutating func handleRecord(
         _ st: inout DirectionState, _ header: TLSRecordHeader, _ fragment: ByteCursor, direction: Direction,
         at: FrameRef
     ) {
-        if facts.tls == nil { facts.tls = TLSFacts() }
+        if collected.tls == nil { collected.tls = TLSFacts() }
         let side = direction.sender
         switch header.contentType {
         case .changeCipherSpec:
             if side == .client {
-                if facts.tls?.clientChangeCipherSpec == nil { facts.tls?.clientChangeCipherSpec = at }
-            } else if facts.tls?.serverChangeCipherSpec == nil {
-                facts.tls?.serverChangeCipherSpec = at
+                if collected.tls?.clientChangeCipherSpec == nil { collected.tls?.clientChangeCipherSpec = at }
+            } else if collected.tls?.serverChangeCipherSpec == nil {
+                collected.tls?.serverChangeCipherSpec = at
             }
             // In TLS 1.3 the record is a compatibility no-op (RFC 8446 D.4), and so is any
             // CCS before the ServerHello (after a HelloRetryRequest): TLS 1.2 sends it only
             // once the ServerHello is out.
-            if !isTLS13 && facts.tls?.serverHello != nil { st.encrypted = true }
+            if !isTLS13 && collected.tls?.serverHello != nil { st.encrypted = true }
         case .alert:
             var alert = TLSAlertFacts(at: at, from: side, level: nil, description: nil, encrypted: true)
             if !st.encrypted && header.length == 2 {
@@ -535,7 +533,6 @@ public struct RDPConnectionParser: Sendable {
                 }
             }
             if explicitAlerts.count < Self.maxAlerts { explicitAlerts.append(alert) }
-            derivedStale = true
         case .handshake:
             if st.encrypted {
                 st.encryptedHandshake = true
@@ -555,14 +552,14 @@ public struct RDPConnectionParser: Sendable {
     ) {
         let run = TLSFacts.RecordRun(
             at: at, from: direction.sender, contentType: header.contentType.rawValue, length: header.length)
-        if isTLS13 && facts.tls?.handshakeComplete != true {
+        if isTLS13 && collected.tls?.handshakeComplete != true {
             if direction == .serverToClient {
                 // EncryptedExtensions, Certificate, CertificateVerify, Finished: the second
                 // record carries the (encrypted) certificate.
                 st.encryptedHandshake = true
                 st.encryptedHandshakeRecords += 1
-                if st.encryptedHandshakeRecords == 2, facts.tls?.certificateFrame == nil {
-                    facts.tls?.certificateFrame = at
+                if st.encryptedHandshakeRecords == 2, collected.tls?.certificateFrame == nil {
+                    collected.tls?.certificateFrame = at
                 }
                 return
             }
@@ -573,7 +570,6 @@ public struct RDPConnectionParser: Sendable {
                     if explicitAlerts.count < Self.maxAlerts {
                         explicitAlerts.append(TLSAlertFacts(at: at, from: .client, level: nil, description: nil, encrypted: true))
                     }
-                    derivedStale = true
                 } else {
                     st.encryptedHandshake = true
                 }
@@ -584,22 +580,21 @@ public struct RDPConnectionParser: Sendable {
     }
 
     mutating func addApplicationRecord(_ st: inout DirectionState, _ direction: Direction, _ run: TLSFacts.RecordRun) {
-        if facts.tls == nil { facts.tls = TLSFacts() }
+        if collected.tls == nil { collected.tls = TLSFacts() }
         if direction == .clientToServer {
-            facts.tls?.clientApplicationBytes += Int64(run.length)
+            collected.tls?.clientApplicationBytes += Int64(run.length)
         } else {
-            facts.tls?.serverApplicationBytes += Int64(run.length)
+            collected.tls?.serverApplicationBytes += Int64(run.length)
         }
         st.encrypted = true
         guard st.applicationRecords < Self.maxApplicationRecordsPerDirection else { return }
         st.applicationRecords += 1
-        derivedStale = true
         // Both directions in capture order (a stable insertion by frame number).
-        var records = facts.tls?.applicationRecords ?? []
+        var records = collected.tls?.applicationRecords ?? []
         var i = records.count
         while i > 0 && records[i - 1].at.frame > run.at.frame { i -= 1 }
         records.insert(run, at: i)
-        facts.tls?.applicationRecords = records
+        collected.tls?.applicationRecords = records
     }
 
     /// Appends a clear-text handshake fragment and handles every complete message.
@@ -641,8 +636,8 @@ public struct RDPConnectionParser: Sendable {
             switch header.type {
             case .clientHello where direction == .clientToServer:
                 let hello = try TLSClientHello.parse(&b)
-                if facts.tls?.clientHello == nil {
-                    facts.tls?.clientHello = TLSFacts.ClientHello(
+                if collected.tls?.clientHello == nil {
+                    collected.tls?.clientHello = TLSFacts.ClientHello(
                         at: at, legacyVersion: hello.legacyVersion.rawValue, supportedVersions: hello.supportedVersions,
                         serverName: hello.serverName, cipherSuites: hello.cipherSuites,
                         streamOffset: st.firstHandshakeRecord, random: hello.random)
@@ -650,12 +645,11 @@ public struct RDPConnectionParser: Sendable {
             case .serverHello where direction == .serverToClient:
                 let hello = try TLSServerHello.parse(&b)
                 if hello.isHelloRetryRequest {
-                    if facts.tls?.helloRetryRequest == nil { facts.tls?.helloRetryRequest = at }
-                } else if facts.tls?.serverHello == nil {
-                    facts.tls?.serverHello = TLSFacts.ServerHello(
+                    if collected.tls?.helloRetryRequest == nil { collected.tls?.helloRetryRequest = at }
+                } else if collected.tls?.serverHello == nil {
+                    collected.tls?.serverHello = TLSFacts.ServerHello(
                         at: at, legacyVersion: hello.legacyVersion.rawValue, version: hello.version.rawValue,
                         cipherSuite: hello.cipherSuite.rawValue)
-                    derivedStale = true
                     if hello.version >= .tls13 {
                         // Everything after the ServerHello is encrypted, both ways (RFC 8446 2).
                         st.encrypted = true
@@ -664,17 +658,17 @@ public struct RDPConnectionParser: Sendable {
                 }
             case .certificate where direction == .serverToClient && !isTLS13:
                 let message = try TLSCertificateMessage.parse(&b)
-                guard facts.tls?.certificateFrame == nil else { return }
-                facts.tls?.certificateFrame = at
+                guard collected.tls?.certificateFrame == nil else { return }
+                collected.tls?.certificateFrame = at
                 for der in message.certificates {
                     do {
-                        facts.tls?.certificates.append(try CertificateParser.facts(der: der))
+                        collected.tls?.certificates.append(try CertificateParser.facts(der: der))
                     } catch {
                         note(direction, at, "TLS certificate: \(error.summary)")
                     }
                 }
             case .serverHelloDone where direction == .serverToClient:
-                if facts.tls?.serverHelloDone == nil { facts.tls?.serverHelloDone = at }
+                if collected.tls?.serverHelloDone == nil { collected.tls?.serverHelloDone = at }
             default:
                 break
             }
@@ -685,7 +679,7 @@ public struct RDPConnectionParser: Sendable {
 
     /// `current` is the state of `direction`, not yet stored back.
     mutating func updateHandshakeComplete(_ current: DirectionState, _ direction: Direction) {
-        guard var tls = facts.tls, !tls.handshakeComplete else { return }
+        guard var tls = collected.tls, !tls.handshakeComplete else { return }
         let c = direction == .clientToServer ? current : client
         let s = direction == .serverToClient ? current : server
         let records = tls.applicationRecords
@@ -693,20 +687,18 @@ public struct RDPConnectionParser: Sendable {
         // TLS 1.2: both Finished messages (encrypted handshake after each CCS). TLS 1.3: the
         // server's encrypted flight and the client's Finished.
         tls.handshakeComplete = (c.encryptedHandshake && s.encryptedHandshake) || dataBothWays
-        facts.tls = tls
+        collected.tls = tls
     }
 
     // MARK: - Derived facts
 
-    /// Recomputes what depends on the records seen so far: the CredSSP phase and the
+    /// Works out what depends on several records at once: the CredSSP phase and the
     /// TLS 1.3 alerts recognised by size and position.
-    mutating func refreshDerived() {
-        guard derivedStale, var tls = facts.tls else { return }
-        derivedStale = false
+    func derive(_ facts: inout RDPFacts) {
+        guard var tls = facts.tls else { return }
         let records = tls.applicationRecords
         // TLS 1.3: a small record that is the last its sender sent (while we were still
         // reading that direction) is an alert hidden by encryption; it ends the connection.
-        var hidden: [TLSAlertFacts] = []
         var candidates: [Int] = []
         if isTLS13 {
             for side in [Side.client, Side.server] {
@@ -717,7 +709,6 @@ public struct RDPConnectionParser: Sendable {
                 candidates.append(i)
             }
         }
-        var credssp: CredSSPFacts?
         if let selected = facts.connectionConfirm?.selectedProtocol, selected.usesCredSSP {
             let overhead = RecordOverhead.estimate(
                 version: tls.serverHello?.version ?? 0x0303, cipherSuite: tls.serverHello?.cipherSuite)
@@ -729,16 +720,16 @@ public struct RDPConnectionParser: Sendable {
                 first.phase == .earlyUserAuthorization && first.records.last == records[i]
             }
             let kept = records.enumerated().filter { !candidates.contains($0.offset) }.map(\.element)
-            credssp = candidates.isEmpty ? first : CredSSPShape.classify(records: kept, hybridEx: hybridEx, overhead: overhead)
+            facts.credssp =
+                candidates.isEmpty ? first : CredSSPShape.classify(records: kept, hybridEx: hybridEx, overhead: overhead)
         }
+        var alerts = explicitAlerts
         for i in candidates {
-            hidden.append(TLSAlertFacts(at: records[i].at, from: records[i].from, level: nil, description: nil, encrypted: true))
+            alerts.append(TLSAlertFacts(at: records[i].at, from: records[i].from, level: nil, description: nil, encrypted: true))
         }
-        var alerts = explicitAlerts + hidden
         alerts.sort { $0.at.frame < $1.at.frame }
         tls.alerts = Array(alerts.prefix(Self.maxAlerts))
         facts.tls = tls
-        if let credssp { facts.credssp = credssp }
     }
 
     // MARK: - Helpers
@@ -769,13 +760,13 @@ public struct RDPConnectionParser: Sendable {
     /// Adds a note, kept in frame order so that the order the two directions were read in
     /// does not show.
     mutating func note(_ direction: Direction, _ at: FrameRef?, _ text: String) {
-        guard facts.notes.count < Self.maxNotes else { return }
+        guard collected.notes.count < Self.maxNotes else { return }
         let frame = at.map { " frame \($0.frame)" } ?? ""
         let key = at?.frame ?? Int.max
         var i = noteFrames.count
         while i > 0 && noteFrames[i - 1] > key { i -= 1 }
         noteFrames.insert(key, at: i)
-        facts.notes.insert("\(direction.sender.rawValue)\(frame): \(text)", at: i)
+        collected.notes.insert("\(direction.sender.rawValue)\(frame): \(text)", at: i)
     }
 
     /// Stops parsing a direction; `lostSync` when the capture (a gap, the reassembly limit,
@@ -785,8 +776,7 @@ public struct RDPConnectionParser: Sendable {
     ) {
         st.mode = .stopped
         st.handshakeBuffer = []
-        derivedStale = true
         note(direction, frame ?? st.lastFrame, why)
-        if lostSync && !facts.lostSync.contains(direction.sender) { facts.lostSync.append(direction.sender) }
+        if lostSync && !collected.lostSync.contains(direction.sender) { collected.lostSync.append(direction.sender) }
     }
 }
