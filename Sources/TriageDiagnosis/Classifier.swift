@@ -129,16 +129,19 @@ public enum Classifier {
         return steps.map { fill($0, value) }
     }
 
-    /// Replaces `{key}` placeholders in one pass; unknown keys stay as written.
+    /// Replaces `{key}` placeholders in one pass over the bytes; unknown keys stay as written.
     static func fill(_ template: String, _ value: (Substring) -> String?) -> String {
-        guard template.utf8.contains(UInt8(ascii: "{")) else { return template }
+        let utf8 = template.utf8
+        guard utf8.contains(UInt8(ascii: "{")) else { return template }
         var out = ""
-        out.reserveCapacity(template.utf8.count + 32)
-        var rest = template[...]
-        while let open = rest.firstIndex(of: "{") {
-            out += rest[..<open]
+        out.reserveCapacity(utf8.count + 32)
+        var rest = utf8[...]
+        while let open = rest.firstIndex(of: UInt8(ascii: "{")) {
+            out += Substring(rest[..<open])
             let after = rest.index(after: open)
-            if let close = rest[after...].firstIndex(of: "}"), let v = value(rest[after..<close]) {
+            if let close = rest[after...].firstIndex(of: UInt8(ascii: "}")),
+                let v = value(Substring(rest[after..<close]))
+            {
                 out += v
                 rest = rest[rest.index(after: close)...]
             } else {
@@ -146,7 +149,7 @@ public enum Classifier {
                 rest = rest[after...]
             }
         }
-        out += rest
+        out += Substring(rest)
         return out
     }
 

@@ -53,35 +53,69 @@ public final class TextReport: AnalysisSink {
         let o = origin ?? t.first.time
         if origin == nil { origin = o }
         // The block is built whole and written once: a large capture has many of them.
-        var block = ""
+        var block = "\n"
         block.reserveCapacity(2048)
-        func line(_ parts: String...) {
-            for p in parts { block += p }
+        block += "  #"
+        block += String(t.id + 1)
+        block += "  "
+        block += t.client.description
+        block += " → "
+        block += t.server.description
+        block += "  "
+        block += bold(paint(v.label.rawValue, labelColor(v.label)))
+        block += "  ["
+        block += v.cause.rawValue
+        block += ", "
+        block += v.stage.rawValue
+        block += ", ended by "
+        block += v.endedBy.rawValue
+        block += ", "
+        block += v.confidence.level.rawValue
+        block += " confidence]\n      "
+        block += v.summary
+        block += "\n"
+        if let c = v.clientReport, v.isFailure {
+            block += "      Windows client: "
+            block += c.display
+            block += " — "
+            block += c.meaning
             block += "\n"
         }
-        line()
-        line(
-            "  #", String(t.id + 1), "  ", t.client.description, " → ", t.server.description, "  ",
-            bold(paint(v.label.rawValue, labelColor(v.label))), "  [", v.cause.rawValue, ", ", v.stage.rawValue,
-            ", ended by ", v.endedBy.rawValue, ", ", v.confidence.level.rawValue, " confidence]")
-        line("      ", v.summary)
-        if let c = v.clientReport, v.isFailure {
-            line("      Windows client: ", c.display, " — ", c.meaning)
+        for d in v.details {
+            block += "      · "
+            block += d
+            block += "\n"
         }
-        for d in v.details { line("      · ", d) }
-        line("      Confidence: ", v.confidence.level.rawValue, " — ", v.confidence.reason)
+        block += "      Confidence: "
+        block += v.confidence.level.rawValue
+        block += " — "
+        block += v.confidence.reason
+        block += "\n"
         if !v.evidence.isEmpty {
-            line("      Evidence:")
+            block += "      Evidence:\n"
             for e in v.evidence {
                 let frame = e.frame.map { "frame " + String($0) } ?? "—"
                 let when = e.time.map { "  " + Format.relative($0, from: t.first.time) + " s" } ?? ""
-                line("        ", frame.padded(11), when.padded(16), "  ", e.what)
+                block += "        "
+                block += frame.padded(11)
+                block += when.padded(16)
+                block += "  "
+                block += e.what
+                block += "\n"
             }
         }
-        line("      ", Format.tcpLine(t))
+        block += "      "
+        block += Format.tcpLine(t)
+        block += "\n"
         if !v.remediation.isEmpty {
-            line("      What to do:")
-            for (i, step) in v.remediation.enumerated() { line("        ", String(i + 1), ". ", step) }
+            block += "      What to do:\n"
+            for (i, step) in v.remediation.enumerated() {
+                block += "        "
+                block += String(i + 1)
+                block += ". "
+                block += step
+                block += "\n"
+            }
         }
         block.removeLast()  // `emit` ends the block's last line
         emit(block)

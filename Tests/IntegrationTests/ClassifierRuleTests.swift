@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import TriageCapture
-import TriageDiagnosis
+@testable import TriageDiagnosis
 import TriageEngine
 import TriageFlows
 @testable import TriageProtocols
@@ -117,5 +117,18 @@ import TriageFlows
         #expect(ReportedCode("0x904")?.extended == nil)
         #expect(ReportedCode("0x904/") == nil)
         #expect(ReportedCode("banana") == nil)
+    }
+
+    /// Remediation templates: placeholders replaced, anything else kept as written.
+    @Test func remediationPlaceholders() {
+        let values: [Substring: String] = ["server": "rdp.example", "port": "3389", "time": "2026-11-25T10:00:00Z"]
+        let fill = { (t: String) in Classifier.fill(t, { values[$0] }) }
+        #expect(fill("Check {server}:{port} at {time}.") == "Check rdp.example:3389 at 2026-11-25T10:00:00Z.")
+        #expect(fill("no placeholders") == "no placeholders")
+        #expect(fill("{unknown} and {server}") == "{unknown} and rdp.example")
+        #expect(fill("an open { brace and {server}") == "an open { brace and rdp.example")
+        #expect(fill("unterminated {server") == "unterminated {server")
+        #expect(fill("{server}{port}") == "rdp.example3389")
+        #expect(fill("→ {server} ✓") == "→ rdp.example ✓")
     }
 }
