@@ -88,6 +88,9 @@ public struct Analyze: ParsableCommand {
     @Option(name: .long, help: "Most bytes one session direction may hold for reassembly.")
     public var maxSessionBuffer: Int = 256 * 1024
 
+    @Option(name: .long, help: ArgumentHelp("Benchmarking: stop after read, decode, track, parse or facts.", visibility: .hidden))
+    public var benchStopAfter: String?
+
     @Option(name: .long, help: "Most bytes all sessions together may hold for reassembly.")
     public var maxBuffer: Int = 256 << 20
 
@@ -104,6 +107,9 @@ public struct Analyze: ParsableCommand {
         if maxSessionBuffer < 4096 { throw ValidationError("--max-session-buffer must be at least 4096") }
         if maxBuffer < maxSessionBuffer { throw ValidationError("--max-buffer must be at least --max-session-buffer") }
         if keylog != nil && export == nil { throw ValidationError("--keylog is used with --export") }
+        if let s = benchStopAfter, PipelineStage(rawValue: s) == nil {
+            throw ValidationError("--bench-stop-after takes one of: " + PipelineStage.allCases.map(\.rawValue).joined(separator: ", "))
+        }
     }
 
     public func run() throws {
@@ -120,6 +126,7 @@ public struct Analyze: ParsableCommand {
         engineOptions.tracker.detectRDPOnAnyPort = !noDetect
         engineOptions.tracker.streamLimits.perStream = maxSessionBuffer
         engineOptions.tracker.memoryLimit = maxBuffer
+        engineOptions.stopAfter = benchStopAfter.flatMap(PipelineStage.init(rawValue:))
 
         var reportOptions = ReportOptions()
         reportOptions.reported = reported.flatMap(ReportedCode.init)

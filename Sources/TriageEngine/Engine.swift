@@ -93,8 +93,25 @@ public struct EngineOptions: Sendable {
     /// Finished attempts handed to the verdict thread at a time (1 for live captures, where
     /// a verdict should not wait for others).
     public var verdictBatch = 64
+    /// For the benchmark's breakdown only: stop the pipeline after this stage (no verdicts
+    /// are reported then).
+    public var stopAfter: PipelineStage?
 
     public init() {}
+}
+
+/// Where `EngineOptions.stopAfter` cuts the pipeline, to measure what each stage costs.
+public enum PipelineStage: String, Sendable, CaseIterable {
+    /// Frames read from the source, nothing else.
+    case read
+    /// Frames decoded too.
+    case decode
+    /// TCP sessions tracked and reassembled, no protocol parsing.
+    case track
+    /// RDP parsed too; finished sessions dropped.
+    case parse
+    /// Each finished session's facts taken, then dropped (no classification, no report).
+    case facts
 }
 
 /// Capture → decoding → sessions → protocols → diagnosis, for one input at a time.
@@ -128,17 +145,26 @@ public final class Engine {
         sink.begin(InputInfo(input: source.name, linkType: source.linkType.description, snapshotLength: snapshotLength))
         let order = ReorderBuffer(window: options.reorderWindow, sink: sink)
         let verdicts = VerdictStage(order: order, batchSize: options.verdictBatch)
-        let factory = RDPConsumerFactory()
+        let stop = options.stopAfter
+        let factory = stop == .track ? nil : RDPConsumerFactory()
         let tracker = SessionTracker(input: source.name, configuration: options.tracker, factory: factory) {
             session, dns in
-            verdicts.add(Self.facts(session, dns: dns))
+            if stop == nil {
+                verdicts.add(Self.facts(session, dns: dns))
+            } else if stop == .facts {
+                _ = Self.facts(session, dns: dns)
+            }
         }
         let linkType = source.linkType
         var decoded = DecodedPacket()
         var failure: CaptureError?
+        let readOnly = stop == .read
+        let decodeOnly = stop == .decode
         do {
             while let raw = try source.next() {
+                if readOnly { continue }
                 PacketDecoder.decode(raw.bytes, linkType: linkType, into: &decoded)
+                if decodeOnly { continue }
                 tracker.process(
                     decoded, bytes: raw.bytes, frameLength: raw.originalLength,
                     at: FrameRef(frame: raw.frameNumber, time: raw.timestamp))

@@ -80,6 +80,22 @@ import TriageFlows
         #expect(try run(["--help"]).status == 0)
     }
 
+    /// The benchmark's stage cut: a hidden option that reports no attempts, and checks its value.
+    @Test func benchmarkStageCut() throws {
+        for stage in ["read", "decode", "track", "parse", "facts"] {
+            let r = try run(["analyze", "--bench-stop-after", stage, "--format", "json", failing])
+            #expect(r.status == 3, "\(stage): nothing classified, nothing reported")
+            let json = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+            let frames = ((json?["inputs"] as? [[String: Any]])?.first?["stats"] as? [String: Any])?["frames"] as? Int
+            // Frames are counted by the session tracker, which the first two cuts skip.
+            #expect(["read", "decode"].contains(stage) ? frames == 0 : (frames ?? 0) > 0, "\(stage)")
+        }
+        let bad = try run(["analyze", "--bench-stop-after", "everything", failing])
+        #expect(bad.status == 2)
+        #expect(bad.stderr.contains("read, decode, track, parse, facts"))
+        #expect(try !run(["analyze", "--help"]).stdout.contains("bench-stop-after"), "hidden from the help")
+    }
+
     @Test func jsonSchema() throws {
         let r = try run(["analyze", "--format", "json", failing, healthy])
         let json = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
