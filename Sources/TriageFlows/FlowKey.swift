@@ -62,14 +62,34 @@ public struct FlowKey: Hashable, Sendable {
         }
     }
 
-    /// The fields folded into one word first, so the (seeded, flood-resistant) hasher runs
-    /// over 8 bytes instead of 28: every packet looks its flow up at least once.
+    /// For a flow key hashed as part of something else: the folded word, finished by the
+    /// hasher.
     public func hash(into h: inout Hasher) {
-        var x = low.address.low &* 0x9E37_79B9_7F4A_7C15
-        x ^= high.address.low &* 0xC2B2_AE3D_27D4_EB4F
-        x ^= (low.address.high ^ (high.address.high << 29 | high.address.high >> 35)) &* 0x1656_67B1_9E37_79F9
-        x ^= UInt64(low.port) << 16 | UInt64(high.port)
-        h.combine(x)
+        h.combine(_rawHashValue(seed: 0))
+    }
+
+    /// What `Dictionary` and `Set` call: the hasher's set-up and finalisation cost more than
+    /// a flow lookup should (a tenth of the packet path), so the key is mixed here with the
+    /// table's per-run seed through three rounds of a 64-bit finaliser; colliding keys would
+    /// have to be crafted without knowing the seed.
+    public func _rawHashValue(seed: Int) -> Int {
+        var x = Self.mix(UInt64(UInt(bitPattern: seed)) ^ low.address.low)
+        x = Self.mix(x ^ high.address.low ^ (UInt64(low.port) << 48 | UInt64(high.port) << 32))
+        x = Self.mix(x ^ low.address.high ^ (high.address.high << 29 | high.address.high >> 35)
+            ^ (low.address.isIPv6 ? 1 : 0))
+        return Int(bitPattern: UInt(truncatingIfNeeded: x))
+    }
+
+    /// MurmurHash3's 64-bit finaliser (every input bit affects every output bit).
+    @inline(__always)
+    static func mix(_ v: UInt64) -> UInt64 {
+        var x = v
+        x ^= x >> 33
+        x &*= 0xFF51_AFD7_ED55_8CCD
+        x ^= x >> 33
+        x &*= 0xC4CE_B9FE_1A85_EC53
+        x ^= x >> 33
+        return x
     }
 }
 

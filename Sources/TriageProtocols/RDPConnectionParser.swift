@@ -107,6 +107,14 @@ public struct RDPConnectionParser: Sendable {
     var server = DirectionState()
     /// Alerts read from records (the TLS 1.3 "small final record" ones are derived).
     var explicitAlerts: [TLSAlertFacts] = []
+    /// The ServerHello's version, 0 before it (read per record; kept apart from the facts so
+    /// that reading it copies nothing).
+    var serverVersion: UInt16 = 0
+    /// The TLS handshake is known complete (it never becomes incomplete again).
+    var tlsHandshakeComplete = false
+    /// Application records were seen from the client, from the server.
+    var sawClientRecord = false
+    var sawServerRecord = false
     /// Frame number of each note (for their order).
     var noteFrames: [Int] = []
 
@@ -503,7 +511,7 @@ public struct RDPConnectionParser: Sendable {
         return true
     }
 
-    var isTLS13: Bool { (collected.tls?.serverHello?.version ?? 0) >= 0x0304 }
+    var isTLS13: Bool { serverVersion >= 0x0304 }
 
     mutating func handleRecord(
         _ st: inout DirectionState, _ header: TLSRecordHeader, _ fragment: ByteCursor, direction: Direction,
@@ -521,7 +529,7 @@ public struct RDPConnectionParser: Sendable {
             // In TLS 1.3 the record is a compatibility no-op (RFC 8446 D.4), and so is any
             // CCS before the ServerHello (after a HelloRetryRequest): TLS 1.2 sends it only
             // once the ServerHello is out.
-            if !isTLS13 && collected.tls?.serverHello != nil { st.encrypted = true }
+            if !isTLS13 && serverVersion != 0 { st.encrypted = true }
         case .alert:
             var alert = TLSAlertFacts(at: at, from: side, level: nil, description: nil, encrypted: true)
             if !st.encrypted && header.length == 2 {
@@ -552,7 +560,7 @@ public struct RDPConnectionParser: Sendable {
     ) {
         let run = TLSFacts.RecordRun(
             at: at, from: direction.sender, contentType: header.contentType.rawValue, length: header.length)
-        if isTLS13 && collected.tls?.handshakeComplete != true {
+        if isTLS13 && !tlsHandshakeComplete {
             if direction == .serverToClient {
                 // EncryptedExtensions, Certificate, CertificateVerify, Finished: the second
                 // record carries the (encrypted) certificate.
@@ -589,12 +597,11 @@ public struct RDPConnectionParser: Sendable {
         st.encrypted = true
         guard st.applicationRecords < Self.maxApplicationRecordsPerDirection else { return }
         st.applicationRecords += 1
-        // Both directions in capture order (a stable insertion by frame number).
-        var records = collected.tls?.applicationRecords ?? []
-        var i = records.count
-        while i > 0 && records[i - 1].at.frame > run.at.frame { i -= 1 }
-        records.insert(run, at: i)
-        collected.tls?.applicationRecords = records
+        // Both directions in capture order (a stable insertion by frame number), in place.
+        var i = collected.tls!.applicationRecords.count
+        while i > 0 && collected.tls!.applicationRecords[i - 1].at.frame > run.at.frame { i -= 1 }
+        collected.tls!.applicationRecords.insert(run, at: i)
+        if direction == .clientToServer { sawClientRecord = true } else { sawServerRecord = true }
     }
 
     /// Appends a clear-text handshake fragment and handles every complete message.
@@ -646,10 +653,11 @@ public struct RDPConnectionParser: Sendable {
                 let hello = try TLSServerHello.parse(&b)
                 if hello.isHelloRetryRequest {
                     if collected.tls?.helloRetryRequest == nil { collected.tls?.helloRetryRequest = at }
-                } else if collected.tls?.serverHello == nil {
+                } else if serverVersion == 0 {
                     collected.tls?.serverHello = TLSFacts.ServerHello(
                         at: at, legacyVersion: hello.legacyVersion.rawValue, version: hello.version.rawValue,
                         cipherSuite: hello.cipherSuite.rawValue)
+                    serverVersion = max(1, hello.version.rawValue)
                     if hello.version >= .tls13 {
                         // Everything after the ServerHello is encrypted, both ways (RFC 8446 2).
                         st.encrypted = true
@@ -679,15 +687,16 @@ public struct RDPConnectionParser: Sendable {
 
     /// `current` is the state of `direction`, not yet stored back.
     mutating func updateHandshakeComplete(_ current: DirectionState, _ direction: Direction) {
-        guard var tls = collected.tls, !tls.handshakeComplete else { return }
-        let c = direction == .clientToServer ? current : client
-        let s = direction == .serverToClient ? current : server
-        let records = tls.applicationRecords
-        let dataBothWays = records.contains { $0.from == .client } && records.contains { $0.from == .server }
+        guard !tlsHandshakeComplete, collected.tls != nil else { return }
+        // (Only the flags are read: copying the direction states cost more than the test.)
+        let clientDone = direction == .clientToServer ? current.encryptedHandshake : client.encryptedHandshake
+        let serverDone = direction == .serverToClient ? current.encryptedHandshake : server.encryptedHandshake
+        let dataBothWays = sawClientRecord && sawServerRecord
         // TLS 1.2: both Finished messages (encrypted handshake after each CCS). TLS 1.3: the
         // server's encrypted flight and the client's Finished.
-        tls.handshakeComplete = (c.encryptedHandshake && s.encryptedHandshake) || dataBothWays
-        collected.tls = tls
+        guard (clientDone && serverDone) || dataBothWays else { return }
+        tlsHandshakeComplete = true
+        collected.tls!.handshakeComplete = true
     }
 
     // MARK: - Derived facts
