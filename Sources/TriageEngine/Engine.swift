@@ -84,6 +84,16 @@ public protocol AnalysisSink: AnyObject {
     func end(_ summary: InputSummary)
 }
 
+/// A sink that can turn an attempt into its report text on any thread, ahead of time, so
+/// that rendering (the costly part of a large report) runs in parallel.
+public protocol PrerenderingSink: AnalysisSink {
+    /// Renders one attempt without touching the sink's state; nil when this sink renders
+    /// only as attempts arrive (for example when redacting, which learns names in order).
+    var prerender: (@Sendable (Attempt) -> [UInt8])? { get }
+    /// An attempt, in order, with what `prerender` made of it.
+    func attempt(_ attempt: Attempt, prerendered: [UInt8])
+}
+
 public struct EngineOptions: Sendable {
     public var tracker = TrackerConfiguration()
     /// A BPF filter applied to every frame (frame numbers still count every frame).
@@ -192,11 +202,12 @@ public final class Engine {
     }
 }
 
-/// Classifies finished attempts and hands them to the reports on a second thread, so that
-/// reading packets and writing verdicts overlap (they cost about the same on a capture full
-/// of short attempts). Attempts go over in batches, in the order the tracker finished them,
-/// and at most `maxBatchesInFlight` batches wait, so memory stays bounded when reports
-/// are slower than reading.
+/// Classifies finished attempts and hands them to the reports off the packet thread, so
+/// that reading packets and writing verdicts overlap. Attempts go over in batches, which
+/// reach the sink in the order the tracker finished them; a sink that can render ahead
+/// (`PrerenderingSink`) gets its batches rendered on any free core first. At most
+/// `maxBatchesInFlight` batches wait, so memory stays bounded when reports are slower than
+/// reading.
 final class VerdictStage: @unchecked Sendable {
     // Unchecked: `order` (and the sink behind it) is only touched on `queue`, and the
     // caller waits for the queue in `finish` before it reads anything back.
@@ -204,14 +215,23 @@ final class VerdictStage: @unchecked Sendable {
     private let slots: DispatchSemaphore
     private let order: ReorderBuffer
     private let batchSize: Int
+    private let render: (@Sendable (Attempt) -> [UInt8])?
     private var batch: [AttemptFacts] = []
 
     static let maxBatchesInFlight = 16
+
+    /// One batch on its way: filled on a worker, read on `queue` after `done`.
+    private final class Work: @unchecked Sendable {
+        var attempts: [Attempt] = []
+        var rendered: [[UInt8]] = []
+        let done = DispatchGroup()
+    }
 
     init(order: ReorderBuffer, batchSize: Int) {
         self.order = order
         self.batchSize = max(1, batchSize)
         self.slots = DispatchSemaphore(value: Self.maxBatchesInFlight)
+        self.render = (order.sink as? any PrerenderingSink)?.prerender
         batch.reserveCapacity(self.batchSize)
     }
 
@@ -226,8 +246,27 @@ final class VerdictStage: @unchecked Sendable {
         batch = []
         batch.reserveCapacity(batchSize)
         slots.wait()
+        guard let render else {
+            // Classification alone is cheap: on the serial queue, it leaves the other core to
+            // the packet thread (spreading it over workers measured slower).
+            queue.async { [self] in
+                for facts in ready { order.add(Attempt(facts: facts, verdict: Classifier.classify(facts))) }
+                slots.signal()
+            }
+            return
+        }
+        // Rendering is costly (a JSON report): batches are classified and rendered on any
+        // free core, and the serial queue writes them in order.
+        let work = Work()
+        work.done.enter()
+        DispatchQueue.global().async {
+            work.attempts = ready.map { Attempt(facts: $0, verdict: Classifier.classify($0)) }
+            work.rendered = work.attempts.map(render)
+            work.done.leave()
+        }
         queue.async { [self] in
-            for facts in ready { order.add(Attempt(facts: facts, verdict: Classifier.classify(facts))) }
+            work.done.wait()  // batches reach the sink in the order they were sent
+            for (a, r) in zip(work.attempts, work.rendered) { order.add(a, rendered: r) }
             slots.signal()
         }
     }
@@ -246,7 +285,11 @@ final class ReorderBuffer {
     /// Held attempts, boxed so the table moves references, not kilobyte-sized values.
     private final class Held {
         let attempt: Attempt
-        init(_ a: Attempt) { attempt = a }
+        let rendered: [UInt8]?
+        init(_ a: Attempt, _ r: [UInt8]?) {
+            attempt = a
+            rendered = r
+        }
     }
     private var ready: [Int: Held] = [:]
     private var next = 0
@@ -258,16 +301,16 @@ final class ReorderBuffer {
         self.sink = sink
     }
 
-    func add(_ a: Attempt) {
+    func add(_ a: Attempt, rendered: [UInt8]? = nil) {
         if a.facts.tcp.id == next && ready.isEmpty {
             // The common case: nothing to reorder.
-            emit(a)
+            emit(a, rendered)
             next += 1
             return
         }
-        ready[a.facts.tcp.id] = Held(a)
+        ready[a.facts.tcp.id] = Held(a, rendered)
         while let r = ready.removeValue(forKey: next) {
-            emit(r.attempt)
+            emit(r.attempt, r.rendered)
             next += 1
         }
         if ready.count > window {
@@ -278,14 +321,18 @@ final class ReorderBuffer {
 
     func flushAll() {
         for id in ready.keys.sorted() {
-            if let r = ready.removeValue(forKey: id) { emit(r.attempt) }
+            if let r = ready.removeValue(forKey: id) { emit(r.attempt, r.rendered) }
             next = max(next, id + 1)
         }
     }
 
-    private func emit(_ a: Attempt) {
+    private func emit(_ a: Attempt, _ rendered: [UInt8]?) {
         emitted += 1
         if a.verdict.isFailure { failures += 1 }
-        sink.attempt(a)
+        if let rendered, let p = sink as? any PrerenderingSink {
+            p.attempt(a, prerendered: rendered)
+        } else {
+            sink.attempt(a)
+        }
     }
 }

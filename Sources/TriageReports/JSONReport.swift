@@ -90,6 +90,13 @@ public final class JSONReport: AnalysisSink {
         }
     }
 
+    /// An attempt as the document holds it, at its indentation.
+    static func render(_ a: Attempt) -> [UInt8] {
+        let w = JSONWriter(baseLevel: 4)
+        guard (try? w.write(AttemptRecord(a), level: 4)) != nil else { return Array("null".utf8) }
+        return w.bytes
+    }
+
     public func end(_ s: InputSummary) {
         out.line(attemptsInInput == 0 ? "]," : "\n      ],")
         out.line("      \"stories\": \(encode(digest.finishStories(), level: 3)),")
@@ -117,5 +124,19 @@ public final class JSONReport: AnalysisSink {
         )
         out.line("}")
         out.flush()
+    }
+}
+
+extension JSONReport: PrerenderingSink {
+    public var prerender: (@Sendable (Attempt) -> [UInt8])? {
+        guard options.redactor == nil else { return nil }
+        return { @Sendable a in JSONReport.render(a) }
+    }
+
+    public func attempt(_ a: Attempt, prerendered: [UInt8]) {
+        digest.add(a)
+        out.write(attemptsInInput == 0 ? "\n        " : ",\n        ")
+        attemptsInInput += 1
+        out.write(bytes: prerendered)
     }
 }

@@ -11,7 +11,6 @@ public final class TextReport: AnalysisSink {
     let options: ReportOptions
     let color: Bool
     private var digest: InputDigest
-    private var origin: Timestamp?
 
     public init(output: ReportOutput, options: ReportOptions) {
         out = output
@@ -27,7 +26,7 @@ public final class TextReport: AnalysisSink {
     func paint(_ s: String, _ code: String) -> String { color ? "\u{1B}[\(code)m\(s)\u{1B}[0m" : s }
     func bold(_ s: String) -> String { paint(s, "1") }
 
-    func labelColor(_ l: Label) -> String {
+    static func labelColor(_ l: Label) -> String {
         switch l {
         case .success: "32"
         case .incomplete: "33"
@@ -39,7 +38,6 @@ public final class TextReport: AnalysisSink {
 
     public func begin(_ input: InputInfo) {
         digest = InputDigest(reported: options.reported)
-        origin = nil
         var head = input.input == "-" ? "standard input" : input.input
         if let lt = input.linkType { head += " (\(lt))" }
         emit(bold(head))
@@ -47,11 +45,17 @@ public final class TextReport: AnalysisSink {
 
     public func attempt(_ a: Attempt) {
         options.redactor?.register(a)
+        digest.add(a)
+        emit(Self.block(a, color: color))
+    }
+
+    /// One attempt's block, without its final newline. Pure: the verdict thread's workers
+    /// build blocks in parallel.
+    static func block(_ a: Attempt, color: Bool) -> String {
         let t = a.facts.tcp
         let v = a.verdict
-        digest.add(a)
-        let o = origin ?? t.first.time
-        if origin == nil { origin = o }
+        func paint(_ s: String, _ code: String) -> String { color ? "\u{1B}[\(code)m\(s)\u{1B}[0m" : s }
+        func bold(_ s: String) -> String { paint(s, "1") }
         // The block is built whole and written once: a large capture has many of them.
         var block = "\n"
         block.reserveCapacity(2048)
@@ -117,8 +121,8 @@ public final class TextReport: AnalysisSink {
                 block += "\n"
             }
         }
-        block.removeLast()  // `emit` ends the block's last line
-        emit(block)
+        block.removeLast()
+        return block
     }
 
     public func end(_ s: InputSummary) {
@@ -169,3 +173,4 @@ extension String {
         return width >= n ? self : self + String(repeating: " ", count: n - width)
     }
 }
+

@@ -49,4 +49,44 @@ import TriageEngine
             #expect(tight.attempts.count == full.attempts.count, "\(path)")
         }
     }
+
+    /// A sink that renders ahead: what it is handed must be the rendering of the very attempt
+    /// it comes with, in the same order as for a sink that does not.
+    final class Rendering: PrerenderingSink {
+        var attempts: [Attempt] = []
+        var mismatches = 0
+        var plain = 0
+        static func text(_ a: Attempt) -> [UInt8] { Array("\(a.facts.tcp.id) \(a.verdict.label.rawValue)".utf8) }
+        var prerender: (@Sendable (Attempt) -> [UInt8])? { { @Sendable a in Rendering.text(a) } }
+        func begin(_ input: InputInfo) {}
+        func attempt(_ a: Attempt) {
+            plain += 1
+            attempts.append(a)
+        }
+        func attempt(_ a: Attempt, prerendered: [UInt8]) {
+            if prerendered != Self.text(a) { mismatches += 1 }
+            attempts.append(a)
+        }
+        func end(_ s: InputSummary) {}
+    }
+
+    @Test func renderingAheadKeepsOrderAndPairs() throws {
+        for path in Self.inputs {
+            let reference = Self.run(path, batch: 64)
+            for (batch, window) in [(1, 1024), (64, 1024), (5, 1)] {
+                var options = EngineOptions()
+                options.verdictBatch = batch
+                options.reorderWindow = window
+                let r = Rendering()
+                Engine(options: options).analyze(path: path, sink: r)
+                #expect(r.mismatches == 0, "\(path)")
+                #expect(r.plain == 0, "\(path): every attempt came rendered")
+                if window == 1024 {
+                    #expect(r.attempts == reference.attempts, "\(path) batch \(batch)")
+                } else {
+                    #expect(r.attempts.count == reference.attempts.count, "\(path)")
+                }
+            }
+        }
+    }
 }
