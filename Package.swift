@@ -63,16 +63,19 @@ let package = Package(
             swiftSettings: strict
         ),
         .executableTarget(name: "rdptriage", dependencies: ["TriageCLI"], swiftSettings: strict),
-        .testTarget(name: "TriageDecodingTests", dependencies: ["TriageDecoding"], swiftSettings: strict),
+        // What several test targets share (a deterministic random generator).
+        .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),
+        .testTarget(name: "TriageDecodingTests", dependencies: ["TriageDecoding", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "TriageCaptureTests",
             dependencies: ["TriageCapture", "TriageDecoding"],
             swiftSettings: strict
         ),
-        .testTarget(name: "TriageFlowsTests", dependencies: ["TriageFlows", "TriageDecoding"], swiftSettings: strict),
+        .testTarget(
+            name: "TriageFlowsTests", dependencies: ["TriageFlows", "TriageDecoding", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "TriageProtocolsTests",
-            dependencies: ["TriageProtocols", "TriageDecoding", "TriageFlows", "TriageCapture"],
+            dependencies: ["TriageProtocols", "TriageDecoding", "TriageFlows", "TriageCapture", "TestSupport"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -87,8 +87,6 @@ extension Timestamp {
         let d = doy - (153 * mp + 2) / 5 + 1
         let m = mp < 10 ? mp + 3 : mp - 9
         let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
-        // Int64 nanoseconds span the years 1677 to 2262: four digits always suffice.
-        let year = min(max(y, 0), 9999)
         var text: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
         return try withUnsafeMutableBytes(of: &text) { buf in
             var i = 0
@@ -106,7 +104,8 @@ extension Timestamp {
                 buf[i] = c
                 i += 1
             }
-            put(year, 4); sep(0x2D); put(m, 2); sep(0x2D); put(d, 2); sep(0x54)
+            // Int64 nanoseconds span the years 1677 to 2262: four digits always suffice.
+            put(y, 4); sep(0x2D); put(m, 2); sep(0x2D); put(d, 2); sep(0x54)
             put(rem / 3600, 2); sep(0x3A); put(rem / 60 % 60, 2); sep(0x3A); put(rem % 60, 2); sep(0x2E)
             put(frac, 9); sep(0x5A)
             return try body(UnsafeRawBufferPointer(rebasing: buf[0..<i]))

@@ -14,6 +14,9 @@ public struct Attempt: Sendable, Codable, Equatable {
         self.facts = facts
         self.verdict = verdict
     }
+
+    /// The facts with the classifier's verdict on them.
+    init(classifying facts: AttemptFacts) { self.init(facts: facts, verdict: Classifier.classify(facts)) }
 }
 
 /// What the engine says about an input before its attempts.
@@ -250,7 +253,7 @@ final class VerdictStage: @unchecked Sendable {
             // Classification alone is cheap: on the serial queue, it leaves the other core to
             // the packet thread (spreading it over workers measured slower).
             queue.async { [self] in
-                for facts in ready { order.add(Attempt(facts: facts, verdict: Classifier.classify(facts))) }
+                for facts in ready { order.add(Attempt(classifying: facts)) }
                 slots.signal()
             }
             return
@@ -260,7 +263,7 @@ final class VerdictStage: @unchecked Sendable {
         let work = Work()
         work.done.enter()
         DispatchQueue.global().async {
-            work.attempts = ready.map { Attempt(facts: $0, verdict: Classifier.classify($0)) }
+            work.attempts = ready.map(Attempt.init(classifying:))
             work.rendered = work.attempts.map(render)
             work.done.leave()
         }

@@ -15,10 +15,7 @@ public final class ReassemblyBudget {
         return true
     }
 
-    func give(_ n: Int) {
-        guard n > 0 else { return }
-        used = max(0, used - n)
-    }
+    func give(_ n: Int) { used = max(0, used - n) }
 }
 
 /// Bytes that never arrived in a stream.
@@ -123,18 +120,6 @@ public final class StreamReassembler {
     }
 
     deinit { budget.give(charged) }
-
-    /// Drops the buffered bytes and returns them to the budget (the session is over; its
-    /// facts do not need them). Afterwards the reassembler no longer touches the budget,
-    /// so it may be released on another thread.
-    func releaseStorage() {
-        buffer = []
-        head = 0
-        pending = []
-        pendingBytes = 0
-        budget.give(charged)
-        charged = 0
-    }
 
     /// Sets offset 0 to the byte after a SYN's sequence number.
     func start(afterSYN initialSequence: UInt32) {

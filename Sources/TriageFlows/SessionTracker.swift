@@ -58,9 +58,7 @@ public final class SessionTracker {
     public let budget: ReassemblyBudget
     public let dns: DNSTable
     @exclusivity(unchecked) public private(set) var stats = TrackerStats()
-    /// Called once per session when it is over (or at the end of the input). The tracker
-    /// never touches a session again after this call, so the session may be handed to
-    /// another thread (the DNS table may not: it keeps changing).
+    /// Called once per session when it is over (or at the end of the input).
     private let onFinish: (TCPSession, DNSTable) -> Void
     private let factory: (any StreamConsumerFactory)?
 
@@ -446,7 +444,6 @@ public final class SessionTracker {
         s.finalized = true
         unfile(s)
         s.finish()
-        s.releaseStorage()
         if sessions[s.key] === s {
             sessions[s.key] = nil
             tombstones[s.key] = s.lastFrame.time

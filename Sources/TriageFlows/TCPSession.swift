@@ -460,12 +460,6 @@ public final class TCPSession {
         serverStream.flush(frame: lastFrame.frame)
     }
 
-    /// Frees what only reassembly needed, once the session is over.
-    func releaseStorage() {
-        clientStream.releaseStorage()
-        serverStream.releaseStorage()
-    }
-
     /// Starts the SYN-side state for a session promoted from a handshake we only summarised.
     func seedHandshake(synFrames: [FrameRef], synCount: Int, clientISN: UInt32?, synAck: FrameRef?, serverISN: UInt32?,
                        synAckCount: Int) {

@@ -5,27 +5,6 @@ import TriageEngine
 import TriageFlows
 import TriageProtocols
 
-/// camelCase property names as snake_case JSON keys. `JSONWriter` converts ASCII names
-/// itself, by the same rule, while it writes them.
-enum SnakeCase {
-    /// As Foundation's convertToSnakeCase: a word starts at an uppercase letter after a
-    /// lowercase one, or at the last capital of a run followed by a lowercase letter
-    /// ("sameSideLastIPID" → "same_side_last_ipid", "answersSYN" → "answers_syn").
-    static func convert(_ name: String) -> String {
-        let chars = Array(name)
-        var out = ""
-        for (i, ch) in chars.enumerated() {
-            if ch.isUppercase && i > 0 {
-                let prev = chars[i - 1]
-                let nextIsLower = i + 1 < chars.count && chars[i + 1].isLowercase
-                if prev.isLowercase || prev.isNumber || (prev.isUppercase && nextIsLower) { out.append("_") }
-            }
-            out.append(contentsOf: ch.lowercased())
-        }
-        return out
-    }
-}
-
 /// The machine-readable report (schema `rdptriage.report`, version in `ReportSchema`),
 /// written as it goes: one JSON document, attempts streamed in. Keys are snake_case, in the
 /// order the types declare them.
@@ -37,7 +16,6 @@ public final class JSONReport: AnalysisSink {
     private var digest: InputDigest
     private var totals = (inputs: 0, errors: 0, attempts: 0, failures: 0)
     private var started = false
-    private let writer = JSONWriter()
 
     public init(output: ReportOutput, options: ReportOptions) {
         out = output
@@ -76,25 +54,15 @@ public final class JSONReport: AnalysisSink {
     }
 
     public func attempt(_ a: Attempt) {
-        options.redactor?.register(a)
-        digest.add(a)
-        out.write(attemptsInInput == 0 ? "\n        " : ",\n        ")
-        attemptsInInput += 1
-        if options.redactor != nil {
-            out.write(encode(AttemptRecord(a), level: 4))
-        } else if (try? writer.write(AttemptRecord(a), level: 4)) != nil {
-            // The common case: the bytes go out as written, no string in between.
-            out.write(bytes: writer.bytes)
-        } else {
-            out.write("null")
-        }
+        guard let redactor = options.redactor else { return attempt(a, prerendered: Self.render(a)) }
+        // Redaction learns the attempt's names first, then rewrites its text.
+        redactor.register(a)
+        attempt(a, prerendered: Array(encode(AttemptRecord(a), level: 4).utf8))
     }
 
     /// An attempt as the document holds it, at its indentation.
     static func render(_ a: Attempt) -> [UInt8] {
-        let w = JSONWriter(baseLevel: 4)
-        guard (try? w.write(AttemptRecord(a), level: 4)) != nil else { return Array("null".utf8) }
-        return w.bytes
+        (try? JSONWriter.bytes(AttemptRecord(a), level: 4, capacity: 12 * 1024)) ?? Array("null".utf8)
     }
 
     public func end(_ s: InputSummary) {

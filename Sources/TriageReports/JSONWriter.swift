@@ -9,8 +9,6 @@ import TriageFlows
 /// Containers close lazily: the `Encodable` protocol says when a container opens, never
 /// when it is finished, so a container is closed when its parent writes its next element
 /// or when the value is done.
-///
-/// One writer serves a whole report (`write` replaces its contents): its buffer is reused.
 final class JSONWriter {
     // Written by one encoder at a time, so the dynamic exclusivity checks (a quarter of the
     // time of a large report) buy nothing here.
@@ -18,34 +16,25 @@ final class JSONWriter {
     /// Open containers: object or array, and how many elements each has so far.
     @exclusivity(unchecked) private var stack: [(object: Bool, count: Int)] = []
     /// Indentation of the outermost container, for values embedded in a larger document.
-    private(set) var baseLevel: Int
+    let baseLevel: Int
     private static let spaces = [UInt8](repeating: 0x20, count: 128)
 
-    init(baseLevel: Int = 0) {
+    private init(baseLevel: Int, capacity: Int) {
         self.baseLevel = baseLevel
-        bytes.reserveCapacity(16384)
-        stack.reserveCapacity(16)
+        bytes.reserveCapacity(capacity)
+    }
+
+    /// The text of one value, indented to sit at `level` inside a larger document.
+    static func bytes<T: Encodable>(_ value: T, level: Int = 0, capacity: Int = 256) throws -> [UInt8] {
+        let w = JSONWriter(baseLevel: level, capacity: capacity)
+        try JSONWriterEncoder.value(value, writer: w)
+        w.close(to: 0)
+        return w.bytes
     }
 
     /// Encodes one value and returns its text.
     static func encode<T: Encodable>(_ value: T, level: Int = 0) throws -> String {
-        let w = JSONWriter(baseLevel: level)
-        try w.write(value, level: level)
-        return String(decoding: w.bytes, as: UTF8.self)
-    }
-
-    /// Replaces the buffer's contents with `value`, indented to sit at `level`.
-    func write<T: Encodable>(_ value: T, level: Int) throws {
-        bytes.removeAll(keepingCapacity: true)
-        stack.removeAll(keepingCapacity: true)
-        baseLevel = level
-        do {
-            try JSONWriterEncoder.value(value, writer: self)
-        } catch {
-            stack.removeAll(keepingCapacity: true)
-            throw error
-        }
-        close(to: 0)
+        String(decoding: try bytes(value, level: level), as: UTF8.self)
     }
 
     var depth: Int { stack.count }
@@ -80,33 +69,19 @@ final class JSONWriter {
     }
 
     private func keyBytes(_ name: String) {
-        var name = name
-        let ascii: Bool = name.withUTF8 { utf8 in
-            guard utf8.allSatisfy({ $0 < 0x80 && $0 != 0x22 && $0 != 0x5C && $0 >= 0x20 }) else { return false }
-            // Property names are ASCII: convert in place, as `SnakeCase.convert` would.
+        let start = bytes.count
+        bytes.append(0x22)
+        SnakeCase.append(name, to: &bytes)
+        if bytes[(start + 1)...].contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) {
+            // A key that needs escaping (no property name does): written as a string.
+            let text = String(decoding: bytes[(start + 1)...], as: UTF8.self)
+            bytes.removeSubrange(start...)
+            string(text)
+        } else {
             bytes.append(0x22)
-            for (i, b) in utf8.enumerated() {
-                if Self.isUpper(b) && i > 0 {
-                    let prev = utf8[i - 1]
-                    let nextIsLower = i + 1 < utf8.count && Self.isLower(utf8[i + 1])
-                    if Self.isLower(prev) || Self.isDigit(prev) || (Self.isUpper(prev) && nextIsLower) {
-                        bytes.append(UInt8(ascii: "_"))
-                    }
-                }
-                bytes.append(Self.isUpper(b) ? b | 0x20 : b)
-            }
-            bytes.append(contentsOf: [0x22, 0x3A, 0x20])  // ": "
-            return true
         }
-        if !ascii {
-            string(SnakeCase.convert(name))
-            bytes.append(contentsOf: [0x3A, 0x20])
-        }
+        bytes.append(contentsOf: [0x3A, 0x20])  // ": "
     }
-
-    @inline(__always) private static func isUpper(_ b: UInt8) -> Bool { b >= 0x41 && b <= 0x5A }
-    @inline(__always) private static func isLower(_ b: UInt8) -> Bool { b >= 0x61 && b <= 0x7A }
-    @inline(__always) private static func isDigit(_ b: UInt8) -> Bool { b >= 0x30 && b <= 0x39 }
 
     func open(object: Bool) {
         bytes.append(object ? UInt8(ascii: "{") : UInt8(ascii: "["))
@@ -187,6 +162,31 @@ final class JSONWriter {
         if d == d.rounded(), abs(d) < 1e15 { return integer(Int64(d)) }
         raw(String(d))
     }
+}
+
+/// camelCase property names as snake_case JSON keys, by Foundation's convertToSnakeCase
+/// rule: a word starts at an uppercase letter after a lowercase letter or a digit, or at the
+/// last capital of a run followed by a lowercase letter ("sameSideLastIPID" →
+/// "same_side_last_ipid", "answersSYN" → "answers_syn"). Property names are ASCII; any other
+/// byte is kept as it is.
+enum SnakeCase {
+    static func append(_ name: String, to out: inout [UInt8]) {
+        var name = name
+        name.withUTF8 { utf8 in
+            for (i, b) in utf8.enumerated() {
+                if isUpper(b) && i > 0 {
+                    let prev = utf8[i - 1]
+                    let nextIsLower = i + 1 < utf8.count && isLower(utf8[i + 1])
+                    if isLower(prev) || isDigit(prev) || (isUpper(prev) && nextIsLower) { out.append(UInt8(ascii: "_")) }
+                }
+                out.append(isUpper(b) ? b | 0x20 : b)
+            }
+        }
+    }
+
+    @inline(__always) private static func isUpper(_ b: UInt8) -> Bool { b >= 0x41 && b <= 0x5A }
+    @inline(__always) private static func isLower(_ b: UInt8) -> Bool { b >= 0x61 && b <= 0x7A }
+    @inline(__always) private static func isDigit(_ b: UInt8) -> Bool { b >= 0x30 && b <= 0x39 }
 }
 
 struct JSONWriterEncoder: Encoder {

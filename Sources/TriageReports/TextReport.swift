@@ -26,7 +26,7 @@ public final class TextReport: AnalysisSink {
     func paint(_ s: String, _ code: String) -> String { color ? "\u{1B}[\(code)m\(s)\u{1B}[0m" : s }
     func bold(_ s: String) -> String { paint(s, "1") }
 
-    static func labelColor(_ l: Label) -> String {
+    func labelColor(_ l: Label) -> String {
         switch l {
         case .success: "32"
         case .incomplete: "33"
@@ -46,16 +46,13 @@ public final class TextReport: AnalysisSink {
     public func attempt(_ a: Attempt) {
         options.redactor?.register(a)
         digest.add(a)
-        emit(Self.block(a, color: color))
+        emit(block(a))
     }
 
-    /// One attempt's block, without its final newline. Pure: the verdict thread's workers
-    /// build blocks in parallel.
-    static func block(_ a: Attempt, color: Bool) -> String {
+    /// One attempt's block, without its final newline.
+    func block(_ a: Attempt) -> String {
         let t = a.facts.tcp
         let v = a.verdict
-        func paint(_ s: String, _ code: String) -> String { color ? "\u{1B}[\(code)m\(s)\u{1B}[0m" : s }
-        func bold(_ s: String) -> String { paint(s, "1") }
         // The block is built whole and written once: a large capture has many of them.
         var block = "\n"
         block.reserveCapacity(2048)

@@ -1,3 +1,4 @@
+import TestSupport
 import Testing
 import TriageCapture
 import TriageDecoding
@@ -375,7 +376,7 @@ final class Harness {
     }
 
     @Test func randomSegmentationsGiveTheSameBytes() {
-        var rng = SplitMixF(seed: 7)
+        var rng = SplitMix(seed: 7)
         for _ in 0..<50 {
             var segs: [(Int, Int)] = []
             var o = 0
@@ -466,14 +467,3 @@ final class Harness {
     }
 }
 
-struct SplitMixF: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

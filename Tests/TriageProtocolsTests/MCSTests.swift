@@ -1,3 +1,4 @@
+import TestSupport
 import Testing
 import TriageDecoding
 import TriageFlows
@@ -115,7 +116,7 @@ func mcsUserData(_ packet: [UInt8]) -> [UInt8] { Array(packet.dropFirst(7)) }
     @Test func mutatedConnectPDUsNeverTrap() throws {
         let ci = mcsUserData(try #require(tpktPacket(Self.zeekClient, index: 1)))
         let cr = mcsUserData(try #require(tpktPacket(Self.zeekServer, index: 1)))
-        var rng = SplitMix(state: 99)
+        var rng = SplitMix(seed: 99)
         for round in 0..<2000 {
             var bytes = round % 2 == 0 ? ci : cr
             for _ in 0..<Int(rng.next() % 4 + 1) {

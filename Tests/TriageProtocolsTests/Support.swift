@@ -1,3 +1,4 @@
+import TestSupport
 import TriageCapture
 import TriageDecoding
 import TriageFlows
@@ -115,17 +116,6 @@ enum Segmentation: CustomStringConvertible {
     }
 }
 
-/// A small deterministic generator (SplitMix64) so random cuts repeat.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// Plays recorded segments into `RDPConnectionParser` the way `StreamReassembler` does:
 /// in order per direction, retransmitted bytes dropped, holes reported as gaps, the
@@ -159,8 +149,8 @@ struct StreamPlayer {
     }
 
     mutating func run(_ segments: [FixtureSegment], _ how: Segmentation) {
-        var rng = SplitMix(state: 0)
-        if case .random(let seed) = how { rng = SplitMix(state: seed) }
+        var rng = SplitMix(seed: 0)
+        if case .random(let seed) = how { rng = SplitMix(seed: seed) }
         var groups: [[Int]] = []
         if case .wholeStreams = how {
             groups = [Direction.clientToServer, .serverToClient].map { d in

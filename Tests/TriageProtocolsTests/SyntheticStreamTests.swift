@@ -1,3 +1,4 @@
+import TestSupport
 import Testing
 import TriageCapture
 import TriageFlows
@@ -251,7 +252,7 @@ import TriageFlows
     // MARK: - Garbage never traps
 
     @Test func randomBytesNeverTrap() {
-        var rng = SplitMix(state: 2024)
+        var rng = SplitMix(seed: 2024)
         for round in 0..<200 {
             var parts: [(FixtureSegment.D, [UInt8])] = []
             for _ in 0..<Int(rng.next() % 8 + 1) {
@@ -268,7 +269,7 @@ import TriageFlows
     }
 
     @Test func mutatedCapturesNeverTrap() {
-        var rng = SplitMix(state: 77)
+        var rng = SplitMix(seed: 77)
         let sources = [CaptureFixtures.zeekX509, CaptureFixtures.ndpiHybridEx, CaptureFixtures.suricataXP]
         for round in 0..<150 {
             var segments = sources[round % sources.count]
