@@ -79,6 +79,8 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "TriageReportsTests", dependencies: ["TriageReports", "TestSupport"], swiftSettings: strict),
+        .testTarget(
             name: "IntegrationTests",
             dependencies: ["TriageEngine", "TriageReports", "TriageCLI", "TriageCapture", "TriageDiagnosis", "TriageFlows"],
             swiftSettings: strict

@@ -12,16 +12,16 @@ import TriageFlows
 final class JSONWriter {
     // Written by one encoder at a time, so the dynamic exclusivity checks (a quarter of the
     // time of a large report) buy nothing here.
-    @exclusivity(unchecked) private(set) var bytes: [UInt8] = []
+    @exclusivity(unchecked) private var out: OutputBytes
     /// Open containers: object or array, and how many elements each has so far.
     @exclusivity(unchecked) private var stack: [(object: Bool, count: Int)] = []
     /// Indentation of the outermost container, for values embedded in a larger document.
     let baseLevel: Int
-    private static let spaces = [UInt8](repeating: 0x20, count: 128)
 
     private init(baseLevel: Int, capacity: Int) {
         self.baseLevel = baseLevel
-        bytes.reserveCapacity(capacity)
+        out = OutputBytes(capacity: capacity)
+        stack.reserveCapacity(16)
     }
 
     /// The text of one value, indented to sit at `level` inside a larger document.
@@ -29,7 +29,7 @@ final class JSONWriter {
         let w = JSONWriter(baseLevel: level, capacity: capacity)
         try JSONWriterEncoder.value(value, writer: w)
         w.close(to: 0)
-        return w.bytes
+        return w.out.array
     }
 
     /// Encodes one value and returns its text.
@@ -40,13 +40,8 @@ final class JSONWriter {
     var depth: Int { stack.count }
 
     func newline(_ level: Int) {
-        bytes.append(0x0A)
-        var n = 2 * (level + baseLevel)
-        while n > 0 {
-            let k = min(n, Self.spaces.count)
-            bytes.append(contentsOf: Self.spaces[0..<k])
-            n -= k
-        }
+        out.append(0x0A)
+        out.append(repeating: 0x20, count: 2 * (level + baseLevel))
     }
 
     /// Closes every container deeper than `depth`.
@@ -54,7 +49,7 @@ final class JSONWriter {
         while stack.count > depth {
             let top = stack.removeLast()
             if top.count > 0 { newline(stack.count) }
-            bytes.append(top.object ? UInt8(ascii: "}") : UInt8(ascii: "]"))
+            out.append(top.object ? UInt8(ascii: "}") : UInt8(ascii: "]"))
         }
     }
 
@@ -62,42 +57,45 @@ final class JSONWriter {
     func element(in depth: Int, key: String?) {
         close(to: depth)
         guard depth > 0 else { return }
-        if stack[depth - 1].count > 0 { bytes.append(UInt8(ascii: ",")) }
+        if stack[depth - 1].count > 0 { out.append(UInt8(ascii: ",")) }
         stack[depth - 1].count += 1
         newline(depth)
         if let key { keyBytes(key) }
     }
 
     private func keyBytes(_ name: String) {
-        let start = bytes.count
-        bytes.append(0x22)
-        SnakeCase.append(name, to: &bytes)
-        if bytes[(start + 1)...].contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) {
+        let start = out.count
+        out.append(0x22)
+        SnakeCase.append(name, to: &out)
+        if out.needsEscaping(from: start + 1) {
             // A key that needs escaping (no property name does): written as a string.
-            let text = String(decoding: bytes[(start + 1)...], as: UTF8.self)
-            bytes.removeSubrange(start...)
+            let text = out.text(from: start + 1)
+            out.truncate(to: start)
             string(text)
         } else {
-            bytes.append(0x22)
+            out.append(0x22)
         }
-        bytes.append(contentsOf: [0x3A, 0x20])  // ": "
+        out.append(0x3A, 0x20)  // ": "
     }
 
     func open(object: Bool) {
-        bytes.append(object ? UInt8(ascii: "{") : UInt8(ascii: "["))
+        out.append(object ? UInt8(ascii: "{") : UInt8(ascii: "["))
         stack.append((object, 0))
     }
 
     func raw(_ s: StaticString) {
-        s.withUTF8Buffer { bytes.append(contentsOf: $0) }
+        s.withUTF8Buffer { out.append(UnsafeRawBufferPointer($0)) }
     }
 
-    func raw(_ s: String) { bytes.append(contentsOf: s.utf8) }
+    func raw(_ s: String) {
+        var s = s
+        s.withUTF8 { out.append(UnsafeRawBufferPointer($0)) }
+    }
 
     /// Decimal digits, written in place.
     func integer<I: BinaryInteger>(_ value: I) {
         if value < 0 {
-            bytes.append(UInt8(ascii: "-"))
+            out.append(UInt8(ascii: "-"))
             if let m = UInt64(exactly: value.magnitude) { return unsigned(m) }
             return raw(String(value.magnitude))
         }
@@ -114,14 +112,14 @@ final class JSONWriter {
                 v /= 10
                 n += 1
             } while v > 0
-            bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: buf[(24 - n)...]))
+            out.append(UnsafeRawBufferPointer(rebasing: buf[(24 - n)...]))
         }
     }
 
     func string(_ s: String) {
         var s = s
         s.withUTF8 { utf8 in
-            bytes.append(0x22)
+            out.append(0x22)
             var clean = true
             for b in utf8 where b < 0x20 || b == 0x22 || b == 0x5C {
                 clean = false
@@ -129,32 +127,34 @@ final class JSONWriter {
             }
             if clean {
                 // Nothing to escape (the usual case): one copy.
-                bytes.append(contentsOf: utf8)
-                bytes.append(0x22)
+                out.append(UnsafeRawBufferPointer(utf8))
+                out.append(0x22)
                 return
             }
             for b in utf8 {
                 switch b {
-                case 0x22: bytes.append(contentsOf: [0x5C, 0x22])
-                case 0x5C: bytes.append(contentsOf: [0x5C, 0x5C])
-                case 0x0A: bytes.append(contentsOf: [0x5C, 0x6E])
-                case 0x0D: bytes.append(contentsOf: [0x5C, 0x72])
-                case 0x09: bytes.append(contentsOf: [0x5C, 0x74])
+                case 0x22: out.append(0x5C, 0x22)
+                case 0x5C: out.append(0x5C, 0x5C)
+                case 0x0A: out.append(0x5C, 0x6E)
+                case 0x0D: out.append(0x5C, 0x72)
+                case 0x09: out.append(0x5C, 0x74)
                 case 0..<0x20:
-                    let hex = Array("0123456789abcdef".utf8)
-                    bytes.append(contentsOf: [0x5C, 0x75, 0x30, 0x30, hex[Int(b >> 4)], hex[Int(b & 0x0f)]])
-                default: bytes.append(b)
+                    let hex: StaticString = "0123456789abcdef"
+                    out.append(0x5C, 0x75)
+                    out.append(0x30, 0x30)
+                    out.append(hex.utf8Start[Int(b >> 4)], hex.utf8Start[Int(b & 0x0f)])
+                default: out.append(b)
                 }
             }
-            bytes.append(0x22)
+            out.append(0x22)
         }
     }
 
     /// A time as its ISO 8601 string (as `Timestamp.encode` writes it), without the string.
     func timestamp(_ t: Timestamp) {
-        bytes.append(0x22)
-        t.withISO8601 { bytes.append(contentsOf: $0) }
-        bytes.append(0x22)
+        out.append(0x22)
+        t.withISO8601 { out.append($0) }
+        out.append(0x22)
     }
 
     func double(_ d: Double) {
@@ -164,13 +164,90 @@ final class JSONWriter {
     }
 }
 
+/// A growable byte buffer written through a pointer: one capacity check per write, where
+/// an array checks uniqueness and capacity for every byte (most of a report is written a
+/// byte or a few at a time).
+struct OutputBytes: ~Copyable {
+    private var base: UnsafeMutablePointer<UInt8>
+    private var capacity: Int
+    private(set) var count = 0
+
+    init(capacity: Int) {
+        self.capacity = max(capacity, 64)
+        base = .allocate(capacity: self.capacity)
+    }
+
+    deinit { base.deallocate() }
+
+    @inline(__always) private mutating func reserve(_ n: Int) {
+        if n > capacity &- count { grow(n) }
+    }
+
+    @inline(never) private mutating func grow(_ n: Int) {
+        var newCapacity = capacity
+        while n > newCapacity - count { newCapacity *= 2 }
+        let p = UnsafeMutablePointer<UInt8>.allocate(capacity: newCapacity)
+        p.initialize(from: base, count: count)
+        base.deallocate()
+        base = p
+        capacity = newCapacity
+    }
+
+    @inline(__always) mutating func append(_ b: UInt8) {
+        reserve(1)
+        base[count] = b
+        count &+= 1
+    }
+
+    @inline(__always) mutating func append(_ a: UInt8, _ b: UInt8) {
+        reserve(2)
+        base[count] = a
+        base[count &+ 1] = b
+        count &+= 2
+    }
+
+    mutating func append(_ bytes: UnsafeRawBufferPointer) {
+        guard let src = bytes.baseAddress, bytes.count > 0 else { return }
+        reserve(bytes.count)
+        UnsafeMutableRawPointer(base + count).copyMemory(from: src, byteCount: bytes.count)
+        count += bytes.count
+    }
+
+    mutating func append(repeating b: UInt8, count n: Int) {
+        guard n > 0 else { return }
+        reserve(n)
+        (base + count).update(repeating: b, count: n)
+        count += n
+    }
+
+    mutating func truncate(to n: Int) { count = min(max(n, 0), count) }
+
+    /// Whether the bytes from `start` on hold any a JSON string must escape.
+    func needsEscaping(from start: Int) -> Bool {
+        var i = max(start, 0)
+        while i < count {
+            let b = base[i]
+            if b < 0x20 || b == 0x22 || b == 0x5C { return true }
+            i += 1
+        }
+        return false
+    }
+
+    func text(from start: Int) -> String {
+        let s = min(max(start, 0), count)
+        return String(decoding: UnsafeBufferPointer(start: base + s, count: count - s), as: UTF8.self)
+    }
+
+    var array: [UInt8] { Array(UnsafeBufferPointer(start: base, count: count)) }
+}
+
 /// camelCase property names as snake_case JSON keys, by Foundation's convertToSnakeCase
 /// rule: a word starts at an uppercase letter after a lowercase letter or a digit, or at the
 /// last capital of a run followed by a lowercase letter ("sameSideLastIPID" →
 /// "same_side_last_ipid", "answersSYN" → "answers_syn"). Property names are ASCII; any other
 /// byte is kept as it is.
 enum SnakeCase {
-    static func append(_ name: String, to out: inout [UInt8]) {
+    static func append(_ name: String, to out: inout OutputBytes) {
         var name = name
         name.withUTF8 { utf8 in
             for (i, b) in utf8.enumerated() {
