@@ -68,7 +68,7 @@ let package = Package(
         .testTarget(name: "TriageDecodingTests", dependencies: ["TriageDecoding", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "TriageCaptureTests",
-            dependencies: ["TriageCapture", "TriageDecoding"],
+            dependencies: ["TriageCapture", "TriageDecoding", "TestSupport"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -109,6 +109,8 @@ public struct EngineOptions: Sendable {
     /// For the benchmark's breakdown only: stop the pipeline after this stage (no verdicts
     /// are reported then).
     public var stopAfter: PipelineStage?
+    /// Files are read on a thread of their own, ahead of the analysis (`ReadAheadSource`).
+    public var readAhead = true
 
     public init() {}
 }
@@ -140,8 +142,9 @@ public final class Engine {
     @discardableResult
     public func analyze(path: String, sink: any AnalysisSink) -> InputSummary {
         do {
-            let source = try PcapFileSource(path: path, filter: options.filter)
-            return analyze(source: source, sink: sink, snapshotLength: source.snapshotLength)
+            let file = try PcapFileSource(path: path, filter: options.filter)
+            let source: any PacketSource = options.readAhead ? ReadAheadSource(file) : file
+            return analyze(source: source, sink: sink, snapshotLength: file.snapshotLength)
         } catch {
             sink.begin(InputInfo(input: path, linkType: nil, snapshotLength: nil))
             let summary = InputSummary(

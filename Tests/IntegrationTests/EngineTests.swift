@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TriageCapture
 import TriageDiagnosis
 import TriageFlows
 import TriageEngine
@@ -7,10 +8,11 @@ import TriageEngine
 /// The engine classifies and reports on a second thread, in batches: what the sinks see
 /// must not depend on the batching.
 @Suite struct EngineTests {
-    static func run(_ path: String, batch: Int, window: Int = 1024) -> Collect {
+    static func run(_ path: String, batch: Int, window: Int = 1024, readAhead: Bool = true) -> Collect {
         var options = EngineOptions()
         options.verdictBatch = batch
         options.reorderWindow = window
+        options.readAhead = readAhead
         let c = Collect()
         Engine(options: options).analyze(path: path, sink: c)
         return c
@@ -39,6 +41,24 @@ import TriageEngine
             #expect(ids == ids.sorted(), "\(path): attempts in the order they started")
             #expect(many.summaries.first?.attempts == many.attempts.count, "\(path)")
         }
+    }
+
+    /// Reading the file on a thread of its own changes nothing the sinks see, errors included.
+    @Test func readingAheadDoesNotChangeWhatTheSinkSees() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rdptriage-ra-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        // A capture cut mid-record: the error must come after the same frames.
+        let whole = try Data(contentsOf: URL(fileURLWithPath: Repo.committedCaptures.max(by: { Self.size($0) < Self.size($1) })!))
+        let cut = dir.appendingPathComponent("cut.pcap")
+        try whole.prefix(whole.count * 2 / 3).write(to: cut)
+        for path in Self.inputs + [cut.path] {
+            let inline = Self.run(path, batch: 64, readAhead: false)
+            let ahead = Self.run(path, batch: 64, readAhead: true)
+            #expect(inline.attempts == ahead.attempts, "\(path)")
+            #expect(inline.summaries == ahead.summaries, "\(path)")
+        }
+        #expect(Self.run(cut.path, batch: 64).summaries.first?.error?.kind == .truncated)
     }
 
     @Test func aSmallReorderWindowStillDeliversEveryAttemptOnce() throws {
