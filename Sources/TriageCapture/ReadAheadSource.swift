@@ -1,3 +1,4 @@
+import CPcap
 import Dispatch
 import Synchronization
 
@@ -20,6 +21,8 @@ public final class ReadAheadSource: PacketSource {
     private var current: Batch?
     private var index = 0
     private var finished = false
+    /// How many frames ahead to prefetch: eight hid the misses in measurements, two did not.
+    static let prefetchDistance = 8
 
     /// `batchBytes`: frame bytes per batch (a larger frame gets a batch of its own size);
     /// `batches`: how many exist, so at most `batches - 1` are read ahead. Sixteen of 1 MiB
@@ -46,6 +49,13 @@ public final class ReadAheadSource: PacketSource {
                 if index < b.entries.count {
                     let e = b.entries[index]
                     index += 1
+                    let ahead = index + Self.prefetchDistance
+                    if ahead < b.entries.count {
+                        // The headers of a frame a few ahead, so that decoding does not wait on them.
+                        let p = b.storage + b.entries[ahead].offset
+                        rdptriage_prefetch(p)
+                        rdptriage_prefetch(p + 64)
+                    }
                     return RawPacket(
                         frameNumber: e.frameNumber, timestamp: e.timestamp, capturedLength: e.captured,
                         originalLength: e.original,
