@@ -220,6 +220,27 @@ struct OutputBytes: ~Copyable {
         count += n
     }
 
+    mutating func append(_ s: String) {
+        var s = s
+        s.withUTF8 { append(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Pads what was written since `start` with spaces to `width` characters (counted as
+    /// Unicode scalars: UTF-8 lead bytes).
+    mutating func pad(from start: Int, to width: Int) {
+        var scalars = 0
+        var i = max(start, 0)
+        while i < count {
+            if base[i] & 0xC0 != 0x80 { scalars += 1 }
+            i += 1
+        }
+        append(repeating: 0x20, count: width - scalars)
+    }
+
+    func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try body(UnsafeRawBufferPointer(start: base, count: count))
+    }
+
     mutating func truncate(to n: Int) { count = min(max(n, 0), count) }
 
     /// Whether the bytes from `start` on hold any a JSON string must escape.

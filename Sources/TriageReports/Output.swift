@@ -44,6 +44,10 @@ public final class ReportOutput {
         s.withUTF8 { buf in _ = fwrite(buf.baseAddress, 1, buf.count, file) }
     }
 
+    public func write(bytes: UnsafeRawBufferPointer) {
+        _ = fwrite(bytes.baseAddress, 1, bytes.count, file)
+    }
+
     public func write(bytes: [UInt8]) {
         bytes.withUnsafeBufferPointer { buf in _ = fwrite(buf.baseAddress, 1, buf.count, file) }
     }

@@ -46,80 +46,96 @@ public final class TextReport: AnalysisSink {
     public func attempt(_ a: Attempt) {
         options.redactor?.register(a)
         digest.add(a)
-        emit(block(a))
+        text.truncate(to: 0)
+        block(a, into: &text)
+        if let redactor = options.redactor {
+            out.line(redactor.apply(text.text(from: 0)))
+        } else {
+            text.append(0x0A)
+            text.withBytes { out.write(bytes: $0) }
+        }
     }
 
-    /// One attempt's block, without its final newline.
-    func block(_ a: Attempt) -> String {
+    /// The block being written (reused: a large capture has a block per attempt).
+    private var text = OutputBytes(capacity: 4096)
+
+    /// One attempt's block, without its final newline, appended to `b`.
+    func block(_ a: Attempt, into b: inout OutputBytes) {
         let t = a.facts.tcp
         let v = a.verdict
-        // The block is built whole and written once: a large capture has many of them.
-        var block = "\n"
-        block.reserveCapacity(2048)
-        block += "  #"
-        block += String(t.id + 1)
-        block += "  "
-        block += t.client.description
-        block += " → "
-        block += t.server.description
-        block += "  "
-        block += bold(paint(v.label.rawValue, labelColor(v.label)))
-        block += "  ["
-        block += v.cause.rawValue
-        block += ", "
-        block += v.stage.rawValue
-        block += ", ended by "
-        block += v.endedBy.rawValue
-        block += ", "
-        block += v.confidence.level.rawValue
-        block += " confidence]\n      "
-        block += v.summary
-        block += "\n"
+        b.append("\n  #")
+        b.append(String(t.id + 1))
+        b.append("  ")
+        b.append(t.client.description)
+        b.append(" → ")
+        b.append(t.server.description)
+        b.append("  ")
+        if color { b.append("\u{1B}[1m\u{1B}[" + labelColor(v.label) + "m") }
+        b.append(v.label.rawValue)
+        if color { b.append("\u{1B}[0m\u{1B}[0m") }
+        b.append("  [")
+        b.append(v.cause.rawValue)
+        b.append(", ")
+        b.append(v.stage.rawValue)
+        b.append(", ended by ")
+        b.append(v.endedBy.rawValue)
+        b.append(", ")
+        b.append(v.confidence.level.rawValue)
+        b.append(" confidence]\n      ")
+        b.append(v.summary)
+        b.append(0x0A)
         if let c = v.clientReport, v.isFailure {
-            block += "      Windows client: "
-            block += c.display
-            block += " — "
-            block += c.meaning
-            block += "\n"
+            b.append("      Windows client: ")
+            b.append(c.display)
+            b.append(" — ")
+            b.append(c.meaning)
+            b.append(0x0A)
         }
         for d in v.details {
-            block += "      · "
-            block += d
-            block += "\n"
+            b.append("      · ")
+            b.append(d)
+            b.append(0x0A)
         }
-        block += "      Confidence: "
-        block += v.confidence.level.rawValue
-        block += " — "
-        block += v.confidence.reason
-        block += "\n"
+        b.append("      Confidence: ")
+        b.append(v.confidence.level.rawValue)
+        b.append(" — ")
+        b.append(v.confidence.reason)
+        b.append(0x0A)
         if !v.evidence.isEmpty {
-            block += "      Evidence:\n"
+            b.append("      Evidence:\n")
             for e in v.evidence {
-                let frame = e.frame.map { "frame " + String($0) } ?? "—"
-                let when = e.time.map { "  " + Format.relative($0, from: t.first.time) + " s" } ?? ""
-                block += "        "
-                block += frame.padded(11)
-                block += when.padded(16)
-                block += "  "
-                block += e.what
-                block += "\n"
+                b.append("        ")
+                let start = b.count
+                if let f = e.frame {
+                    b.append("frame ")
+                    b.append(String(f))
+                } else {
+                    b.append("—")
+                }
+                b.pad(from: start, to: 11)
+                let timeStart = b.count
+                if let time = e.time {
+                    b.append("  ")
+                    b.append(Format.relative(time, from: t.first.time))
+                    b.append(" s")
+                }
+                b.pad(from: timeStart, to: 16)
+                b.append("  ")
+                b.append(e.what)
+                b.append(0x0A)
             }
         }
-        block += "      "
-        block += Format.tcpLine(t)
-        block += "\n"
+        b.append("      ")
+        b.append(Format.tcpLine(t))
         if !v.remediation.isEmpty {
-            block += "      What to do:\n"
+            b.append("\n      What to do:")
             for (i, step) in v.remediation.enumerated() {
-                block += "        "
-                block += String(i + 1)
-                block += ". "
-                block += step
-                block += "\n"
+                b.append("\n        ")
+                b.append(String(i + 1))
+                b.append(". ")
+                b.append(step)
             }
         }
-        block.removeLast()
-        return block
     }
 
     public func end(_ s: InputSummary) {
@@ -163,11 +179,4 @@ func environmentSays(_ name: String) -> Bool {
     import Darwin
 #endif
 
-extension String {
-    func padded(_ n: Int) -> String {
-        // Padding by characters: the unicode scalars count is the same here (no combining marks).
-        let width = unicodeScalars.count
-        return width >= n ? self : self + String(repeating: " ", count: n - width)
-    }
-}
 

@@ -20,6 +20,21 @@ import TriageFlows
         #expect(FileManager.default.isExecutableFile(atPath: exe), "\(exe)")
     }
 
+    /// Colour only wraps the label (bold and red or green) and the headings: without the
+    /// escape sequences the text is the plain report.
+    @Test func colourAddsOnlyEscapes() throws {
+        for path in [failing, healthy] {
+            let plain = try run(["analyze", "--color", "never", path]).stdout
+            let painted = try run(["analyze", "--color", "always", path]).stdout
+            let stripped = painted.replacingOccurrences(of: "\u{1B}\\[[0-9;]*m", with: "", options: .regularExpression)
+            #expect(stripped == plain, "\(path)")
+            #expect(painted != plain)
+        }
+        let painted = try run(["analyze", "--color", "always", failing]).stdout
+        #expect(painted.contains("\u{1B}[1m\u{1B}[31mrst-refused\u{1B}[0m\u{1B}[0m"))
+        #expect(try run(["analyze", "--color", "always", healthy]).stdout.contains("\u{1B}[32msuccess\u{1B}[0m"))
+    }
+
     @Test func badInputsGetOneLineErrorsAndTheRunGoesOn() throws {
         let dir = NSTemporaryDirectory() + "rdptriage-cli-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
