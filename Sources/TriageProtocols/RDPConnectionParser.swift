@@ -92,8 +92,6 @@ public struct RDPConnectionParser: Sendable {
         var encryptedHandshakeRecords = 0
         /// Clear-text handshake messages can no longer be read (a gap, an oversized message).
         var handshakeBroken = false
-        /// A handshake message that spans records, until it is complete.
-        var handshakeBuffer: [UInt8] = []
         /// Version field of the last record (ClientHello records often say 0x0301, later
         /// ones 0x0303): what a record after a gap must carry.
         var recordVersion: UInt16?
@@ -103,8 +101,13 @@ public struct RDPConnectionParser: Sendable {
         var firstHandshakeRecord: Int64?
     }
 
+    // Plain values (no references), so a step copies its direction's state in and out
+    // cheaply; the handshake buffers live apart for the same reason.
     var client = DirectionState()
     var server = DirectionState()
+    /// Per direction, a handshake message that spans records, until it is complete.
+    var clientHandshake: [UInt8] = []
+    var serverHandshake: [UInt8] = []
     /// Alerts read from records (the TLS 1.3 "small final record" ones are derived).
     var explicitAlerts: [TLSAlertFacts] = []
     /// The ServerHello's version, 0 before it (read per record; kept apart from the facts so
@@ -134,7 +137,7 @@ public struct RDPConnectionParser: Sendable {
     public mutating func receive(
         _ bytes: UnsafeRawBufferPointer, offset: Int64, direction: Direction, frame: FrameLookup
     ) -> StreamDisposition {
-        var st = takeState(direction)
+        var st = state(direction)
         defer { setState(direction, st) }
         guard st.mode != .stopped else { return StreamDisposition(consumed: bytes.count, wantsMore: false) }
         var c = ByteCursor(bytes)
@@ -191,7 +194,7 @@ public struct RDPConnectionParser: Sendable {
 
     /// Bytes `[offset, offset + length)` of `direction` will never arrive.
     public mutating func gap(at offset: Int64, length: Int64, direction: Direction, frame: FrameLookup) {
-        var st = takeState(direction)
+        var st = state(direction)
         defer { setState(direction, st) }
         guard st.mode != .stopped else { return }
         let resume = offset + length
@@ -216,9 +219,9 @@ public struct RDPConnectionParser: Sendable {
         st.pendingEnd = nil
         st.pendingRecord = nil
         st.skipUntil = nil
-        if !st.handshakeBuffer.isEmpty {
+        if !(direction == .clientToServer ? clientHandshake : serverHandshake).isEmpty {
             // A handshake message spanning records lost its middle: stop reading messages.
-            st.handshakeBuffer = []
+            setHandshake(direction, [])
             st.handshakeBroken = true
         }
         // Lost at a PDU boundary or earlier: only a recognisable header can resume.
@@ -227,7 +230,7 @@ public struct RDPConnectionParser: Sendable {
 
     /// Nothing more will be delivered in `direction` (the reassembly limit was reached).
     public mutating func cut(at offset: Int64, direction: Direction) {
-        var st = takeState(direction)
+        var st = state(direction)
         defer { setState(direction, st) }
         guard st.mode != .stopped else { return }
         lose(&st, direction, "reassembly limit reached at offset \(offset)")
@@ -606,26 +609,26 @@ public struct RDPConnectionParser: Sendable {
 
     /// Appends a clear-text handshake fragment and handles every complete message.
     mutating func readHandshake(_ st: inout DirectionState, _ fragment: ByteCursor, direction: Direction, at: FrameRef) {
-        if st.handshakeBuffer.isEmpty {
+        var buffer = takeHandshake(direction)
+        if buffer.isEmpty {
             var c = fragment
             drainHandshake(&st, &c, direction: direction, at: at)
-            if !c.isEmpty { st.handshakeBuffer.append(contentsOf: c.remainingBytes) }
+            if !c.isEmpty { buffer.append(contentsOf: c.remainingBytes) }
         } else {
-            st.handshakeBuffer.append(contentsOf: fragment.remainingBytes)
-            var buffer = st.handshakeBuffer
+            buffer.append(contentsOf: fragment.remainingBytes)
             let used = buffer.withUnsafeBytes { raw -> Int in
                 var c = ByteCursor(raw)
                 drainHandshake(&st, &c, direction: direction, at: at)
                 return c.offset
             }
             buffer.removeFirst(used)
-            st.handshakeBuffer = buffer
         }
-        if st.handshakeBuffer.count > Self.maxHandshakeMessage {
-            st.handshakeBuffer = []
+        if buffer.count > Self.maxHandshakeMessage {
+            buffer = []
             st.handshakeBroken = true
             note(direction, at, "TLS handshake message larger than \(Self.maxHandshakeMessage) bytes; not parsed")
         }
+        setHandshake(direction, buffer)
     }
 
     mutating func drainHandshake(_ st: inout DirectionState, _ c: inout ByteCursor, direction: Direction, at: FrameRef) {
@@ -745,16 +748,22 @@ public struct RDPConnectionParser: Sendable {
 
     static let unknownFrame = FrameRef(frame: 0, time: Timestamp(nanoseconds: 0))
 
-    /// Moves a direction's state out (leaving a placeholder until `setState`), so that
-    /// mutating its handshake buffer does not copy it.
-    mutating func takeState(_ d: Direction) -> DirectionState {
-        var out = DirectionState()
-        if d == .clientToServer { swap(&out, &client) } else { swap(&out, &server) }
-        return out
-    }
+    func state(_ d: Direction) -> DirectionState { d == .clientToServer ? client : server }
 
     mutating func setState(_ d: Direction, _ s: DirectionState) {
         if d == .clientToServer { client = s } else { server = s }
+    }
+
+    /// Moves a direction's handshake buffer out (an empty one stays until `setHandshake`),
+    /// so that appending to it does not copy it.
+    mutating func takeHandshake(_ d: Direction) -> [UInt8] {
+        var out: [UInt8] = []
+        if d == .clientToServer { swap(&out, &clientHandshake) } else { swap(&out, &serverHandshake) }
+        return out
+    }
+
+    mutating func setHandshake(_ d: Direction, _ b: [UInt8]) {
+        if d == .clientToServer { clientHandshake = b } else { serverHandshake = b }
     }
 
     /// The frame of a stream offset, falling back to the direction's last known frame.
@@ -784,7 +793,7 @@ public struct RDPConnectionParser: Sendable {
         _ st: inout DirectionState, _ direction: Direction, _ why: String, frame: FrameRef? = nil, lostSync: Bool = true
     ) {
         st.mode = .stopped
-        st.handshakeBuffer = []
+        setHandshake(direction, [])
         note(direction, frame ?? st.lastFrame, why)
         if lostSync && !collected.lostSync.contains(direction.sender) { collected.lostSync.append(direction.sender) }
     }
