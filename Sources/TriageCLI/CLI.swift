@@ -94,6 +94,9 @@ public struct Analyze: ParsableCommand {
     @Option(name: .long, help: "Most bytes all sessions together may hold for reassembly.")
     public var maxBuffer: Int = 256 << 20
 
+    @Flag(name: .long, help: ArgumentHelp("Benchmarking: read files on the packet thread, not ahead on a thread of their own.", visibility: .hidden))
+    public var benchNoReadAhead = false
+
     public init() {}
 
     public func validate() throws {
@@ -127,6 +130,7 @@ public struct Analyze: ParsableCommand {
         engineOptions.tracker.streamLimits.perStream = maxSessionBuffer
         engineOptions.tracker.memoryLimit = maxBuffer
         engineOptions.stopAfter = benchStopAfter.flatMap(PipelineStage.init(rawValue:))
+        engineOptions.readAhead = !benchNoReadAhead
 
         var reportOptions = ReportOptions()
         reportOptions.reported = reported.flatMap(ReportedCode.init)

@@ -111,6 +111,16 @@ import TriageFlows
         #expect(try !run(["analyze", "--help"]).stdout.contains("bench-stop-after"), "hidden from the help")
     }
 
+    /// Reading on the packet thread (the benchmark's comparison) reports exactly the same.
+    @Test func benchmarkWithoutReadAhead() throws {
+        let args = ["analyze", "--format", "json", failing, healthy, Repo.captures + "/background-traffic.pcap"]
+        let ahead = try run(args)
+        let inline = try run(args + ["--bench-no-read-ahead"])
+        #expect(inline.status == ahead.status)
+        #expect(inline.stdout == ahead.stdout)
+        #expect(try !run(["analyze", "--help"]).stdout.contains("read-ahead"), "hidden from the help")
+    }
+
     @Test func jsonSchema() throws {
         let r = try run(["analyze", "--format", "json", failing, healthy])
         let json = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
