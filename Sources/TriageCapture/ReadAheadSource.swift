@@ -11,11 +11,17 @@ import Synchronization
 /// the `PacketSource` promise: valid until the next call to `next()`. An error from the
 /// inner source arrives after the frames read before it, as it would without read-ahead.
 /// For files only: a live capture would hold packets back until a batch filled.
+///
+/// `stopReadingAhead()` hands the inner source back: the reader stops at the next frame, the
+/// consumer takes the batches already read and then reads the inner source itself.
 public final class ReadAheadSource: PacketSource {
     public let name: String
     public let linkType: LinkType
     /// Frames the inner source's filter rejected, as of the last batch taken (final at the end).
-    public private(set) var filteredOut = 0
+    public var filteredOut: Int { inline ? pipe.innerFilteredOut : batchFilteredOut }
+    private var batchFilteredOut = 0
+    /// The reader handed the source back: frames now come straight from it.
+    private var inline = false
 
     private let pipe: Pipe
     private var current: Batch?
@@ -42,7 +48,11 @@ public final class ReadAheadSource: PacketSource {
         pipe.cancel()
     }
 
+    /// Asks the reader to stop and hand the source back (from the consumer's thread).
+    public func stopReadingAhead() { pipe.requestHandover() }
+
     public func next() throws(CaptureError) -> RawPacket? {
+        if inline { return try pipe.innerNext() }
         while true {
             if finished { return nil }
             if let b = current {
@@ -61,7 +71,14 @@ public final class ReadAheadSource: PacketSource {
                         originalLength: e.original,
                         bytes: UnsafeRawBufferPointer(start: b.storage + e.offset, count: e.captured))
                 }
-                filteredOut = b.filteredOut
+                batchFilteredOut = b.filteredOut
+                if b.handover {
+                    // Every frame the reader read has been taken: the source is ours now.
+                    current = nil
+                    pipe.recycle(b)
+                    inline = true
+                    return try pipe.innerNext()
+                }
                 if let error = b.error {
                     finished = true
                     throw error
@@ -96,6 +113,8 @@ public final class ReadAheadSource: PacketSource {
         var entries: [Entry] = []
         var filteredOut = 0
         var ended = false
+        /// The reader stopped after this batch and left the source to the consumer.
+        var handover = false
         var error: CaptureError?
 
         static let maxEntries = 8192
@@ -112,6 +131,7 @@ public final class ReadAheadSource: PacketSource {
             used = 0
             entries.removeAll(keepingCapacity: true)
             ended = false
+            handover = false
             error = nil
         }
 
@@ -147,6 +167,7 @@ public final class ReadAheadSource: PacketSource {
         private let lock = Mutex<(full: [Batch], free: [Batch], cancelled: Bool)>(([], [], false))
         private let fullCount = DispatchSemaphore(value: 0)
         private let freeCount: DispatchSemaphore
+        private let handoverRequested = Atomic<Bool>(false)
 
         init(_ inner: any PacketSource, batchBytes: Int, batches: Int) {
             self.inner = inner
@@ -163,7 +184,15 @@ public final class ReadAheadSource: PacketSource {
         func fill() {
             guard var b = takeFree() else { return }
             do {
-                while let p = try inner.next() {
+                while true {
+                    if handoverRequested.load(ordering: .relaxed) {
+                        b.handover = true
+                        break
+                    }
+                    guard let p = try inner.next() else {
+                        b.ended = true
+                        break
+                    }
                     if !b.fits(p.bytes.count) && !b.entries.isEmpty {
                         // Full: hand it over and carry this frame (still valid: the inner
                         // source is not read again before it is copied) into the next.
@@ -173,12 +202,18 @@ public final class ReadAheadSource: PacketSource {
                     }
                     b.append(p)
                 }
-                b.ended = true
             } catch {
                 b.error = error
             }
+            // The last use of `inner` on this thread: after a handover the consumer reads it.
             send(b)
         }
+
+        func requestHandover() { handoverRequested.store(true, ordering: .relaxed) }
+
+        /// After the handover batch: the consumer's own reads.
+        func innerNext() throws(CaptureError) -> RawPacket? { try inner.next() }
+        var innerFilteredOut: Int { inner.filteredOut }
 
         private func takeFree() -> Batch? {
             freeCount.wait()

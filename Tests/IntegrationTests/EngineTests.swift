@@ -8,11 +8,22 @@ import TriageEngine
 /// The engine classifies and reports on a second thread, in batches: what the sinks see
 /// must not depend on the batching.
 @Suite struct EngineTests {
-    static func run(_ path: String, batch: Int, window: Int = 1024, readAhead: Bool = true) -> Collect {
+    static func run(_ path: String, batch: Int, window: Int = 1024, readAhead: Bool = true,
+                    handBackEarly: Bool = false) -> Collect {
         var options = EngineOptions()
         options.verdictBatch = batch
         options.reorderWindow = window
         options.readAhead = readAhead
+        if handBackEarly {
+            // Any machine, always "busy", checked every few frames: the reader hands the file
+            // back within the first dozen frames.
+            options.readAheadMaxCores = .max
+            options.readAheadBusyShare = -1
+            options.readAheadCheckFrames = 3
+            // Small batches, so that the reader is still reading when it is asked to stop.
+            options.readAheadBatches = 2
+            options.readAheadBatchBytes = 4096
+        }
         let c = Collect()
         Engine(options: options).analyze(path: path, sink: c)
         return c
@@ -55,8 +66,11 @@ import TriageEngine
         for path in Self.inputs + [cut.path] {
             let inline = Self.run(path, batch: 64, readAhead: false)
             let ahead = Self.run(path, batch: 64, readAhead: true)
+            let handedBack = Self.run(path, batch: 64, readAhead: true, handBackEarly: true)
             #expect(inline.attempts == ahead.attempts, "\(path)")
             #expect(inline.summaries == ahead.summaries, "\(path)")
+            #expect(inline.attempts == handedBack.attempts, "\(path)")
+            #expect(inline.summaries == handedBack.summaries, "\(path)")
         }
         #expect(Self.run(cut.path, batch: 64).summaries.first?.error?.kind == .truncated)
     }

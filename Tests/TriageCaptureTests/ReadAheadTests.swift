@@ -92,6 +92,37 @@ func firstDifference(_ a: [Frame], _ b: [Frame]) -> Int? {
         }
     }
 
+    /// The consumer takes the source back at any point (before the first frame, inside and at
+    /// the edge of batches, after the end): every frame still arrives once, in order, and an
+    /// error at the end still comes last.
+    @Test func handingTheSourceBackKeepsEveryFrame() throws {
+        var rng = SplitMix(seed: 0xBAC4)
+        let failure = CaptureError(input: "scripted", kind: .corrupt, detail: "bad record", byteOffset: 7)
+        for round in 0..<60 {
+            let sizes = (0..<2000).map { _ in Int.random(in: 0..<700, using: &rng) }
+            let fails = round % 3 == 0
+            let direct = drain(ScriptedSource(sizes: sizes, failAtEnd: fails ? failure : nil))
+            let ahead = ReadAheadSource(
+                ScriptedSource(sizes: sizes, failAtEnd: fails ? failure : nil), batchBytes: 4096, batches: 2 + round % 4)
+            let stopAt = [0, 1, 5, 57, 1000, 1999, 2000, 2500][round % 8]
+            var got: [Frame] = []
+            var failed: CaptureError?
+            do {
+                if stopAt == 0 { ahead.stopReadingAhead() }
+                while let p = try ahead.next() {
+                    got.append((p.frameNumber, p.timestamp, Array(p.bytes), p.originalLength))
+                    if got.count == stopAt { ahead.stopReadingAhead() }
+                }
+            } catch {
+                failed = error
+            }
+            #expect(firstDifference(got, direct.frames) == nil, "round \(round), stop at \(stopAt)")
+            #expect(failed == direct.error, "round \(round)")
+            #expect(ahead.filteredOut == sizes.count / 3, "round \(round)")
+            #expect((try? ahead.next()) == nil, "stays ended")
+        }
+    }
+
     @Test func anErrorComesAfterTheFramesBeforeIt() {
         let failure = CaptureError(input: "scripted", kind: .truncated, detail: "file cut", byteOffset: 99)
         let sizes = (0..<5000).map { 40 + $0 % 90 }
