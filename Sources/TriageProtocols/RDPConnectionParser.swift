@@ -520,14 +520,16 @@ public struct RDPConnectionParser: Sendable {
         _ st: inout DirectionState, _ header: TLSRecordHeader, _ fragment: ByteCursor, direction: Direction,
         at: FrameRef
     ) {
-        if collected.tls == nil { collected.tls = TLSFacts() }
+        if case .none = collected.tls { collected.tls = TLSFacts() }
         let side = direction.sender
         switch header.contentType {
         case .changeCipherSpec:
-            if side == .client {
-                if collected.tls?.clientChangeCipherSpec == nil { collected.tls?.clientChangeCipherSpec = at }
-            } else if collected.tls?.serverChangeCipherSpec == nil {
-                collected.tls?.serverChangeCipherSpec = at
+            withTLS { tls in
+                if side == .client {
+                    if tls.clientChangeCipherSpec == nil { tls.clientChangeCipherSpec = at }
+                } else if tls.serverChangeCipherSpec == nil {
+                    tls.serverChangeCipherSpec = at
+                }
             }
             // In TLS 1.3 the record is a compatibility no-op (RFC 8446 D.4), and so is any
             // CCS before the ServerHello (after a HelloRetryRequest): TLS 1.2 sends it only
@@ -569,8 +571,8 @@ public struct RDPConnectionParser: Sendable {
                 // record carries the (encrypted) certificate.
                 st.encryptedHandshake = true
                 st.encryptedHandshakeRecords += 1
-                if st.encryptedHandshakeRecords == 2, collected.tls?.certificateFrame == nil {
-                    collected.tls?.certificateFrame = at
+                if st.encryptedHandshakeRecords == 2 {
+                    withTLS { if $0.certificateFrame == nil { $0.certificateFrame = at } }
                 }
                 return
             }
@@ -591,19 +593,22 @@ public struct RDPConnectionParser: Sendable {
     }
 
     mutating func addApplicationRecord(_ st: inout DirectionState, _ direction: Direction, _ run: TLSFacts.RecordRun) {
-        if collected.tls == nil { collected.tls = TLSFacts() }
-        if direction == .clientToServer {
-            collected.tls?.clientApplicationBytes += Int64(run.length)
-        } else {
-            collected.tls?.serverApplicationBytes += Int64(run.length)
+        let keep = st.applicationRecords < Self.maxApplicationRecordsPerDirection
+        withTLS { tls in
+            if direction == .clientToServer {
+                tls.clientApplicationBytes += Int64(run.length)
+            } else {
+                tls.serverApplicationBytes += Int64(run.length)
+            }
+            guard keep else { return }
+            // Both directions in capture order (a stable insertion by frame number), in place.
+            var i = tls.applicationRecords.count
+            while i > 0 && tls.applicationRecords[i - 1].at.frame > run.at.frame { i -= 1 }
+            tls.applicationRecords.insert(run, at: i)
         }
         st.encrypted = true
-        guard st.applicationRecords < Self.maxApplicationRecordsPerDirection else { return }
+        guard keep else { return }
         st.applicationRecords += 1
-        // Both directions in capture order (a stable insertion by frame number), in place.
-        var i = collected.tls!.applicationRecords.count
-        while i > 0 && collected.tls!.applicationRecords[i - 1].at.frame > run.at.frame { i -= 1 }
-        collected.tls!.applicationRecords.insert(run, at: i)
         if direction == .clientToServer { sawClientRecord = true } else { sawServerRecord = true }
     }
 
@@ -646,20 +651,24 @@ public struct RDPConnectionParser: Sendable {
             switch header.type {
             case .clientHello where direction == .clientToServer:
                 let hello = try TLSClientHello.parse(&b)
-                if collected.tls?.clientHello == nil {
-                    collected.tls?.clientHello = TLSFacts.ClientHello(
+                let offset = st.firstHandshakeRecord
+                withTLS { tls in
+                    guard tls.clientHello == nil else { return }
+                    tls.clientHello = TLSFacts.ClientHello(
                         at: at, legacyVersion: hello.legacyVersion.rawValue, supportedVersions: hello.supportedVersions,
                         serverName: hello.serverName, cipherSuites: hello.cipherSuites,
-                        streamOffset: st.firstHandshakeRecord, random: hello.random)
+                        streamOffset: offset, random: hello.random)
                 }
             case .serverHello where direction == .serverToClient:
                 let hello = try TLSServerHello.parse(&b)
                 if hello.isHelloRetryRequest {
-                    if collected.tls?.helloRetryRequest == nil { collected.tls?.helloRetryRequest = at }
+                    withTLS { if $0.helloRetryRequest == nil { $0.helloRetryRequest = at } }
                 } else if serverVersion == 0 {
-                    collected.tls?.serverHello = TLSFacts.ServerHello(
-                        at: at, legacyVersion: hello.legacyVersion.rawValue, version: hello.version.rawValue,
-                        cipherSuite: hello.cipherSuite.rawValue)
+                    withTLS {
+                        $0.serverHello = TLSFacts.ServerHello(
+                            at: at, legacyVersion: hello.legacyVersion.rawValue, version: hello.version.rawValue,
+                            cipherSuite: hello.cipherSuite.rawValue)
+                    }
                     serverVersion = max(1, hello.version.rawValue)
                     if hello.version >= .tls13 {
                         // Everything after the ServerHello is encrypted, both ways (RFC 8446 2).
@@ -669,17 +678,22 @@ public struct RDPConnectionParser: Sendable {
                 }
             case .certificate where direction == .serverToClient && !isTLS13:
                 let message = try TLSCertificateMessage.parse(&b)
-                guard collected.tls?.certificateFrame == nil else { return }
-                collected.tls?.certificateFrame = at
+                let first = withTLS { tls -> Bool in
+                    guard tls.certificateFrame == nil else { return false }
+                    tls.certificateFrame = at
+                    return true
+                }
+                guard first else { return }
                 for der in message.certificates {
                     do {
-                        collected.tls?.certificates.append(try CertificateParser.facts(der: der))
+                        let facts = try CertificateParser.facts(der: der)
+                        withTLS { $0.certificates.append(facts) }
                     } catch {
                         note(direction, at, "TLS certificate: \(error.summary)")
                     }
                 }
             case .serverHelloDone where direction == .serverToClient:
-                if collected.tls?.serverHelloDone == nil { collected.tls?.serverHelloDone = at }
+                withTLS { if $0.serverHelloDone == nil { $0.serverHelloDone = at } }
             default:
                 break
             }
@@ -690,7 +704,7 @@ public struct RDPConnectionParser: Sendable {
 
     /// `current` is the state of `direction`, not yet stored back.
     mutating func updateHandshakeComplete(_ current: DirectionState, _ direction: Direction) {
-        guard !tlsHandshakeComplete, collected.tls != nil else { return }
+        guard !tlsHandshakeComplete, case .some = collected.tls else { return }
         // (Only the flags are read: copying the direction states cost more than the test.)
         let clientDone = direction == .clientToServer ? current.encryptedHandshake : client.encryptedHandshake
         let serverDone = direction == .serverToClient ? current.encryptedHandshake : server.encryptedHandshake
@@ -699,7 +713,7 @@ public struct RDPConnectionParser: Sendable {
         // server's encrypted flight and the client's Finished.
         guard (clientDone && serverDone) || dataBothWays else { return }
         tlsHandshakeComplete = true
-        collected.tls!.handshakeComplete = true
+        withTLS { $0.handshakeComplete = true }
     }
 
     // MARK: - Derived facts
@@ -745,6 +759,14 @@ public struct RDPConnectionParser: Sendable {
     }
 
     // MARK: - Helpers
+
+    /// Changes the TLS facts in place, making them on first use: reading a field through the
+    /// optional (`collected.tls?.x`) copied the whole value, a few hundred bytes and a retain
+    /// of each of its arrays, several times per record.
+    mutating func withTLS<R>(_ body: (inout TLSFacts) -> R) -> R {
+        if case .none = collected.tls { collected.tls = TLSFacts() }
+        return body(&collected.tls!)
+    }
 
     static let unknownFrame = FrameRef(frame: 0, time: Timestamp(nanoseconds: 0))
 
