@@ -127,6 +127,16 @@ import TriageFlows
         #expect(f.credssp == nil)
     }
 
+    /// A capture that starts mid-stream with nothing but a server alert: the alert is still
+    /// reported, with TLS facts around it (they are made by the first record of any kind).
+    @Test func alertAloneStartsTheTLSFacts() throws {
+        let segments = Self.exchange([(.s, hexBytes("15030300020228"))])
+        let f = StreamPlayer.play(segments, .asCaptured, startsMidStream: true)
+        let tls = try #require(f.tls)
+        #expect(tls.alerts.map(\.description) == [40])
+        #expect(tls.clientHello == nil && tls.applicationRecords.isEmpty)
+    }
+
     @Test func negotiationFailure() throws {
         let f = Self.assertSegmentationFree(
             Self.exchange([(.c, TPKTTests.crZeek), (.s, TPKTTests.ccFailure)]), "neg failure")
