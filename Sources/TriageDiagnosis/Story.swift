@@ -18,7 +18,7 @@ public struct AttemptSummary: Sendable, Codable, Equatable {
     public var clientReport: ClientReport?
     public var negotiationFailure: String?
 
-    public init(id: Int, facts: AttemptFacts, verdict: Verdict) {
+    public init(id: Int, facts: borrowing AttemptFacts, verdict: borrowing Verdict) {
         self.id = id
         client = facts.tcp.client
         server = facts.tcp.server
