@@ -170,11 +170,41 @@ public enum Numbers {
         let magnitude = abs(v) * Double(scale)
         guard magnitude < 9e18 else { return v < 0 ? "-∞" : "∞" }
         let scaled = Int64(magnitude.rounded())
-        var frac = places > 0 ? String(scaled % scale) : ""
-        if places > 0 && frac.count < places { frac = String(repeating: "0", count: places - frac.count) + frac }
-        if trim { while frac.hasSuffix("0") { frac.removeLast() } }
-        let prefix = v < 0 && scaled != 0 ? "-" : sign ? "+" : ""
-        return prefix + String(scaled / scale) + (frac.isEmpty ? "" : "." + frac)
+        let fraction = max(0, places)
+        // Written in one pass into the string's own storage (reports call this several times
+        // per attempt; the pieces and concatenations it used to make were most of its time).
+        return String(unsafeUninitializedCapacity: 22 + fraction) { out in
+            var n = 0
+            if v < 0 && scaled != 0 {
+                out[n] = UInt8(ascii: "-")
+                n += 1
+            } else if sign {
+                out[n] = UInt8(ascii: "+")
+                n += 1
+            }
+            var whole = scaled / scale
+            let start = n
+            repeat {
+                out[n] = UInt8(truncatingIfNeeded: whole % 10) &+ 0x30
+                whole /= 10
+                n += 1
+            } while whole > 0
+            out[start..<n].reverse()
+            guard fraction > 0 else { return n }
+            // The fraction's digits, zero-padded on the left to `places`.
+            var f = scaled % scale
+            var i = n + fraction
+            while i > n {
+                out[i] = UInt8(truncatingIfNeeded: f % 10) &+ 0x30
+                f /= 10
+                i -= 1
+            }
+            var end = n + fraction + 1
+            if trim { while end > n + 1 && out[end - 1] == UInt8(ascii: "0") { end -= 1 } }
+            guard end > n + 1 else { return n }
+            out[n] = UInt8(ascii: ".")
+            return end
+        }
     }
 
     /// A duration in µs, ms or s.
