@@ -142,23 +142,33 @@ enum Format {
     }
 
     static func tcpLine(_ t: TCPFacts) -> String {
-        var parts = ["TCP \(t.outcome.rawValue)"]
-        if let by = t.endedBy { parts[0] += " by \(by.rawValue)" }
+        // Appended in place (once per attempt in every report): no list of parts to join.
+        var line = "TCP "
+        line.reserveCapacity(200)
+        line += t.outcome.rawValue
+        if let by = t.endedBy {
+            line += " by "
+            line += by.rawValue
+        }
+        func part(_ s: String) {
+            line += " · "
+            line += s
+        }
         let h = t.handshake
-        if h.synCount > 0 { parts.append("SYN ×\(h.synCount)") }
-        if let d = h.synAckDelay { parts.append("SYN-ACK after \(seconds(d))") }
-        parts.append("client \(t.clientSide.packets) pkts/\(bytes(t.clientSide.payloadBytes))")
-        parts.append("server \(t.serverSide.packets) pkts/\(bytes(t.serverSide.payloadBytes))")
+        if h.synCount > 0 { part("SYN ×" + String(h.synCount)) }
+        if let d = h.synAckDelay { part("SYN-ACK after " + seconds(d)) }
+        part("client " + String(t.clientSide.packets) + " pkts/" + bytes(t.clientSide.payloadBytes))
+        part("server " + String(t.serverSide.packets) + " pkts/" + bytes(t.serverSide.payloadBytes))
         let retrans = t.clientSide.retransmissions + t.serverSide.retransmissions
-        if retrans > 0 { parts.append("\(retrans) retransmissions") }
+        if retrans > 0 { part(String(retrans) + " retransmissions") }
         let dups = t.clientSide.duplicates + t.serverSide.duplicates
-        if dups > 0 { parts.append("\(dups) duplicate frames") }
+        if dups > 0 { part(String(dups) + " duplicate frames") }
         let zw = t.clientSide.zeroWindows + t.serverSide.zeroWindows
-        if zw > 0 { parts.append("\(zw) zero windows") }
-        if !t.icmp.isEmpty { parts.append("\(t.icmp.count) ICMP errors") }
-        parts.append("frames \(t.first.frame)–\(t.last.frame)")
-        parts.append(seconds(t.durationSeconds))
-        if t.idle { parts.append("idle") }
-        return parts.joined(separator: " · ")
+        if zw > 0 { part(String(zw) + " zero windows") }
+        if !t.icmp.isEmpty { part(String(t.icmp.count) + " ICMP errors") }
+        part("frames " + String(t.first.frame) + "–" + String(t.last.frame))
+        part(seconds(t.durationSeconds))
+        if t.idle { part("idle") }
+        return line
     }
 }
