@@ -47,7 +47,11 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .target(name: "TriageDiagnosis", dependencies: ["TriageFlows", "TriageProtocols"], swiftSettings: strict),
+        .target(
+            name: "TriageDiagnosis",
+            dependencies: ["TriageFlows", "TriageProtocols", .product(name: "HeapModule", package: "swift-collections")],
+            swiftSettings: strict
+        ),
         .target(
             name: "TriageEngine",
             dependencies: ["TriageCapture", "TriageDecoding", "TriageFlows", "TriageProtocols", "TriageDiagnosis"],
@@ -82,7 +86,9 @@ let package = Package(
             name: "TriageReportsTests", dependencies: ["TriageReports", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["TriageEngine", "TriageReports", "TriageCLI", "TriageCapture", "TriageDiagnosis", "TriageFlows"],
+            dependencies: [
+                "TriageEngine", "TriageReports", "TriageCLI", "TriageCapture", "TriageDiagnosis", "TriageFlows", "TestSupport",
+            ],
             swiftSettings: strict
         ),
     ]

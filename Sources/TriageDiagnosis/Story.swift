@@ -1,3 +1,4 @@
+import HeapModule
 import TriageCapture
 import TriageDecoding
 import TriageFlows
@@ -100,8 +101,21 @@ public final class StoryBuilder {
         var server: Endpoint
     }
 
+    /// When an attempt ended, for the group it was then the last of (stale once the group
+    /// grows or closes).
+    struct Ending: Comparable {
+        var end: Timestamp
+        var attempt: Int
+        var key: Key
+        static func < (a: Ending, b: Ending) -> Bool { (a.end, a.attempt) < (b.end, b.attempt) }
+        static func == (a: Ending, b: Ending) -> Bool { a.end == b.end && a.attempt == b.attempt }
+    }
+
     let idleSeconds: Double
     private var groups: [Key: [AttemptSummary]] = [:]
+    /// Open groups by the end of their last attempt, earliest first, so that closing the idle
+    /// ones does not walk every open group.
+    private var endings = Heap<Ending>()
     private var closed: [(Int, Story)] = []
     private var latest = Timestamp(nanoseconds: Int64.min)
     private var added = 0
@@ -113,15 +127,19 @@ public final class StoryBuilder {
         // Only the last attempt's summary is ever told; earlier ones keep their label.
         if let n = groups[key]?.count, n > 0 { groups[key]![n - 1].summary = "" }
         groups[key, default: []].append(a)
+        endings.insert(Ending(end: a.end.time, attempt: a.id, key: key))
         if a.start.time > latest { latest = a.start.time }
         added += 1
         if added % 1024 == 0 { closeIdle() }
     }
 
+    /// Closes every group whose last attempt ended more than `idleSeconds` before the latest
+    /// start seen.
     private func closeIdle() {
-        let idle = groups.filter { latest.seconds(since: $0.value.last?.end.time ?? latest) > idleSeconds }
-        for (key, g) in idle {
-            groups[key] = nil
+        while let first = endings.min, latest.seconds(since: first.end) > idleSeconds {
+            endings.removeMin()
+            guard let g = groups[first.key], g.last?.id == first.attempt else { continue }  // stale
+            groups[first.key] = nil
             keep(g)
         }
     }
@@ -135,6 +153,7 @@ public final class StoryBuilder {
     public func finish() -> [Story] {
         for g in groups.values { keep(g) }
         groups.removeAll()
+        endings = Heap()
         let out = closed.sorted { $0.0 < $1.0 }.map(\.1)
         closed.removeAll()
         return out

@@ -1,0 +1,76 @@
+import TestSupport
+import Testing
+import TriageCapture
+import TriageDecoding
+import TriageEngine
+import TriageFlows
+
+@testable import TriageDiagnosis
+
+/// Stories group attempts of one client and server until they have been idle for 15 minutes of
+/// capture time. The builder finds idle groups through a heap of attempt ends; the reference here
+/// walks every open group, as the builder used to, and the two must tell the same stories.
+@Suite struct StoryBuilderTests {
+    final class Reference {
+        var groups: [StoryBuilder.Key: [AttemptSummary]] = [:]
+        var closed: [(Int, Story)] = []
+        var latest = Timestamp(nanoseconds: Int64.min)
+        var added = 0
+        let idle: Double
+        init(idle: Double) { self.idle = idle }
+
+        func add(_ a: AttemptSummary) {
+            let key = StoryBuilder.Key(client: a.client.address, server: a.server)
+            if let n = groups[key]?.count, n > 0 { groups[key]![n - 1].summary = "" }
+            groups[key, default: []].append(a)
+            if a.start.time > latest { latest = a.start.time }
+            added += 1
+            if added % 1024 == 0 {
+                for (key, g) in groups where latest.seconds(since: g.last?.end.time ?? latest) > idle {
+                    groups[key] = nil
+                    keep(g)
+                }
+            }
+        }
+
+        func keep(_ g: [AttemptSummary]) {
+            guard g.count >= 2, let first = g.first, let last = g.last else { return }
+            closed.append((first.start.frame, Story.story(first: first, last: last, group: g)))
+        }
+
+        func finish() -> [Story] {
+            for g in groups.values { keep(g) }
+            return closed.sorted { $0.0 < $1.0 }.map(\.1)
+        }
+    }
+
+    @Test func idleGroupsCloseAsWhenEveryGroupWasWalked() throws {
+        let template = try #require(analyze(Repo.captures + "/rst-refused.pcap").attempts.first)
+        let base = AttemptSummary(id: 0, facts: template.facts, verdict: template.verdict)
+        var rng = SplitMix(seed: 0x5709)
+        for round in 0..<6 {
+            let builder = StoryBuilder()
+            let reference = Reference(idle: 900)
+            var t: Int64 = 1_700_000_000 * 1_000_000_000
+            for i in 0..<5000 {
+                var a = base
+                a.id = i
+                // A few clients and servers, so that groups grow, go idle and come back.
+                a.client = Endpoint(IPAddress(ipv4: 0xC000_0200 | UInt32(rng.next() % 12)), UInt16(40000 + i % 20000))
+                a.server = Endpoint(IPAddress(ipv4: 0xC633_6400 | UInt32(rng.next() % 3)), 3389)
+                // Mostly seconds apart, sometimes a quarter of an hour of quiet; ends out of order.
+                t += Int64(rng.next() % (rng.next() % 50 == 0 ? 1_500_000_000_000 : 3_000_000_000))
+                a.start = FrameRef(frame: i + 1, time: Timestamp(nanoseconds: t))
+                let duration = Int64(rng.next() % (round % 2 == 0 ? 1_200_000_000_000 : 20_000_000_000))
+                a.end = FrameRef(frame: i + 2, time: Timestamp(nanoseconds: t + duration))
+                builder.add(a)
+                reference.add(a)
+            }
+            let got = builder.finish()
+            let want = reference.finish()
+            #expect(got.count == want.count, "round \(round)")
+            #expect(got == want, "round \(round)")
+            #expect(want.count > 10, "round \(round): the sequence makes stories")
+        }
+    }
+}
