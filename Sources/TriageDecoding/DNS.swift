@@ -34,13 +34,34 @@ public struct DNSMessage: Sendable, Equatable {
     /// The most answers kept from one message.
     static let maxAnswers = 32
 
-    public static func decode(_ message: UnsafeRawBufferPointer) throws(DecodeError) -> DNSMessage {
+    /// The fixed 12-byte header (RFC 1035 section 4.1.1).
+    public struct Header: Sendable, Equatable {
+        public var id: UInt16
+        public var flags: UInt16
+        public var questions: UInt16
+        public var answers: UInt16
+        public var isResponse: Bool { flags & 0x8000 != 0 }
+    }
+
+    /// Reads only the header: enough to file a query without decoding its names.
+    public static func header(_ message: UnsafeRawBufferPointer) throws(DecodeError) -> Header {
         var c = ByteCursor(message)
+        return try readHeader(&c)
+    }
+
+    static func readHeader(_ c: inout ByteCursor) throws(DecodeError) -> Header {
         guard let id = c.readUInt16BE(), let flags = c.readUInt16BE(), let qd = c.readUInt16BE(),
             let an = c.readUInt16BE(), c.skip(4)
         else { throw .truncated }
+        return Header(id: id, flags: flags, questions: qd, answers: an)
+    }
+
+    public static func decode(_ message: UnsafeRawBufferPointer) throws(DecodeError) -> DNSMessage {
+        var c = ByteCursor(message)
+        let h = try readHeader(&c)
+        let (qd, an) = (h.questions, h.answers)
         var m = DNSMessage(
-            id: id, isResponse: flags & 0x8000 != 0, rcode: UInt8(flags & 0x000f),
+            id: h.id, isResponse: h.isResponse, rcode: UInt8(h.flags & 0x000f),
             questionName: nil, questionType: nil, answers: [])
         for i in 0..<Int(qd) {
             let name = try readName(&c, message: message)

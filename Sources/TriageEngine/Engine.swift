@@ -194,29 +194,10 @@ public final class Engine {
         var failure: CaptureError?
         let readOnly = stop == .read
         let decodeOnly = stop == .decode
-        var readAhead = Self.onlineCores() <= options.readAheadMaxCores ? source as? ReadAheadSource : nil
-        let checkEvery = max(1, options.readAheadCheckFrames)
-        var sinceCheck = 0
-        var lastCheck = DispatchTime.now().uptimeNanoseconds
-        var lastBusy = verdicts.busyNanoseconds
-        var busyStretches = 0
+        var handBack = ReadAheadHandBack(source: source, verdicts: verdicts, options: options)
         do {
             while let raw = try source.next() {
-                if let ra = readAhead {
-                    sinceCheck += 1
-                    if sinceCheck >= checkEvery {
-                        sinceCheck = 0
-                        let now = DispatchTime.now().uptimeNanoseconds
-                        let busy = verdicts.busyNanoseconds
-                        let share = Double(busy &- lastBusy) / Double(max(1, now &- lastCheck))
-                        busyStretches = share > options.readAheadBusyShare ? busyStretches + 1 : 0
-                        (lastCheck, lastBusy) = (now, busy)
-                        if busyStretches >= 2 {
-                            ra.stopReadingAhead()
-                            readAhead = nil
-                        }
-                    }
-                }
+                handBack.frameRead()
                 if readOnly { continue }
                 PacketDecoder.decode(raw.bytes, linkType: linkType, into: &decoded)
                 if decodeOnly { continue }
@@ -236,14 +217,6 @@ public final class Engine {
         return summary
     }
 
-    static func onlineCores() -> Int {
-        #if canImport(Glibc)
-            return max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
-        #else
-            return 2
-        #endif
-    }
-
     /// What a finished session showed: taken on the packet thread, since the session and
     /// the DNS table keep changing there.
     static func facts(_ session: TCPSession, dns: DNSTable) -> AttemptFacts {
@@ -252,6 +225,54 @@ public final class Engine {
         let resolutions = dns.resolutions(
             of: session.server.address, askedBy: session.client.address, before: session.firstFrame.time)
         return AttemptFacts(tcp: tcp, rdp: rdp, dns: resolutions)
+    }
+}
+
+/// When to take a read-ahead source back (`EngineOptions.readAheadMaxCores` and the two after
+/// it): counts frames on the packet thread and, every `readAheadCheckFrames`, looks at how
+/// busy the verdict thread was since the last look.
+struct ReadAheadHandBack {
+    private var source: ReadAheadSource?
+    private let verdicts: VerdictStage
+    private let checkEvery: Int
+    private let busyShare: Double
+    private var sinceCheck = 0
+    private var lastCheck: UInt64
+    private var lastBusy: Int
+    private var busyStretches = 0
+
+    init(source: any PacketSource, verdicts: VerdictStage, options: EngineOptions) {
+        self.source = Self.onlineCores() <= options.readAheadMaxCores ? source as? ReadAheadSource : nil
+        self.verdicts = verdicts
+        checkEvery = max(1, options.readAheadCheckFrames)
+        busyShare = options.readAheadBusyShare
+        lastCheck = DispatchTime.now().uptimeNanoseconds
+        lastBusy = verdicts.busyNanoseconds
+    }
+
+    @inline(__always)
+    mutating func frameRead() {
+        guard let source else { return }
+        sinceCheck += 1
+        guard sinceCheck >= checkEvery else { return }
+        sinceCheck = 0
+        let now = DispatchTime.now().uptimeNanoseconds
+        let busy = verdicts.busyNanoseconds
+        let share = Double(busy &- lastBusy) / Double(max(1, now &- lastCheck))
+        busyStretches = share > busyShare ? busyStretches + 1 : 0
+        (lastCheck, lastBusy) = (now, busy)
+        if busyStretches >= 2 {
+            source.stopReadingAhead()
+            self.source = nil
+        }
+    }
+
+    static func onlineCores() -> Int {
+        #if canImport(Glibc)
+            return max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        #else
+            return 2
+        #endif
     }
 }
 
@@ -306,9 +327,7 @@ final class VerdictStage: @unchecked Sendable {
             // Classification alone is cheap: on the serial queue, it leaves the other core to
             // the packet thread (spreading it over workers measured slower).
             queue.async { [self] in
-                let start = DispatchTime.now().uptimeNanoseconds
-                for facts in ready { order.add(Attempt(classifying: facts)) }
-                busy.add(Int(truncatingIfNeeded: DispatchTime.now().uptimeNanoseconds &- start), ordering: .relaxed)
+                timed { for facts in ready { order.add(Attempt(classifying: facts)) } }
                 slots.signal()
             }
             return
@@ -323,12 +342,19 @@ final class VerdictStage: @unchecked Sendable {
             work.done.leave()
         }
         queue.async { [self] in
-            let start = DispatchTime.now().uptimeNanoseconds
-            work.done.wait()  // batches reach the sink in the order they were sent
-            for (a, r) in zip(work.attempts, work.rendered) { order.add(a, rendered: r) }
-            busy.add(Int(truncatingIfNeeded: DispatchTime.now().uptimeNanoseconds &- start), ordering: .relaxed)
+            timed {
+                work.done.wait()  // batches reach the sink in the order they were sent
+                for (a, r) in zip(work.attempts, work.rendered) { order.add(a, rendered: r) }
+            }
             slots.signal()
         }
+    }
+
+    /// Runs `body` on the queue, counting its time as busy.
+    private func timed(_ body: () -> Void) {
+        let start = DispatchTime.now().uptimeNanoseconds
+        body()
+        busy.add(Int(truncatingIfNeeded: DispatchTime.now().uptimeNanoseconds &- start), ordering: .relaxed)
     }
 
     /// Sends what is left and waits until every attempt reached the sink.

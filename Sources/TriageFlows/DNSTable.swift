@@ -49,13 +49,13 @@ public final class DNSTable {
     /// Records a DNS message seen on UDP port 53.
     func record(_ bytes: UnsafeRawBufferPointer, from source: IPAddress, to destination: IPAddress, fromServer: Bool,
                 at ref: FrameRef) {
-        guard bytes.count >= 12 else {
+        guard let header = try? DNSMessage.header(bytes) else {
             malformed += 1
             return
         }
-        if bytes[2] & 0x80 == 0 {
+        if !header.isResponse {
             // A query: its ID and asker are all we keep, read without decoding names.
-            let k = QueryKey(id: UInt16(bytes[0]) << 8 | UInt16(bytes[1]), asker: source)
+            let k = QueryKey(id: header.id, asker: source)
             if queries[k] == nil {
                 queries[k] = ref
                 queryOrder.append(k)

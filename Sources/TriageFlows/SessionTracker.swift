@@ -83,6 +83,8 @@ public final class SessionTracker {
     /// The last second the wheel was swept up to (its slot is looked at again next time).
     private var wheelSwept: Int64 = .min
     private var dueScratch: [TCPSession] = []
+    /// A slot's entries while it is swept (swapped with the slot, so capacity is reused).
+    private var slotScratch: [TCPSession] = []
     static let wheelSlots = 1024
     /// The input (file or interface) the packets come from; frame numbers are per input.
     public let input: String
@@ -393,9 +395,9 @@ public final class SessionTracker {
             let slot = Self.slot(second)
             second += 1
             if wheel[slot].isEmpty { continue }
-            var entries: [TCPSession] = []
-            swap(&entries, &wheel[slot])
-            for s in entries {
+            swap(&slotScratch, &wheel[slot])
+            defer { slotScratch.removeAll(keepingCapacity: true) }
+            for s in slotScratch {
                 // Each open session has exactly one entry (`file` and `finalize` take the old
                 // one out); anything else would be stale and is dropped.
                 guard !s.finalized, s.wheelSecond != .max, Self.slot(s.wheelSecond) == slot else { continue }

@@ -87,33 +87,16 @@ final class JSONWriter {
         s.withUTF8Buffer { out.append(UnsafeRawBufferPointer($0)) }
     }
 
-    func raw(_ s: String) {
-        var s = s
-        s.withUTF8 { out.append(UnsafeRawBufferPointer($0)) }
-    }
+    func raw(_ s: String) { out.append(s) }
 
     /// Decimal digits, written in place.
     func integer<I: BinaryInteger>(_ value: I) {
         if value < 0 {
             out.append(UInt8(ascii: "-"))
-            if let m = UInt64(exactly: value.magnitude) { return unsigned(m) }
+            if let m = UInt64(exactly: value.magnitude) { return out.append(decimal: m) }
             return raw(String(value.magnitude))
         }
-        if let u = UInt64(exactly: value) { unsigned(u) } else { raw(String(value)) }
-    }
-
-    private func unsigned(_ value: UInt64) {
-        var v = value
-        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes: room for 20 digits
-        var n = 0
-        withUnsafeMutableBytes(of: &digits) { buf in
-            repeat {
-                buf[23 - n] = UInt8(truncatingIfNeeded: v % 10) &+ 0x30
-                v /= 10
-                n += 1
-            } while v > 0
-            out.append(UnsafeRawBufferPointer(rebasing: buf[(24 - n)...]))
-        }
+        if let u = UInt64(exactly: value) { out.append(decimal: u) } else { raw(String(value)) }
     }
 
     func string(_ s: String) {
@@ -223,6 +206,21 @@ struct OutputBytes: ~Copyable {
     mutating func append(_ s: String) {
         var s = s
         s.withUTF8 { append(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Decimal digits, written in place.
+    mutating func append(decimal value: UInt64) {
+        var v = value
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes: room for 20 digits
+        var n = 0
+        withUnsafeMutableBytes(of: &digits) { buf in
+            repeat {
+                buf[23 - n] = UInt8(truncatingIfNeeded: v % 10) &+ 0x30
+                v /= 10
+                n += 1
+            } while v > 0
+            append(UnsafeRawBufferPointer(rebasing: buf[(24 - n)...]))
+        }
     }
 
     /// Pads what was written since `start` with spaces to `width` characters (counted as

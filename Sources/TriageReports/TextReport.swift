@@ -64,15 +64,13 @@ public final class TextReport: AnalysisSink {
         let t = a.facts.tcp
         let v = a.verdict
         b.append("\n  #")
-        b.append(String(t.id + 1))
+        b.append(decimal: UInt64(t.id + 1))
         b.append("  ")
         b.append(t.client.description)
         b.append(" → ")
         b.append(t.server.description)
         b.append("  ")
-        if color { b.append("\u{1B}[1m\u{1B}[" + labelColor(v.label) + "m") }
-        b.append(v.label.rawValue)
-        if color { b.append("\u{1B}[0m\u{1B}[0m") }
+        b.append(bold(paint(v.label.rawValue, labelColor(v.label))))
         b.append("  [")
         b.append(v.cause.rawValue)
         b.append(", ")
@@ -108,7 +106,7 @@ public final class TextReport: AnalysisSink {
                 let start = b.count
                 if let f = e.frame {
                     b.append("frame ")
-                    b.append(String(f))
+                    b.append(decimal: UInt64(clamping: f))
                 } else {
                     b.append("—")
                 }
@@ -131,7 +129,7 @@ public final class TextReport: AnalysisSink {
             b.append("\n      What to do:")
             for (i, step) in v.remediation.enumerated() {
                 b.append("\n        ")
-                b.append(String(i + 1))
+                b.append(decimal: UInt64(i + 1))
                 b.append(". ")
                 b.append(step)
             }
