@@ -39,14 +39,23 @@ public final class PcapFileSource: PacketSource {
 
     public init(path: String, filter: String? = nil) throws(CaptureError) {
         name = path
-        if path != "-" { try Self.precheck(path) }
+        // One descriptor serves our checks and libpcap, so the file checked is the file read.
+        let fd = path == "-" ? dup(STDIN_FILENO) : open(path, O_RDONLY)
+        guard fd >= 0 else { throw Self.unreadable(path, errno: errno) }
+        if path != "-" {
+            do throws(CaptureError) { try Self.precheck(path, fd: fd) } catch {
+                close(fd)
+                throw error
+            }
+        }
         var errbuf = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE) + 1)
         // We open the stream ourselves to give it a large buffer: libpcap reads each record
         // with two small freads, and stdio's default buffer (a page) meant a read(2) every
         // 4 KiB, a tenth of a run's time.
-        guard let file = path == "-" ? fdopen(dup(STDIN_FILENO), "rb") : fopen(path, "rb") else {
+        guard let file = fdopen(fd, "rb") else {
             let e = errno
-            throw CaptureError(input: path, kind: .unreadable, detail: "cannot read: \(String(cString: strerror(e)))")
+            close(fd)
+            throw Self.unreadable(path, errno: e)
         }
         let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: Self.readBufferSize)
         setvbuf(file, buffer, _IOFBF, Self.readBufferSize)
@@ -129,29 +138,25 @@ public final class PcapFileSource: PacketSource {
         return o >= 0 ? Int64(o) : nil
     }
 
-    /// Checks a named file before libpcap opens it, for clearer messages.
-    static func precheck(_ path: String) throws(CaptureError) {
+    static func unreadable(_ path: String, errno e: Int32) -> CaptureError {
+        if e == ENOENT { return CaptureError(input: path, kind: .notFound, detail: "no such file") }
+        return CaptureError(input: path, kind: .unreadable, detail: "cannot read: \(String(cString: strerror(e)))")
+    }
+
+    /// Checks a named file before libpcap reads it, for clearer messages. `pread` leaves the
+    /// descriptor's offset at 0 for libpcap.
+    static func precheck(_ path: String, fd: Int32) throws(CaptureError) {
         var st = stat()
-        guard stat(path, &st) == 0 else {
-            let e = errno
-            if e == ENOENT { throw CaptureError(input: path, kind: .notFound, detail: "no such file") }
-            throw CaptureError(input: path, kind: .unreadable, detail: "cannot read: \(String(cString: strerror(e)))")
-        }
+        guard fstat(fd, &st) == 0 else { throw unreadable(path, errno: errno) }
         if (st.st_mode & S_IFMT) == S_IFDIR {
             throw CaptureError(input: path, kind: .isDirectory, detail: "is a directory, not a capture file")
         }
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else {
-            let e = errno
-            throw CaptureError(input: path, kind: .unreadable, detail: "cannot read: \(String(cString: strerror(e)))")
-        }
-        defer { close(fd) }
+        // A pipe (`<(zcat f.pcap.gz)`) cannot be peeked at without taking bytes from libpcap:
+        // libpcap's own checks speak for it.
+        guard (st.st_mode & S_IFMT) == S_IFREG else { return }
         var head = [UInt8](repeating: 0, count: 4)
-        let n = head.withUnsafeMutableBytes { read(fd, $0.baseAddress, 4) }
-        if n < 0 {
-            let e = errno
-            throw CaptureError(input: path, kind: .unreadable, detail: "cannot read: \(String(cString: strerror(e)))")
-        }
+        let n = head.withUnsafeMutableBytes { pread(fd, $0.baseAddress, 4, 0) }
+        if n < 0 { throw unreadable(path, errno: errno) }
         if n == 0 { throw CaptureError(input: path, kind: .empty, detail: "empty file (0 bytes)") }
         guard n == 4 else {
             throw CaptureError(

@@ -159,6 +159,33 @@ func expectError(_ path: String, _ kind: CaptureError.Kind, offset: Int64? = nil
         expectError(dir.write("short", [0xd4, 0xc3]), .notACapture, offset: 0)
     }
 
+    /// A pipe given by name (`analyze <(zcat f.pcap.gz)`) cannot be peeked at: an earlier
+    /// check read its first bytes through a second descriptor and took them from libpcap.
+    @Test func namedPipeReadsWholeAndStillNamesBadInput() throws {
+        let dir = TempDir()
+        let capture = PcapWriter.pcap(records: [(1, 0, PcapWriter.syn, nil), (2, 0, PcapWriter.syn, nil)])
+        for (name, bytes) in [("good", capture), ("text", Array("hello, this is text\n".utf8))] {
+            let fifo = dir.path + "/" + name + ".fifo"
+            #expect(mkfifo(fifo, 0o600) == 0)
+            let writer = Thread {
+                // Opening blocks until the reader opens its end.
+                let fd = open(fifo, O_WRONLY)
+                if fd >= 0 {
+                    _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+                    close(fd)
+                }
+            }
+            writer.start()
+            if name == "good" {
+                let packets = try readAll(fifo)
+                #expect(packets.map(\.0) == [1, 2])
+                #expect(packets.allSatisfy { $0.2 == PcapWriter.syn })
+            } else {
+                expectError(fifo, .notACapture, offset: 0)
+            }
+        }
+    }
+
     @Test func headerCutShort() {
         let dir = TempDir()
         let full = PcapWriter.pcap(records: [])
