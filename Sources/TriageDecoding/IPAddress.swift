@@ -96,28 +96,9 @@ extension IPAddress: CustomStringConvertible {
     public var description: String {
         if !isIPv6 {
             // Dotted quad built in place: at most 15 bytes, a small string, no allocation.
-            let v = ipv4
             var text: (UInt64, UInt64) = (0, 0)
             return withUnsafeMutableBytes(of: &text) { buf in
-                var n = 0
-                for k in 0..<4 {
-                    let shift = UInt32(24 - 8 * k)
-                    let octet = UInt8(truncatingIfNeeded: v >> shift)
-                    if octet >= 100 {
-                        buf[n] = 0x30 &+ octet / 100
-                        n += 1
-                    }
-                    if octet >= 10 {
-                        buf[n] = 0x30 &+ octet / 10 % 10
-                        n += 1
-                    }
-                    buf[n] = 0x30 &+ octet % 10
-                    n += 1
-                    if shift > 0 {
-                        buf[n] = 0x2E
-                        n += 1
-                    }
-                }
+                let n = Self.writeDottedQuad(ipv4, into: buf)
                 return String(decoding: UnsafeRawBufferPointer(rebasing: buf[0..<n]), as: UTF8.self)
             }
         }
@@ -147,6 +128,30 @@ extension IPAddress: CustomStringConvertible {
         if bestStart < 0 { return hex(0..<8) }
         return hex(0..<bestStart) + "::" + hex((bestStart + bestLen)..<8)
     }
+
+    /// Writes `v` as a dotted quad at the start of `buf` (15 bytes suffice) and returns its length.
+    static func writeDottedQuad(_ v: UInt32, into buf: UnsafeMutableRawBufferPointer) -> Int {
+        var n = 0
+        for k in 0..<4 {
+            let shift = UInt32(24 - 8 * k)
+            let octet = UInt8(truncatingIfNeeded: v >> shift)
+            if octet >= 100 {
+                buf[n] = 0x30 &+ octet / 100
+                n += 1
+            }
+            if octet >= 10 {
+                buf[n] = 0x30 &+ octet / 10 % 10
+                n += 1
+            }
+            buf[n] = 0x30 &+ octet % 10
+            n += 1
+            if shift > 0 {
+                buf[n] = 0x2E
+                n += 1
+            }
+        }
+        return n
+    }
 }
 
 /// An address and port.
@@ -160,6 +165,28 @@ public struct Endpoint: Hashable, Sendable, CustomStringConvertible {
     }
 
     public var description: String {
-        address.isIPv6 ? "[\(address)]:\(port)" : "\(address):\(port)"
+        guard !address.isIPv6 else { return "[\(address)]:\(port)" }
+        // "a.b.c.d:port" written once into a stack buffer (at most 21 bytes): reports name
+        // both endpoints of every attempt, and interpolation grew its string several times.
+        return withUnsafeTemporaryAllocation(byteCount: 24, alignment: 1) { buf in
+            var n = IPAddress.writeDottedQuad(address.ipv4, into: buf)
+            buf[n] = UInt8(ascii: ":")
+            n += 1
+            var p = port
+            let start = n
+            repeat {
+                buf[n] = 0x30 &+ UInt8(truncatingIfNeeded: p % 10)
+                p /= 10
+                n += 1
+            } while p > 0
+            var i = start
+            var j = n - 1
+            while i < j {
+                buf.swapAt(i, j)
+                i += 1
+                j -= 1
+            }
+            return String(decoding: UnsafeRawBufferPointer(rebasing: buf[0..<n]), as: UTF8.self)
+        }
     }
 }

@@ -95,19 +95,19 @@ public enum Classifier {
             }
         }
         // The handshake frames first, then the rule's own evidence, in frame order.
-        var base: [Evidence] = []
-        if let syn = r.tcp.handshake.syns.first { base.append(Evidence(syn, "SYN from \(r.tcp.client) to \(r.tcp.server)")) }
-        if let sa = r.tcp.handshake.synAck { base.append(Evidence(sa, "SYN-ACK from the server")) }
-        var seen = Set(base.compactMap(\.frame))
-        var merged = base
+        // One array, sized once: this runs for every attempt of a large capture.
+        var merged: [Evidence] = []
+        merged.reserveCapacity(v.evidence.count + 2)
+        if let syn = r.tcp.handshake.syns.first { merged.append(Evidence(syn, "SYN from \(r.tcp.client) to \(r.tcp.server)")) }
+        if let sa = r.tcp.handshake.synAck { merged.append(Evidence(sa, "SYN-ACK from the server")) }
+        let base = merged.count
         for e in v.evidence {
-            if let f = e.frame {
-                if seen.contains(f) && base.contains(where: { $0.frame == f }) { continue }
-                seen.insert(f)
-            }
+            // A rule's own line for a handshake frame gives way to the handshake's.
+            if let f = e.frame, merged[..<base].contains(where: { $0.frame == f }) { continue }
             merged.append(e)
         }
-        v.evidence = merged.sorted { ($0.frame ?? Int.max) < ($1.frame ?? Int.max) }
+        merged.sort { ($0.frame ?? Int.max) < ($1.frame ?? Int.max) }
+        v.evidence = merged
         return v
     }
 

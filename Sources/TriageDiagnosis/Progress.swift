@@ -171,9 +171,16 @@ public enum Numbers {
         guard magnitude < 9e18 else { return v < 0 ? "-∞" : "∞" }
         let scaled = Int64(magnitude.rounded())
         let fraction = max(0, places)
-        // Written in one pass into the string's own storage (reports call this several times
-        // per attempt; the pieces and concatenations it used to make were most of its time).
-        return String(unsafeUninitializedCapacity: 22 + fraction) { out in
+        // Written in one pass into a stack buffer, then copied into a string: most results fit
+        // a small string, which needs no allocation (reports call this several times per
+        // attempt). Writing straight into `String(unsafeUninitializedCapacity:)` allocated
+        // every time: its capacity is beyond a small string's whatever the result.
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 23 + fraction) { out in
+            let count = write(into: out)
+            return String(decoding: UnsafeBufferPointer(rebasing: out[..<count]), as: UTF8.self)
+        }
+
+        func write(into out: UnsafeMutableBufferPointer<UInt8>) -> Int {
             var n = 0
             if v < 0 && scaled != 0 {
                 out[n] = UInt8(ascii: "-")

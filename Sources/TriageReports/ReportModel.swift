@@ -150,23 +150,28 @@ enum Format {
             line += " by "
             line += by.rawValue
         }
-        func part(_ s: String) {
+        // Each part's pieces are appended one by one: concatenating them first made a
+        // temporary string per part.
+        func part(_ a: String, _ b: String = "", _ c: String = "", _ d: String = "") {
             line += " · "
-            line += s
+            line += a
+            line += b
+            line += c
+            line += d
         }
         let h = t.handshake
-        if h.synCount > 0 { part("SYN ×" + String(h.synCount)) }
-        if let d = h.synAckDelay { part("SYN-ACK after " + seconds(d)) }
-        part("client " + String(t.clientSide.packets) + " pkts/" + bytes(t.clientSide.payloadBytes))
-        part("server " + String(t.serverSide.packets) + " pkts/" + bytes(t.serverSide.payloadBytes))
+        if h.synCount > 0 { part("SYN ×", String(h.synCount)) }
+        if let d = h.synAckDelay { part("SYN-ACK after ", seconds(d)) }
+        part("client ", String(t.clientSide.packets), " pkts/", bytes(t.clientSide.payloadBytes))
+        part("server ", String(t.serverSide.packets), " pkts/", bytes(t.serverSide.payloadBytes))
         let retrans = t.clientSide.retransmissions + t.serverSide.retransmissions
-        if retrans > 0 { part(String(retrans) + " retransmissions") }
+        if retrans > 0 { part(String(retrans), " retransmissions") }
         let dups = t.clientSide.duplicates + t.serverSide.duplicates
-        if dups > 0 { part(String(dups) + " duplicate frames") }
+        if dups > 0 { part(String(dups), " duplicate frames") }
         let zw = t.clientSide.zeroWindows + t.serverSide.zeroWindows
-        if zw > 0 { part(String(zw) + " zero windows") }
-        if !t.icmp.isEmpty { part(String(t.icmp.count) + " ICMP errors") }
-        part("frames " + String(t.first.frame) + "–" + String(t.last.frame))
+        if zw > 0 { part(String(zw), " zero windows") }
+        if !t.icmp.isEmpty { part(String(t.icmp.count), " ICMP errors") }
+        part("frames ", String(t.first.frame), "–", String(t.last.frame))
         part(seconds(t.durationSeconds))
         if t.idle { part("idle") }
         return line

@@ -87,6 +87,24 @@ import Testing
         #expect(IPAddress(text) == nil)
     }
 
+    /// Endpoints are written byte by byte into a buffer: checked against plain interpolation
+    /// of the octets at the edges (0, 255, ports 0 and 65535) and on random values.
+    @Test func endpointText() {
+        func reference(_ v: UInt32, _ port: UInt16) -> String {
+            "\(v >> 24).\(v >> 16 & 0xff).\(v >> 8 & 0xff).\(v & 0xff):\(port)"
+        }
+        var cases: [(UInt32, UInt16)] = [(0, 0), (0xffff_ffff, 65535), (0x0a00_0001, 3389), (0x6400_0a09, 10), (0x0102_0304, 9)]
+        var rng = SplitMix(seed: 7)
+        for _ in 0..<5_000 {
+            let r = rng.next()
+            cases.append((UInt32(truncatingIfNeeded: r), UInt16(truncatingIfNeeded: r >> 40)))
+        }
+        for (v, port) in cases {
+            #expect(Endpoint(IPAddress(ipv4: v), port).description == reference(v, port))
+        }
+        #expect(Endpoint(IPAddress("2001:db8::1")!, 3389).description == "[2001:db8::1]:3389")
+    }
+
     @Test func ordering() {
         #expect(IPAddress("10.0.0.1")! < IPAddress("10.0.0.2")!)
         #expect(IPAddress("255.0.0.1")! < IPAddress("::1")!)
