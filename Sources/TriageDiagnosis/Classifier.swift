@@ -112,45 +112,86 @@ public enum Classifier {
     }
 
     static func remediationSteps(_ key: String, _ r: Reading) -> [String] {
-        let steps = Knowledge.remediation[key] ?? Knowledge.remediation[key.split(separator: "-").first.map(String.init) ?? ""] ?? []
+        let steps = templates[key] ?? templates[key.split(separator: "-").first.map(String.init) ?? ""] ?? []
         // Placeholder values are made only when a step names them.
-        func value(_ name: Substring) -> String? {
+        func value(_ name: Placeholder) -> String? {
             switch name {
-            case "server": r.facts.dns.last?.name ?? r.tcp.server.address.description
-            case "address": r.tcp.server.address.description
-            case "port": String(r.tcp.server.port)
-            case "reporter": r.tcp.icmp.first.map { $0.reporter.description } ?? "the router"
-            case "time": r.tcp.first.time.iso8601
-            case "issuer": r.tls?.certificates.first?.issuer ?? "the inspection product"
-            case "name": r.facts.dns.last?.name ?? r.tcp.server.address.description
-            default: nil
+            case .server: r.facts.dns.last?.name ?? r.tcp.server.address.description
+            case .address: r.tcp.server.address.description
+            case .port: String(r.tcp.server.port)
+            case .reporter: r.tcp.icmp.first.map { $0.reporter.description } ?? "the router"
+            case .time: r.tcp.first.time.iso8601
+            case .issuer: r.tls?.certificates.first?.issuer ?? "the inspection product"
+            case .name: r.facts.dns.last?.name ?? r.tcp.server.address.description
             }
         }
-        return steps.map { fill($0, value) }
+        return steps.map { $0.render(value) }
     }
 
-    /// Replaces `{key}` placeholders in one pass over the bytes; unknown keys stay as written.
-    static func fill(_ template: String, _ value: (Substring) -> String?) -> String {
-        let utf8 = template.utf8
-        guard utf8.contains(UInt8(ascii: "{")) else { return template }
-        var out = ""
-        out.reserveCapacity(utf8.count + 32)
-        var rest = utf8[...]
-        while let open = rest.firstIndex(of: UInt8(ascii: "{")) {
-            out += Substring(rest[..<open])
-            let after = rest.index(after: open)
-            if let close = rest[after...].firstIndex(of: UInt8(ascii: "}")),
-                let v = value(Substring(rest[after..<close]))
-            {
-                out += v
-                rest = rest[rest.index(after: close)...]
-            } else {
-                out += "{"
-                rest = rest[after...]
-            }
+    /// The names a remediation step may use as `{name}`.
+    enum Placeholder: String, Sendable {
+        case server, address, port, reporter, time, issuer, name
+    }
+
+    /// A remediation step split once into text and placeholders: steps are long and every
+    /// attempt of a large capture gets some, and scanning them for braces each time was
+    /// 6 % of a run's instructions.
+    struct Template: Sendable {
+        enum Piece: Sendable {
+            case text(String)
+            case placeholder(Placeholder)
         }
-        out += Substring(rest)
-        return out
+        let pieces: [Piece]
+        let textLength: Int
+
+        /// `{name}` for a known name is a placeholder; anything else (an unknown name, a
+        /// lone brace) is text as written.
+        init(_ template: String) {
+            var pieces: [Piece] = []
+            var text = ""
+            var rest = template.utf8[...]
+            while let open = rest.firstIndex(of: UInt8(ascii: "{")) {
+                text += Substring(rest[..<open])
+                let after = rest.index(after: open)
+                if let close = rest[after...].firstIndex(of: UInt8(ascii: "}")),
+                    let name = Placeholder(rawValue: String(Substring(rest[after..<close])))
+                {
+                    if !text.isEmpty { pieces.append(.text(text)) }
+                    text = ""
+                    pieces.append(.placeholder(name))
+                    rest = rest[rest.index(after: close)...]
+                } else {
+                    text += "{"
+                    rest = rest[after...]
+                }
+            }
+            text += Substring(rest)
+            if !text.isEmpty { pieces.append(.text(text)) }
+            self.pieces = pieces
+            textLength = template.utf8.count
+        }
+
+        /// The step with its placeholders replaced; one without a value stays as written.
+        func render(_ value: (Placeholder) -> String?) -> String {
+            if pieces.count == 1, case .text(let t) = pieces[0] { return t }
+            var out = ""
+            out.reserveCapacity(textLength + 32)
+            for p in pieces {
+                switch p {
+                case .text(let t): out += t
+                case .placeholder(let name): out += value(name) ?? "{\(name.rawValue)}"
+                }
+            }
+            return out
+        }
+    }
+
+    /// `Knowledge.remediation`, split into templates once.
+    static let templates: [String: [Template]] = Knowledge.remediation.mapValues { $0.map(Template.init) }
+
+    /// Replaces `{key}` placeholders; unknown keys stay as written.
+    static func fill(_ template: String, _ value: (Substring) -> String?) -> String {
+        Template(template).render { value(Substring($0.rawValue)) }
     }
 
     /// What the server said in clear before closing, when it said anything: an X.224

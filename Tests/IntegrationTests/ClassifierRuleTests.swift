@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 import TriageCapture
 @testable import TriageDiagnosis
@@ -130,5 +131,42 @@ import TriageFlows
         #expect(fill("unterminated {server") == "unterminated {server")
         #expect(fill("{server}{port}") == "rdp.example3389")
         #expect(fill("→ {server} ✓") == "→ rdp.example ✓")
+    }
+
+    /// Templates are split once and rendered per attempt: the result must be what a plain
+    /// scan of the template gives, on every step in the knowledge base and on random ones
+    /// made of braces, names and text, with values present or missing.
+    @Test func splitTemplatesRenderLikeAScan() {
+        func scan(_ template: String, _ value: (Substring) -> String?) -> String {
+            var out = ""
+            var rest = Substring(template)
+            while let open = rest.firstIndex(of: "{") {
+                out += rest[..<open]
+                let after = rest.index(after: open)
+                if let close = rest[after...].firstIndex(of: "}"), let v = value(rest[after..<close]) {
+                    out += v
+                    rest = rest[rest.index(after: close)...]
+                } else {
+                    out += "{"
+                    rest = rest[after...]
+                }
+            }
+            return out + rest
+        }
+        let names = ["server", "address", "port", "reporter", "time", "issuer", "name"]
+        let all = { (n: Substring) -> String? in names.contains(String(n)) ? "<\(n)>" : nil }
+        let some = { (n: Substring) -> String? in n == "port" || n == "time" ? "<\(n)>" : nil }
+        func check(_ t: String) {
+            for v in [all, some] {
+                #expect(Classifier.fill(t, v) == scan(t, v), "\(t)")
+            }
+        }
+        for steps in Knowledge.remediation.values { steps.forEach(check) }
+        var rng = SplitMix(seed: 11)
+        let parts = ["{", "}", "{server}", "{port}", "{bogus}", "server", "text ", "é", "→", "{{", "}}", "{time"]
+        for _ in 0..<3_000 {
+            let n = Int(rng.next() % 8)
+            check((0..<n).map { _ in parts[Int(rng.next() % UInt64(parts.count))] }.joined())
+        }
     }
 }
