@@ -223,6 +223,14 @@ struct OutputBytes: ~Copyable {
         }
     }
 
+    /// Signed decimal digits, as `String(value)` writes them.
+    mutating func append(decimal value: Int64) {
+        if value < 0 { append(UInt8(ascii: "-")) }
+        append(decimal: UInt64(value.magnitude))
+    }
+
+    mutating func append(decimal value: Int) { append(decimal: Int64(value)) }
+
     /// Pads what was written since `start` with spaces to `width` characters (counted as
     /// Unicode scalars: UTF-8 lead bytes).
     mutating func pad(from start: Int, to width: Int) {

@@ -142,38 +142,75 @@ enum Format {
     }
 
     static func tcpLine(_ t: TCPFacts) -> String {
-        // Appended in place (once per attempt in every report): no list of parts to join.
-        var line = "TCP "
-        line.reserveCapacity(200)
-        line += t.outcome.rawValue
+        var b = OutputBytes(capacity: 256)
+        tcpLine(t, into: &b)
+        return b.text(from: 0)
+    }
+
+    /// The TCP summary line, appended to `b` (once per attempt in every report: written
+    /// straight into the report's bytes, where appending to a String cost several times more).
+    static func tcpLine(_ t: TCPFacts, into b: inout OutputBytes) {
+        b.append("TCP ")
+        b.append(t.outcome.rawValue)
         if let by = t.endedBy {
-            line += " by "
-            line += by.rawValue
-        }
-        // Each part's pieces are appended one by one: concatenating them first made a
-        // temporary string per part.
-        func part(_ a: String, _ b: String = "", _ c: String = "", _ d: String = "") {
-            line += " · "
-            line += a
-            line += b
-            line += c
-            line += d
+            b.append(" by ")
+            b.append(by.rawValue)
         }
         let h = t.handshake
-        if h.synCount > 0 { part("SYN ×", String(h.synCount)) }
-        if let d = h.synAckDelay { part("SYN-ACK after ", seconds(d)) }
-        part("client ", String(t.clientSide.packets), " pkts/", bytes(t.clientSide.payloadBytes))
-        part("server ", String(t.serverSide.packets), " pkts/", bytes(t.serverSide.payloadBytes))
+        if h.synCount > 0 {
+            b.append(" · SYN ×")
+            b.append(decimal: h.synCount)
+        }
+        if let d = h.synAckDelay {
+            b.append(" · SYN-ACK after ")
+            b.append(seconds(d))
+        }
+        b.append(" · client ")
+        b.append(decimal: t.clientSide.packets)
+        b.append(" pkts/")
+        bytes(t.clientSide.payloadBytes, into: &b)
+        b.append(" · server ")
+        b.append(decimal: t.serverSide.packets)
+        b.append(" pkts/")
+        bytes(t.serverSide.payloadBytes, into: &b)
         let retrans = t.clientSide.retransmissions + t.serverSide.retransmissions
-        if retrans > 0 { part(String(retrans), " retransmissions") }
+        if retrans > 0 {
+            b.append(" · ")
+            b.append(decimal: retrans)
+            b.append(" retransmissions")
+        }
         let dups = t.clientSide.duplicates + t.serverSide.duplicates
-        if dups > 0 { part(String(dups), " duplicate frames") }
+        if dups > 0 {
+            b.append(" · ")
+            b.append(decimal: dups)
+            b.append(" duplicate frames")
+        }
         let zw = t.clientSide.zeroWindows + t.serverSide.zeroWindows
-        if zw > 0 { part(String(zw), " zero windows") }
-        if !t.icmp.isEmpty { part(String(t.icmp.count), " ICMP errors") }
-        part("frames ", String(t.first.frame), "–", String(t.last.frame))
-        part(seconds(t.durationSeconds))
-        if t.idle { part("idle") }
-        return line
+        if zw > 0 {
+            b.append(" · ")
+            b.append(decimal: zw)
+            b.append(" zero windows")
+        }
+        if !t.icmp.isEmpty {
+            b.append(" · ")
+            b.append(decimal: t.icmp.count)
+            b.append(" ICMP errors")
+        }
+        b.append(" · frames ")
+        b.append(decimal: t.first.frame)
+        b.append("–")
+        b.append(decimal: t.last.frame)
+        b.append(" · ")
+        b.append(seconds(t.durationSeconds))
+        if t.idle { b.append(" · idle") }
+    }
+
+    static func bytes(_ n: Int64, into b: inout OutputBytes) {
+        if n < 10_000 {
+            b.append(decimal: n)
+            b.append(" B")
+        } else {
+            b.append(bytes(n))
+        }
     }
 }

@@ -124,7 +124,7 @@ public final class TextReport: AnalysisSink {
             }
         }
         b.append("      ")
-        b.append(Format.tcpLine(t))
+        Format.tcpLine(t, into: &b)
         if !v.remediation.isEmpty {
             b.append("\n      What to do:")
             for (i, step) in v.remediation.enumerated() {
