@@ -119,7 +119,8 @@ public final class StreamReassembler {
         self.budget = budget
     }
 
-    deinit { budget.give(charged) }
+    // Charges are normally given back by `releaseAll` when the session finishes.
+    deinit { if charged != 0 { budget.give(charged) } }
 
     /// Sets offset 0 to the byte after a SYN's sequence number.
     func start(afterSYN initialSequence: UInt32) {
@@ -415,6 +416,13 @@ public final class StreamReassembler {
         guard !consumerDone, segments.count < limits.maxSegmentRecords else { return }
         if segments.isEmpty { segments.reserveCapacity(16) }
         segments.append(SegmentRecord(offset: offset, length: Int32(clamping: length), frame: frame, time: time))
+    }
+
+    /// Drops every byte held and gives it back to the budget (the session is over).
+    func releaseAll() {
+        pending.removeAll()
+        pendingBytes = 0
+        releaseBuffer(keepCapacity: false)
     }
 
     private func releaseBuffer(keepCapacity: Bool) {

@@ -458,6 +458,10 @@ public final class TCPSession {
     func finish() {
         clientStream.flush(frame: lastFrame.frame)
         serverStream.flush(frame: lastFrame.frame)
+        // Nothing more is read from the streams. Their bytes go back to the shared budget
+        // now, on the packet thread: a finished session may be read and freed on another.
+        clientStream.releaseAll()
+        serverStream.releaseAll()
     }
 
     /// Starts the SYN-side state for a session promoted from a handshake we only summarised.

@@ -355,6 +355,24 @@ final class Harness {
         return (collector, facts[0])
     }
 
+    /// A finished session gives its bytes back to the shared budget when it finishes, not when
+    /// it is freed: it may be freed on the verdict thread, which must not touch the budget.
+    @Test func finishedSessionsHoldNoBudget() {
+        let c = Collector()
+        c.record = 100  // the last 50 bytes of a 150-byte run stay unconsumed
+        var w = Wire()
+        let h = Harness(factory: c)
+        h.feed(w.frame(fromClient: true, flags: F.syn, seq: 100, ack: 0))
+        h.feed(w.frame(fromClient: false, flags: F.syn | F.ack, seq: 5000, ack: 101))
+        h.feed(w.frame(fromClient: true, flags: F.ack, seq: 101, ack: 5001))
+        h.feed(w.frame(fromClient: false, flags: F.ack, seq: 5001, ack: 101, payload: Array(Self.message[0..<150])))
+        #expect(h.tracker.budget.used >= 50)
+        _ = h.finish()
+        #expect(h.box.sessions.count == 1)  // still alive, held by the harness
+        #expect(h.tracker.budget.used == 0)
+        #expect(h.tracker.budget.peak >= 50)
+    }
+
     @Test func oneByteAtATime() {
         let (c, t) = run((0..<600).map { ($0, 1) })
         #expect(c.bytes[.serverToClient] == Self.message)
