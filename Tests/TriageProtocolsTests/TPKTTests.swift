@@ -1,3 +1,4 @@
+import TestSupport
 import Testing
 import TriageDecoding
 import TriageFlows
@@ -177,4 +178,49 @@ extension RDPFraming {
         }
         return try result.get()
     }
+}
+
+/// Cookies, names and hostnames are made text by `asciiString`: printable ASCII kept, any
+/// other byte as `\xNN`, at most `limit` bytes. Checked against a scalar-by-scalar build
+/// on random bytes, mostly printable, at every limit.
+@Suite struct ASCIIStringTests {
+    static func reference(_ bytes: [UInt8], limit: Int) -> String {
+        var out = ""
+        for b in bytes.prefix(max(0, limit)) {
+            if b >= 0x20 && b < 0x7F {
+                out.unicodeScalars.append(Unicode.Scalar(b))
+            } else {
+                out += "\\x" + String(b, radix: 16).leftPadded(to: 2)
+            }
+        }
+        return out
+    }
+
+    @Test func agreesWithScalarBuilding() {
+        var rng = SplitMix(seed: 0xA5C11)
+        var cases: [[UInt8]] = [[], [0], [0x7F], [0x20, 0x7E], Array("Cookie: mstshash=JOHN".utf8), Array(0...255)]
+        for _ in 0..<2_000 {
+            let n = Int(rng.next() % 40)
+            cases.append((0..<n).map { _ in
+                let r = rng.next()
+                return r % 5 == 0 ? UInt8(truncatingIfNeeded: r >> 8) : UInt8(0x20 + (r >> 8) % 95)
+            })
+        }
+        for bytes in cases {
+            for limit in [-1, 0, 1, 3, 16, 1000] {
+                let got = withCursor(bytes) { $0.asciiString(limit: limit) }
+                #expect(got == Self.reference(bytes, limit: limit), "\(bytes) limit \(limit)")
+            }
+        }
+        // A cursor part-way through its bytes reads from where it is.
+        let tail = withCursor(Array("ab\u{1}cd".utf8)) { c -> String in
+            _ = c.skip(2)
+            return c.asciiString(limit: 10)
+        }
+        #expect(tail == "\\x01cd")
+    }
+}
+
+extension String {
+    fileprivate func leftPadded(to n: Int) -> String { String(repeating: "0", count: max(0, n - count)) + self }
 }
