@@ -33,48 +33,49 @@ public enum ParseError: Error, Equatable, Sendable {
 
 /// Field reads inside a PDU whose length is already known to be complete: running out of
 /// bytes there means the PDU contradicts its own length, so the error is `malformed`.
+/// The field's name is only made when the read fails (some are built per extension).
 extension ByteCursor {
     @inline(__always)
-    mutating func u8(_ what: String) throws(ParseError) -> UInt8 {
-        guard let v = readUInt8() else { throw .malformed("truncated \(what)", offset: offset) }
+    mutating func u8(_ what: @autoclosure () -> String) throws(ParseError) -> UInt8 {
+        guard let v = readUInt8() else { throw .malformed("truncated \(what())", offset: offset) }
         return v
     }
 
     @inline(__always)
-    mutating func u16le(_ what: String) throws(ParseError) -> UInt16 {
-        guard let v = readUInt16LE() else { throw .malformed("truncated \(what)", offset: offset) }
+    mutating func u16le(_ what: @autoclosure () -> String) throws(ParseError) -> UInt16 {
+        guard let v = readUInt16LE() else { throw .malformed("truncated \(what())", offset: offset) }
         return v
     }
 
     @inline(__always)
-    mutating func u16be(_ what: String) throws(ParseError) -> UInt16 {
-        guard let v = readUInt16BE() else { throw .malformed("truncated \(what)", offset: offset) }
+    mutating func u16be(_ what: @autoclosure () -> String) throws(ParseError) -> UInt16 {
+        guard let v = readUInt16BE() else { throw .malformed("truncated \(what())", offset: offset) }
         return v
     }
 
     @inline(__always)
-    mutating func u24be(_ what: String) throws(ParseError) -> UInt32 {
-        guard let v = readUInt24BE() else { throw .malformed("truncated \(what)", offset: offset) }
+    mutating func u24be(_ what: @autoclosure () -> String) throws(ParseError) -> UInt32 {
+        guard let v = readUInt24BE() else { throw .malformed("truncated \(what())", offset: offset) }
         return v
     }
 
     @inline(__always)
-    mutating func u32le(_ what: String) throws(ParseError) -> UInt32 {
-        guard let v = readUInt32LE() else { throw .malformed("truncated \(what)", offset: offset) }
+    mutating func u32le(_ what: @autoclosure () -> String) throws(ParseError) -> UInt32 {
+        guard let v = readUInt32LE() else { throw .malformed("truncated \(what())", offset: offset) }
         return v
     }
 
     @inline(__always)
-    mutating func slice(_ count: Int, _ what: String) throws(ParseError) -> ByteCursor {
+    mutating func slice(_ count: Int, _ what: @autoclosure () -> String) throws(ParseError) -> ByteCursor {
         guard let v = readSlice(count) else {
-            throw .malformed("\(what) needs \(count) bytes, \(remaining) left", offset: offset)
+            throw .malformed("\(what()) needs \(count) bytes, \(remaining) left", offset: offset)
         }
         return v
     }
 
     @inline(__always)
-    mutating func skipBytes(_ count: Int, _ what: String) throws(ParseError) {
-        guard skip(count) else { throw .malformed("\(what) needs \(count) bytes, \(remaining) left", offset: offset) }
+    mutating func skipBytes(_ count: Int, _ what: @autoclosure () -> String) throws(ParseError) {
+        guard skip(count) else { throw .malformed("\(what()) needs \(count) bytes, \(remaining) left", offset: offset) }
     }
 
     /// Whether the next bytes equal `literal`.

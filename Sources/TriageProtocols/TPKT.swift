@@ -378,14 +378,15 @@ func hex2(_ b: UInt8) -> String {
 func hexString<S: Sequence<UInt8>>(_ bytes: S) -> String {
     var out: [UInt8] = []
     out.reserveCapacity(2 * bytes.underestimatedCount)
+    // Digits computed, not looked up: a global table costs an initialisation check and a
+    // bounds check per digit.
+    @inline(__always) func digit(_ v: UInt8) -> UInt8 { v < 10 ? 0x30 &+ v : 0x57 &+ v }
     for b in bytes {
-        out.append(hexDigits[Int(b >> 4)])
-        out.append(hexDigits[Int(b & 0x0F)])
+        out.append(digit(b >> 4))
+        out.append(digit(b & 0x0F))
     }
     return String(decoding: out, as: UTF8.self)
 }
-
-private let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 
 func hex(_ v: UInt32, width: Int) -> String {
     let s = String(v, radix: 16)
