@@ -123,7 +123,11 @@ public struct DNSMessage: Sendable, Equatable {
     /// RFC 1035 section 4.1.4: labels with compression pointers; pointer loops and
     /// overlong names are errors.
     static func readName(_ c: inout ByteCursor, message: UnsafeRawBufferPointer) throws(DecodeError) -> String {
-        var labels: [String] = []
+        // The name's bytes, dots between labels, decoded once at the end (a string per label
+        // and a join cost more than the rest of the message). A label's bytes never run into
+        // the next: a dot is ASCII, so invalid UTF-8 is repaired as it was label by label.
+        var name: [UInt8] = []
+        name.reserveCapacity(64)
         var cursor = c
         var jumped = false
         var jumps = 0
@@ -144,9 +148,10 @@ public struct DNSMessage: Sendable, Equatable {
             guard len & 0xC0 == 0 else { throw .badName }
             total += Int(len) + 1
             guard total <= 255, let bytes = cursor.readSlice(Int(len)) else { throw total > 255 ? .badName : .truncated }
-            labels.append(String(decoding: bytes.remainingBytes, as: UTF8.self))
+            if total > Int(len) + 1 { name.append(UInt8(ascii: ".")) }
+            name.append(contentsOf: bytes.remainingBytes)
         }
         if !jumped { c = cursor }
-        return labels.joined(separator: ".")
+        return String(decoding: name, as: UTF8.self)
     }
 }

@@ -58,6 +58,31 @@ import Testing
         }
     }
 
+    /// Names are decoded from their bytes at once: the same text as decoding each label and
+    /// joining them with dots, also for labels that are not valid UTF-8 or hold dots, and
+    /// through a compression pointer.
+    @Test func namesDecodeLikeLabelByLabel() throws {
+        var rng = SplitMix(seed: 0xD45)
+        let pool: [UInt8] = [0x61, 0x7A, 0x2E, 0x2D, 0x30, 0xC3, 0xA9, 0xE2, 0x82, 0xAC, 0x80, 0xFF, 0xF0, 0x9F]
+        for _ in 0..<2_000 {
+            let labels: [[UInt8]] = (0..<Int(1 + rng.next() % 4)).map { _ in
+                (0..<Int(1 + rng.next() % 6)).map { _ in pool[Int(rng.next() % UInt64(pool.count))] }
+            }
+            let want = labels.map { String(decoding: $0, as: UTF8.self) }.joined(separator: ".")
+            // The last label sits at offset 0 and the name at 8 points at it after the others.
+            let tail = [UInt8(labels.last!.count)] + labels.last! + [0]
+            var message = tail + [UInt8](repeating: 0, count: max(0, 8 - tail.count))
+            let start = message.count
+            for l in labels.dropLast() { message += [UInt8(l.count)] + l }
+            message += [0xC0, 0]
+            let got = try message.withUnsafeBytes { raw throws(DNSMessage.DecodeError) -> String in
+                var c = ByteCursor(raw, from: start, to: raw.count)
+                return try DNSMessage.readName(&c, message: raw)
+            }
+            #expect(got == want, "\(labels)")
+        }
+    }
+
     @Test func randomBytesNeverTrap() {
         var rng = SplitMix(seed: 53)
         for _ in 0..<20_000 {
