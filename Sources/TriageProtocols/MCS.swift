@@ -32,25 +32,25 @@ enum BERReader {
     }
 
     /// Reads a TLV with identifier `tag` and returns a cursor over its contents.
-    static func read(_ c: inout ByteCursor, tag: UInt16, _ what: String) throws(ParseError) -> ByteCursor {
+    static func read(_ c: inout ByteCursor, tag: UInt16, _ what: @autoclosure () -> String) throws(ParseError) -> ByteCursor {
         let at = c.offset
         let t = try readTag(&c)
         guard t == tag else {
-            throw .malformed("\(what): tag 0x\(String(t, radix: 16)), expected 0x\(String(tag, radix: 16))", offset: at)
+            throw .malformed("\(what()): tag 0x\(String(t, radix: 16)), expected 0x\(String(tag, radix: 16))", offset: at)
         }
         let length = try readLength(&c)
-        return try c.slice(length, what)
+        return try c.slice(length, what())
     }
 
     /// An unsigned INTEGER or ENUMERATED of up to four content bytes.
-    static func readUnsigned(_ c: inout ByteCursor, tag: UInt16, _ what: String) throws(ParseError) -> UInt32 {
-        var v = try read(&c, tag: tag, what)
+    static func readUnsigned(_ c: inout ByteCursor, tag: UInt16, _ what: @autoclosure () -> String) throws(ParseError) -> UInt32 {
+        var v = try read(&c, tag: tag, what())
         guard v.remaining >= 1, v.remaining <= 5 else {
-            throw .malformed("\(what): \(v.remaining) content bytes", offset: v.offset)
+            throw .malformed("\(what()): \(v.remaining) content bytes", offset: v.offset)
         }
         var value: UInt64 = 0
         while let b = v.readUInt8() { value = value << 8 | UInt64(b) }
-        guard value <= UInt64(UInt32.max) else { throw .malformed("\(what) out of range", offset: v.offset) }
+        guard value <= UInt64(UInt32.max) else { throw .malformed("\(what()) out of range", offset: v.offset) }
         return UInt32(value)
     }
 
@@ -81,14 +81,14 @@ public struct MCSDomainParameters: Sendable, Equatable {
     public var maxMCSPDUSize: UInt32
     public var protocolVersion: UInt32
 
-    static func parse(_ c: inout ByteCursor, _ what: String) throws(ParseError) -> MCSDomainParameters {
-        var s = try BERReader.read(&c, tag: BERReader.sequence, what)
+    static func parse(_ c: inout ByteCursor, _ what: @autoclosure () -> String) throws(ParseError) -> MCSDomainParameters {
+        var s = try BERReader.read(&c, tag: BERReader.sequence, what())
         var values: [UInt32] = []
         values.reserveCapacity(8)
         while !s.isEmpty && values.count < 8 {
-            values.append(try BERReader.readUnsigned(&s, tag: BERReader.integer, "\(what) field"))
+            values.append(try BERReader.readUnsigned(&s, tag: BERReader.integer, "\(what()) field"))
         }
-        guard values.count == 8 else { throw .malformed("\(what): \(values.count) fields, expected 8", offset: s.offset) }
+        guard values.count == 8 else { throw .malformed("\(what()): \(values.count) fields, expected 8", offset: s.offset) }
         return MCSDomainParameters(
             maxChannelIds: values[0], maxUserIds: values[1], maxMCSPDUSize: values[6], protocolVersion: values[7])
     }

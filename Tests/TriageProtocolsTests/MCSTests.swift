@@ -160,3 +160,25 @@ func findSubsequence(_ haystack: [UInt8], _ needle: [UInt8]) -> Int? {
     for i in 0...(haystack.count - needle.count) where Array(haystack[i..<i + needle.count]) == needle { return i }
     return nil
 }
+
+/// Names in client data are UTF-16LE up to a NUL; ASCII ones take a short path. Both paths
+/// must give what transcoding the units gives, on random names (ASCII, Latin, CJK, emoji
+/// halves, lone surrogates) with and without a NUL.
+@Suite struct UTF16StringTests {
+    @Test func agreesWithTranscoding() {
+        var rng = SplitMix(seed: 0x0716)
+        let pool: [UInt16] = [0x41, 0x7A, 0x2D, 0x20, 0x7F, 0x80, 0xE9, 0x4E2D, 0xD83D, 0xDE00, 0xDC00, 0xFFFF]
+        for _ in 0..<3_000 {
+            var units = (0..<Int(rng.next() % 20)).map { _ in
+                rng.next() % 3 == 0 ? pool[Int(rng.next() % UInt64(pool.count))] : UInt16(0x20 + rng.next() % 95)
+            }
+            let want = String(decoding: units.prefix { $0 != 0 }, as: UTF16.self)
+            if rng.next() % 2 == 0 { units += [0] + units }  // a NUL, then bytes that must be ignored
+            var bytes: [UInt8] = []
+            for u in units { bytes += [UInt8(u & 0xFF), UInt8(u >> 8)] }
+            if rng.next() % 4 == 0 { bytes.append(0x41) }  // an odd byte at the end
+            let got = withCursor(bytes) { utf16String($0) }
+            #expect(got == want, "\(units)")
+        }
+    }
+}
