@@ -51,6 +51,10 @@ public final class ReadAheadSource: PacketSource {
     /// Asks the reader to stop and hand the source back (from the consumer's thread).
     public func stopReadingAhead() { pipe.requestHandover() }
 
+    /// The inner source, once it has been handed back and every frame read ahead was taken:
+    /// from then on the consumer may read it directly, without this wrapper in between.
+    public var handedBack: (any PacketSource)? { inline ? pipe.innerSource : nil }
+
     public func next() throws(CaptureError) -> RawPacket? {
         if inline { return try pipe.innerNext() }
         while true {
@@ -213,6 +217,7 @@ public final class ReadAheadSource: PacketSource {
 
         /// After the handover batch: the consumer's own reads.
         func innerNext() throws(CaptureError) -> RawPacket? { try inner.next() }
+        var innerSource: any PacketSource { inner }
         var innerFilteredOut: Int { inner.filteredOut }
 
         private func takeFree() -> Batch? {

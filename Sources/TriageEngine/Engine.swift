@@ -195,9 +195,10 @@ public final class Engine {
         let readOnly = stop == .read
         let decodeOnly = stop == .decode
         var handBack = ReadAheadHandBack(source: source, verdicts: verdicts, options: options)
+        var reader = source
         do {
-            while let raw = try source.next() {
-                handBack.frameRead()
+            while let raw = try reader.next() {
+                if let direct = handBack.frameRead() { reader = direct }
                 if readOnly { continue }
                 PacketDecoder.decode(raw.bytes, linkType: linkType, into: &decoded)
                 if decodeOnly { continue }
@@ -250,6 +251,8 @@ struct FinishedSession: @unchecked Sendable {
 /// busy the verdict thread was since the last look.
 struct ReadAheadHandBack {
     private var source: ReadAheadSource?
+    /// Asked to stop, until the hand-over is complete.
+    private var stopping: ReadAheadSource?
     private let verdicts: VerdictStage
     private let checkEvery: Int
     private let busyShare: Double
@@ -267,11 +270,17 @@ struct ReadAheadHandBack {
         lastBusy = verdicts.busyNanoseconds
     }
 
+    /// Counts a frame; returns the source to read directly from now on, once it is handed back.
     @inline(__always)
-    mutating func frameRead() {
-        guard let source else { return }
+    mutating func frameRead() -> (any PacketSource)? {
+        if let stopping {
+            guard let direct = stopping.handedBack else { return nil }
+            self.stopping = nil
+            return direct
+        }
+        guard let source else { return nil }
         sinceCheck += 1
-        guard sinceCheck >= checkEvery else { return }
+        guard sinceCheck >= checkEvery else { return nil }
         sinceCheck = 0
         let now = DispatchTime.now().uptimeNanoseconds
         let busy = verdicts.busyNanoseconds
@@ -281,7 +290,9 @@ struct ReadAheadHandBack {
         if busyStretches >= 2 {
             source.stopReadingAhead()
             self.source = nil
+            stopping = source
         }
+        return nil
     }
 
     static func onlineCores() -> Int {
