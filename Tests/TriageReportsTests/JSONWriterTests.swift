@@ -12,7 +12,17 @@ import TestSupport
             var out = OutputBytes(capacity: round % 3)
             var model: [UInt8] = []
             for _ in 0..<400 {
-                switch rng.next() % 6 {
+                switch rng.next() % 8 {
+                case 6:
+                    // Strings: short ones take their own copy loop, small strings live inline.
+                    let pieces = ["", "a", "→", "é·", "0123456789abcdef", "0123456789abcdefg", String(repeating: "xyz", count: 40)]
+                    let t = pieces[Int(rng.next() % UInt64(pieces.count))]
+                    out.append(t)
+                    model += Array(t.utf8)
+                case 7:
+                    let v = Int64(bitPattern: rng.next()) >> Int64(rng.next() % 64)
+                    out.append(decimal: v)
+                    model += Array(String(v).utf8)
                 case 0:
                     let b = UInt8(truncatingIfNeeded: rng.next())
                     out.append(b)
