@@ -18,7 +18,7 @@ public final class ReadAheadSource: PacketSource {
     public let name: String
     public let linkType: LinkType
     /// Frames the inner source's filter rejected, as of the last batch taken (final at the end).
-    public var filteredOut: Int { inline ? pipe.innerFilteredOut : batchFilteredOut }
+    public var filteredOut: Int { inline ? pipe.innerSource.filteredOut : batchFilteredOut }
     private var batchFilteredOut = 0
     /// The reader handed the source back: frames now come straight from it.
     private var inline = false
@@ -56,7 +56,7 @@ public final class ReadAheadSource: PacketSource {
     public var handedBack: (any PacketSource)? { inline ? pipe.innerSource : nil }
 
     public func next() throws(CaptureError) -> RawPacket? {
-        if inline { return try pipe.innerNext() }
+        if inline { return try pipe.innerSource.next() }
         while true {
             if finished { return nil }
             if let b = current {
@@ -81,7 +81,7 @@ public final class ReadAheadSource: PacketSource {
                     current = nil
                     pipe.recycle(b)
                     inline = true
-                    return try pipe.innerNext()
+                    return try pipe.innerSource.next()
                 }
                 if let error = b.error {
                     finished = true
@@ -215,10 +215,8 @@ public final class ReadAheadSource: PacketSource {
 
         func requestHandover() { handoverRequested.store(true, ordering: .relaxed) }
 
-        /// After the handover batch: the consumer's own reads.
-        func innerNext() throws(CaptureError) -> RawPacket? { try inner.next() }
+        /// After the handover batch: the source, for the consumer's own reads.
         var innerSource: any PacketSource { inner }
-        var innerFilteredOut: Int { inner.filteredOut }
 
         private func takeFree() -> Batch? {
             freeCount.wait()

@@ -171,22 +171,28 @@ public struct Endpoint: Hashable, Sendable, CustomStringConvertible {
         return withUnsafeTemporaryAllocation(byteCount: 24, alignment: 1) { buf in
             var n = IPAddress.writeDottedQuad(address.ipv4, into: buf)
             buf[n] = UInt8(ascii: ":")
-            n += 1
-            var p = port
-            let start = n
-            repeat {
-                buf[n] = 0x30 &+ UInt8(truncatingIfNeeded: p % 10)
-                p /= 10
-                n += 1
-            } while p > 0
-            var i = start
-            var j = n - 1
-            while i < j {
-                buf.swapAt(i, j)
-                i += 1
-                j -= 1
-            }
+            n = writeDecimal(UInt64(port), into: buf, at: n + 1)
             return String(decoding: UnsafeRawBufferPointer(rebasing: buf[0..<n]), as: UTF8.self)
         }
     }
+}
+
+/// Writes `v` in decimal into `buf` from index `start` (20 bytes suffice) and returns the
+/// index after the last digit: for text built in place (reports, endpoints, numbers).
+public func writeDecimal(_ v: UInt64, into buf: UnsafeMutableRawBufferPointer, at start: Int) -> Int {
+    var v = v
+    var end = start
+    repeat {
+        buf[end] = 0x30 &+ UInt8(truncatingIfNeeded: v % 10)
+        v /= 10
+        end += 1
+    } while v > 0
+    var i = start
+    var j = end - 1
+    while i < j {
+        buf.swapAt(i, j)
+        i += 1
+        j -= 1
+    }
+    return end
 }

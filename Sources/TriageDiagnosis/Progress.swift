@@ -189,14 +189,7 @@ public enum Numbers {
                 out[n] = UInt8(ascii: "+")
                 n += 1
             }
-            var whole = scaled / scale
-            let start = n
-            repeat {
-                out[n] = UInt8(truncatingIfNeeded: whole % 10) &+ 0x30
-                whole /= 10
-                n += 1
-            } while whole > 0
-            out[start..<n].reverse()
+            n = writeDecimal(UInt64(scaled / scale), into: UnsafeMutableRawBufferPointer(out), at: n)
             guard fraction > 0 else { return n }
             // The fraction's digits, zero-padded on the left to `places`.
             var f = scaled % scale

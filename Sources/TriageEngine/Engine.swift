@@ -235,9 +235,14 @@ public final class Engine {
 /// it): counts frames on the packet thread and, every `readAheadCheckFrames`, looks at how
 /// busy the verdict thread was since the last look.
 struct ReadAheadHandBack {
-    private var source: ReadAheadSource?
-    /// Asked to stop, until the hand-over is complete.
-    private var stopping: ReadAheadSource?
+    private enum State {
+        /// Reading ahead, and watching the verdict thread.
+        case watching(ReadAheadSource)
+        /// Asked to stop, until the hand-over is complete.
+        case stopping(ReadAheadSource)
+        case done
+    }
+    private var state: State
     private let verdicts: VerdictStage
     private let checkEvery: Int
     private let busyShare: Double
@@ -247,7 +252,11 @@ struct ReadAheadHandBack {
     private var busyStretches = 0
 
     init(source: any PacketSource, verdicts: VerdictStage, options: EngineOptions) {
-        self.source = Self.onlineCores() <= options.readAheadMaxCores ? source as? ReadAheadSource : nil
+        if Self.onlineCores() <= options.readAheadMaxCores, let ahead = source as? ReadAheadSource {
+            state = .watching(ahead)
+        } else {
+            state = .done
+        }
         self.verdicts = verdicts
         checkEvery = max(1, options.readAheadCheckFrames)
         busyShare = options.readAheadBusyShare
@@ -258,12 +267,15 @@ struct ReadAheadHandBack {
     /// Counts a frame; returns the source to read directly from now on, once it is handed back.
     @inline(__always)
     mutating func frameRead() -> (any PacketSource)? {
-        if let stopping {
-            guard let direct = stopping.handedBack else { return nil }
-            self.stopping = nil
+        let source: ReadAheadSource
+        switch state {
+        case .done: return nil
+        case .stopping(let s):
+            guard let direct = s.handedBack else { return nil }
+            state = .done
             return direct
+        case .watching(let s): source = s
         }
-        guard let source else { return nil }
         sinceCheck += 1
         guard sinceCheck >= checkEvery else { return nil }
         sinceCheck = 0
@@ -274,8 +286,7 @@ struct ReadAheadHandBack {
         (lastCheck, lastBusy) = (now, busy)
         if busyStretches >= 2 {
             source.stopReadingAhead()
-            self.source = nil
-            stopping = source
+            state = .stopping(source)
         }
         return nil
     }

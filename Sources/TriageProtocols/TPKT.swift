@@ -365,25 +365,24 @@ public enum RDPFraming: Sendable, Equatable {
 
 // MARK: - Small text helpers shared by the parsers
 
+/// The lowercase hex digit of `v` (0-15), computed: a table costs an initialisation check
+/// and a bounds check per digit.
+@inline(__always)
+func hexDigit(_ v: UInt8) -> UInt8 { v < 10 ? 0x30 &+ v : 0x57 &+ v }
+
 @inline(__always)
 func hex2(_ b: UInt8) -> String {
-    let digit = { (v: UInt8) -> Unicode.Scalar in Unicode.Scalar(v < 10 ? 0x30 + v : 0x57 + v) }
-    var s = ""
-    s.unicodeScalars.append(digit(b >> 4))
-    s.unicodeScalars.append(digit(b & 0xF))
-    return s
+    var pair = (hexDigit(b >> 4), hexDigit(b & 0xF))
+    return withUnsafeBytes(of: &pair) { String(decoding: $0, as: UTF8.self) }
 }
 
 /// Lowercase hex of a byte sequence.
 func hexString<S: Sequence<UInt8>>(_ bytes: S) -> String {
     var out: [UInt8] = []
     out.reserveCapacity(2 * bytes.underestimatedCount)
-    // Digits computed, not looked up: a global table costs an initialisation check and a
-    // bounds check per digit.
-    @inline(__always) func digit(_ v: UInt8) -> UInt8 { v < 10 ? 0x30 &+ v : 0x57 &+ v }
     for b in bytes {
-        out.append(digit(b >> 4))
-        out.append(digit(b & 0x0F))
+        out.append(hexDigit(b >> 4))
+        out.append(hexDigit(b & 0x0F))
     }
     return String(decoding: out, as: UTF8.self)
 }
@@ -405,15 +404,14 @@ extension ByteCursor {
         if bytes.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) { return String(decoding: bytes, as: UTF8.self) }
         var out: [UInt8] = []
         out.reserveCapacity(n * 4)
-        let digits = Array("0123456789abcdef".utf8)
         for b in bytes {
             if b >= 0x20 && b < 0x7F {
                 out.append(b)
             } else {
                 out.append(UInt8(ascii: "\\"))
                 out.append(UInt8(ascii: "x"))
-                out.append(digits[Int(b >> 4)])
-                out.append(digits[Int(b & 0xF)])
+                out.append(hexDigit(b >> 4))
+                out.append(hexDigit(b & 0xF))
             }
         }
         return String(decoding: out, as: UTF8.self)

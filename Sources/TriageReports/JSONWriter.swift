@@ -210,17 +210,8 @@ struct OutputBytes: ~Copyable {
 
     /// Decimal digits, written in place.
     mutating func append(decimal value: UInt64) {
-        var v = value
-        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes: room for 20 digits
-        var n = 0
-        withUnsafeMutableBytes(of: &digits) { buf in
-            repeat {
-                buf[23 - n] = UInt8(truncatingIfNeeded: v % 10) &+ 0x30
-                v /= 10
-                n += 1
-            } while v > 0
-            append(UnsafeRawBufferPointer(rebasing: buf[(24 - n)...]))
-        }
+        reserve(20)
+        count = writeDecimal(value, into: UnsafeMutableRawBufferPointer(start: base, count: capacity), at: count)
     }
 
     /// Signed decimal digits, as `String(value)` writes them.

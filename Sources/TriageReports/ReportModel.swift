@@ -136,9 +136,9 @@ enum Format {
     }
 
     static func bytes(_ n: Int64) -> String {
-        if n < 10_000 { return "\(n) B" }
-        if n < 10_000_000 { return Numbers.fixed(Double(n) / 1000, 1) + " KB" }
-        return Numbers.fixed(Double(n) / 1_000_000, 1) + " MB"
+        var b = OutputBytes(capacity: 32)
+        bytes(n, into: &b)
+        return b.text(from: 0)
     }
 
     static func tcpLine(_ t: TCPFacts) -> String {
@@ -209,8 +209,12 @@ enum Format {
         if n < 10_000 {
             b.append(decimal: n)
             b.append(" B")
+        } else if n < 10_000_000 {
+            b.append(Numbers.fixed(Double(n) / 1000, 1))
+            b.append(" KB")
         } else {
-            b.append(bytes(n))
+            b.append(Numbers.fixed(Double(n) / 1_000_000, 1))
+            b.append(" MB")
         }
     }
 }

@@ -64,7 +64,7 @@ public final class TextReport: AnalysisSink {
         let t = a.facts.tcp
         let v = a.verdict
         b.append("\n  #")
-        b.append(decimal: UInt64(t.id + 1))
+        b.append(decimal: t.id + 1)
         b.append("  ")
         b.append(t.client.description)
         b.append(" → ")
@@ -129,7 +129,7 @@ public final class TextReport: AnalysisSink {
             b.append("\n      What to do:")
             for (i, step) in v.remediation.enumerated() {
                 b.append("\n        ")
-                b.append(decimal: UInt64(i + 1))
+                b.append(decimal: i + 1)
                 b.append(". ")
                 b.append(step)
             }
