@@ -164,9 +164,39 @@ public final class StreamReassembler {
             deliveredBytes += Int64(wireLength)
             return isNew
         }
+        if start == nextOffset && unconsumedCount == 0 && pending.isEmpty && bytes.count == wireLength
+            && cutAt == nil && !consumerDone && wireLength <= limits.perStream
+            && budget.used + wireLength <= budget.limit, let consumer
+        {
+            deliverInPlace(bytes, to: consumer, frame: frame, time: time)
+            return isNew
+        }
         place(start: start, bytes: bytes, wireLength: wireLength, frame: frame, time: time)
         offer()
         return isNew
+    }
+
+    /// The next in-order segment while nothing is held: the consumer reads it where it lies,
+    /// and only what it leaves (the start of a PDU the next segment completes) is copied. The
+    /// conditions above are those under which `place` would have kept all of it, so what the
+    /// consumer sees, and when, is the same either way.
+    private func deliverInPlace(_ bytes: UnsafeRawBufferPointer, to consumer: any StreamConsumer, frame: Int,
+                                time: Timestamp)
+    {
+        let start = nextOffset
+        let n = bytes.count
+        recordSegment(offset: start, length: n, frame: frame, time: time)
+        nextOffset += Int64(n)
+        deliveredBytes += Int64(n)
+        let d = consumer.receive(bytes, offset: start, direction: direction, session: session)
+        guard d.wantsMore else { return stopDelivering() }
+        let k = max(0, min(d.consumed, n))
+        guard k < n, !consumerDone else { return }
+        buffer.removeAll(keepingCapacity: true)
+        head = 0
+        bufferStart = start + Int64(k)
+        buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[k...]))
+        recharge()
     }
 
     /// The receiver acknowledged `ackOffset`. Bytes before it reached the receiver even if

@@ -339,6 +339,13 @@ final class Harness {
     /// Sends `message` from the server in the given segments (offset, length), in order.
     func run(_ segments: [(Int, Int)], configuration: TrackerConfiguration = TrackerConfiguration(),
              collector: Collector = Collector(), clientAcks: [Int] = []) -> (Collector, TCPFacts) {
+        let (c, t, _) = runWithBudget(segments, configuration: configuration, collector: collector, clientAcks: clientAcks)
+        return (c, t)
+    }
+
+    /// `run`, also returning the shared budget the session's bytes were charged to.
+    func runWithBudget(_ segments: [(Int, Int)], configuration: TrackerConfiguration = TrackerConfiguration(),
+                       collector: Collector = Collector(), clientAcks: [Int] = []) -> (Collector, TCPFacts, ReassemblyBudget) {
         var w = Wire()
         let h = Harness(configuration: configuration, factory: collector)
         h.feed(w.frame(fromClient: true, flags: F.syn, seq: 100, ack: 0))
@@ -352,7 +359,7 @@ final class Harness {
             }
         }
         let facts = h.finish()
-        return (collector, facts[0])
+        return (collector, facts[0], h.tracker.budget)
     }
 
     /// A finished session gives its bytes back to the shared budget when it finishes, not when
@@ -421,6 +428,24 @@ final class Harness {
         let (out, _) = run(segments, collector: c)
         #expect(out.bytes[.serverToClient] == Self.message)
         #expect(out.offers.allSatisfy { $0 % 10 == 0 })
+    }
+
+    /// In-order bytes are read where the frame holds them; only what the parser leaves (the
+    /// start of a record the next segment completes) is copied and charged to the budget.
+    @Test(arguments: [
+        ([(0, 600)], 0),  // every record whole in one segment: nothing held
+        ([(0, 295), (295, 305)], 310),  // 5 bytes left of the first, then the second appended
+        ((0..<600).map { ($0, 1) }, 10),  // bytes pile up until a record is whole
+        // 3 held, 590 appended to them; the 590 read stay in the buffer until it empties.
+        ([(0, 3), (3, 590), (593, 7)], 600),
+    ])
+    func onlyLeftoversAreHeld(_ segments: [(Int, Int)], peak: Int) {
+        let c = Collector()
+        c.record = 10
+        let (out, _, budget) = runWithBudget(segments, collector: c)
+        #expect(out.bytes[.serverToClient] == Self.message)
+        #expect(budget.peak == peak)
+        #expect(budget.used == 0)
     }
 
     @Test func holeNeverFilledIsAGapAtTheEnd() {
