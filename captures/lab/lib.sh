@@ -228,12 +228,13 @@ nft_apply() { in_ns "$1" nft -f -; }
 
 # sh -c script: bind-mount each SRC:DST argument up to "--", then exec the rest (same PID).
 # shellcheck disable=SC2016
-LAB_BIND_SCRIPT='set -e; for b in "$@"; do if [ "$b" = -- ]; then shift; break; fi; mount --bind "${b%%:*}" "${b#*:}"; shift; done; exec "$@"'
+LAB_BIND_SCRIPT='set -e; for b in "$@"; do if [ "$b" = -- ]; then shift; break; fi; mkdir -p "${b#*:}"; mount --bind "${b%%:*}" "${b#*:}"; shift; done; exec "$@"'
 
 # lab_bg NAME NS [-b SRC:DST]... [-e VAR=VAL]... -- cmd...
 # Start cmd in the background inside NS with a clean environment, output in $LAB_TMP/NAME.log.
 # -b bind-mounts SRC over DST in the process's private mount namespace (ip netns exec gives
-# every process its own), -e sets environment variables. Its PID is kept for the teardown.
+# every process its own; DST is made first when missing: a package installed without systemd,
+# as in a fresh container, has no /run/xrdp), -e sets environment variables. Its PID is kept for the teardown.
 lab_bg() {
 	local name=$1 ns=$2; shift 2
 	local binds=() envs=("PATH=$SYS_PATH" "HOME=$LAB_TMP/home" "LANG=C.UTF-8")
