@@ -147,7 +147,8 @@ extension TCPFacts {
     /// What ended the attempt, who did, and the packet that shows it.
     static func outcome(_ s: TCPSession) -> (TCPOutcome, Side?, FrameRef?) {
         let firstRST = s.resets.first
-        let fins = [s.stats.client.fin, s.stats.server.fin].compactMap { $0 }.sorted { $0.at.frame < $1.at.frame }
+        var firstFIN = s.stats.client.fin
+        if let f = s.stats.server.fin, firstFIN.map({ f.at.frame < $0.at.frame }) ?? true { firstFIN = f }
         if s.roleSource == .syn && !s.isEstablished {
             if let r = s.resets.first(where: { $0.from == .server }), s.synAck == nil { return (.refused, .server, r.at) }
             if s.synAck == nil,
@@ -160,8 +161,8 @@ extension TCPFacts {
             return (.handshakeIncomplete, nil, s.synAck)
         }
         // Whichever came first ends it: an RST after a FIN is only the tail of the close.
-        if let r = firstRST, fins.first.map({ r.at.frame < $0.at.frame }) ?? true { return (.reset, r.from, r.at) }
-        if let f = fins.first { return (.closed, f.from, f.at) }
+        if let r = firstRST, firstFIN.map({ r.at.frame < $0.at.frame }) ?? true { return (.reset, r.from, r.at) }
+        if let f = firstFIN { return (.closed, f.from, f.at) }
         return (.open, nil, nil)
     }
 

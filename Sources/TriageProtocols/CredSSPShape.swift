@@ -68,7 +68,7 @@ public enum CredSSPShape {
     struct Message {
         var side: Side
         var first: TLSFacts.RecordRun
-        var records: [TLSFacts.RecordRun]
+        var records: ArraySlice<TLSFacts.RecordRun>
         var plaintext: Int
     }
 
@@ -140,12 +140,13 @@ public enum CredSSPShape {
     /// 1/n-1 splitting cipher a small record joins the next one from the same side.
     static func messages(_ records: [TLSFacts.RecordRun], overhead: RecordOverhead) -> [Message] {
         var out: [Message] = []
+        out.reserveCapacity(records.count)
         var i = 0
         while i < records.count {
             let r = records[i]
-            var m = Message(side: r.from, first: r, records: [r], plaintext: r.length - overhead.typical)
+            var m = Message(side: r.from, first: r, records: records[i...i], plaintext: r.length - overhead.typical)
             if overhead.splitsRecords, r.length <= splitHeadMaxLength, i + 1 < records.count, records[i + 1].from == r.from {
-                m.records.append(records[i + 1])
+                m.records = records[i...(i + 1)]
                 m.plaintext += records[i + 1].length - overhead.typical
                 i += 1
             }

@@ -745,9 +745,12 @@ public struct RDPConnectionParser: Sendable {
             candidates.removeAll { i in
                 first.phase == .earlyUserAuthorization && first.records.last == records[i]
             }
-            let kept = records.enumerated().filter { !candidates.contains($0.offset) }.map(\.element)
-            facts.credssp =
-                candidates.isEmpty ? first : CredSSPShape.classify(records: kept, hybridEx: hybridEx, overhead: overhead)
+            if candidates.isEmpty {
+                facts.credssp = first
+            } else {
+                let kept = records.enumerated().filter { !candidates.contains($0.offset) }.map(\.element)
+                facts.credssp = CredSSPShape.classify(records: kept, hybridEx: hybridEx, overhead: overhead)
+            }
         }
         var alerts = explicitAlerts
         for i in candidates {
