@@ -20,7 +20,7 @@ struct Reading {
     /// The FIN that ended the attempt, if a FIN did.
     var endingFin: FinEvent? {
         guard tcp.outcome == .closed else { return nil }
-        return [tcp.clientSide.fin, tcp.serverSide.fin].compactMap { $0 }.min { $0.at.frame < $1.at.frame }
+        return FinEvent.first(tcp.clientSide.fin, tcp.serverSide.fin)
     }
 
     /// An RST whose TTL is outside the range of its claimed sender's other packets: not
@@ -82,7 +82,9 @@ struct Reading {
     var credsspPhase: CredSSPFacts.Phase { rdp.credssp?.phase ?? .none }
 
     /// Encrypted records after the TLS handshake, per side.
-    func applicationRecords(from side: Side) -> Int { tls?.applicationRecords.filter { $0.from == side }.count ?? 0 }
+    func applicationRecords(from side: Side) -> Int {
+        tls?.applicationRecords.reduce(0) { $1.from == side ? $0 + 1 : $0 } ?? 0
+    }
 
     /// The server sent enough after the security handshake to be in the session (MCS
     /// response, licensing, demand active and graphics take well over eight records).

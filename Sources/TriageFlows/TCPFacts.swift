@@ -147,8 +147,7 @@ extension TCPFacts {
     /// What ended the attempt, who did, and the packet that shows it.
     static func outcome(_ s: TCPSession) -> (TCPOutcome, Side?, FrameRef?) {
         let firstRST = s.resets.first
-        var firstFIN = s.stats.client.fin
-        if let f = s.stats.server.fin, firstFIN.map({ f.at.frame < $0.at.frame }) ?? true { firstFIN = f }
+        let firstFIN = FinEvent.first(s.stats.client.fin, s.stats.server.fin)
         if s.roleSource == .syn && !s.isEstablished {
             if let r = s.resets.first(where: { $0.from == .server }), s.synAck == nil { return (.refused, .server, r.at) }
             if s.synAck == nil,

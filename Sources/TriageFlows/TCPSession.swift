@@ -44,6 +44,13 @@ public struct FinEvent: Sendable, Codable, Hashable {
     /// How much of the other side's stream the FIN's sender acknowledged: tells whether it
     /// closed after reading the peer's last message or without waiting for it.
     public var acknowledgedPeerBytes: Int64?
+
+    /// The earlier of the two sides' FINs (the client's when both sit in one frame).
+    public static func first(_ client: FinEvent?, _ server: FinEvent?) -> FinEvent? {
+        guard let c = client else { return server }
+        guard let s = server else { return c }
+        return s.at.frame < c.at.frame ? s : c
+    }
 }
 
 /// An ICMP or ICMPv6 error that quotes one of the session's packets.
