@@ -192,9 +192,7 @@ public final class StreamReassembler {
         guard d.wantsMore else { return stopDelivering() }
         let k = max(0, min(d.consumed, n))
         guard k < n, !consumerDone else { return }
-        buffer.removeAll(keepingCapacity: true)
-        head = 0
-        bufferStart = start + Int64(k)
+        restartBuffer(at: start + Int64(k))
         buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[k...]))
         recharge()
     }
@@ -315,12 +313,15 @@ public final class StreamReassembler {
             return
         }
         charged += n
-        if head == buffer.count {
-            buffer.removeAll(keepingCapacity: true)
-            head = 0
-            bufferStart = nextOffset
-        }
+        if head == buffer.count { restartBuffer(at: nextOffset) }
         buffer.append(contentsOf: bytes)
+    }
+
+    /// Empties the buffer (nothing in it is unconsumed) to hold bytes from `offset` on.
+    private func restartBuffer(at offset: Int64) {
+        buffer.removeAll(keepingCapacity: true)
+        head = 0
+        bufferStart = offset
     }
 
     private func markCut(count: Int) {

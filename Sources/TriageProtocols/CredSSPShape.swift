@@ -67,9 +67,10 @@ public enum CredSSPShape {
     /// A run of records from one side that forms one TSRequest.
     struct Message {
         var side: Side
-        var first: TLSFacts.RecordRun
+        /// One record, or two under a 1/n-1 split; never empty.
         var records: ArraySlice<TLSFacts.RecordRun>
         var plaintext: Int
+        var first: TLSFacts.RecordRun { records[records.startIndex] }
     }
 
     /// Classifies the encrypted application records (both directions, in capture order)
@@ -144,7 +145,7 @@ public enum CredSSPShape {
         var i = 0
         while i < records.count {
             let r = records[i]
-            var m = Message(side: r.from, first: r, records: records[i...i], plaintext: r.length - overhead.typical)
+            var m = Message(side: r.from, records: records[i...i], plaintext: r.length - overhead.typical)
             if overhead.splitsRecords, r.length <= splitHeadMaxLength, i + 1 < records.count, records[i + 1].from == r.from {
                 m.records = records[i...(i + 1)]
                 m.plaintext += records[i + 1].length - overhead.typical
