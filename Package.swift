@@ -12,6 +12,16 @@ let strict: [SwiftSetting] = [
     .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
 ]
 
+var extraTargets: [Target] = []
+if Context.environment["RDPTRIAGE_FUZZ"] == "1" {
+    // The libFuzzer harness (Fuzz/Harness.swift): only scripts/fuzz-coverage builds it, with
+    // -sanitize=fuzzer, which supplies its main.
+    extraTargets.append(
+        .executableTarget(
+            name: "rdptriage-fuzz", dependencies: ["TriageCapture", "TriageEngine", "TriageReports"], path: "Fuzz",
+            swiftSettings: strict))
+}
+
 let package = Package(
     name: "rdptriage",
     platforms: [.macOS(.v15)],
@@ -91,5 +101,5 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-    ]
+    ] + extraTargets
 )
