@@ -18,7 +18,7 @@ if Context.environment["RDPTRIAGE_FUZZ"] == "1" {
     // -sanitize=fuzzer, which supplies its main.
     extraTargets.append(
         .executableTarget(
-            name: "rdptriage-fuzz", dependencies: ["TriageCapture", "TriageEngine", "TriageReports"], path: "Fuzz",
+            name: "rdptriage-fuzz", dependencies: ["TriageCapture", "TriageDecoding", "TriageEngine", "TriageReports"], path: "Fuzz",
             swiftSettings: strict))
 }
 

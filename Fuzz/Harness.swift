@@ -7,13 +7,15 @@
 // libFuzzer's main); ordinary builds do not see this target.
 //
 // Input: byte 0 picks the link type (low 4 bits, among those decoded), the report (bits 4-5:
-// text, JSON, Markdown; bit 6: redacted) and the verdict batch (bit 7: 64, else 1); then frames, each a 2-byte big-endian length,
+// text, JSON, Markdown; bit 6: redacted, and every frame then rewritten as `--export
+// --redact` would) and the verdict batch (bit 7: 64, else 1); then frames, each a 2-byte big-endian length,
 // one timing byte and that many bytes (cut short at the end of the input). The timing byte's
 // low 7 bits advance the clock by that many 5 ms steps, 127 by 700 s (past every idle
 // timeout); its high bit marks the frame as cut by the snapshot length (100 bytes more on
 // the wire than captured).
 
 import TriageCapture
+import TriageDecoding
 import TriageEngine
 import TriageReports
 
@@ -61,7 +63,8 @@ public func fuzzOne(_ start: UnsafePointer<UInt8>?, _ count: Int) -> Int32 {
     options.verdictBatch = 1 + Int(data[0] >> 7) * 63
     guard let output = try? ReportOutput.file("/dev/null") else { return 0 }
     var reportOptions = ReportOptions()
-    if data[0] & 0x40 != 0 { reportOptions.redactor = Redactor() }
+    let redactor = data[0] & 0x40 != 0 ? Redactor() : nil
+    reportOptions.redactor = redactor
     let sink: any AnalysisSink
     switch (data[0] >> 4) & 0x03 {
     case 1: sink = JSONReport(output: output, options: reportOptions)
@@ -72,6 +75,15 @@ public func fuzzOne(_ start: UnsafePointer<UInt8>?, _ count: Int) -> Int32 {
     }
     Engine(options: options).analyze(source: FuzzSource(data), sink: sink)
     (sink as? JSONReport)?.finish(exitCode: 0)
+    if let redactor {
+        // What `--export --redact` does to each exported frame, with the names learned above.
+        let rewrite = redactor.packetRewrite()
+        let again = FuzzSource(data)
+        while let raw = try? again.next() {
+            var bytes = Array(raw.bytes)
+            PacketRewriter.rewrite(&bytes, linkType: again.linkType, rewrite)
+        }
+    }
     return 0
 }
 
