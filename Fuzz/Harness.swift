@@ -8,8 +8,10 @@
 //
 // Input: byte 0 picks the link type (low 4 bits, among those decoded), the report (bits 4-5:
 // text, JSON, Markdown; bit 6: redacted, and every frame then rewritten as `--export
-// --redact` would) and the verdict batch (bit 7: 64, else 1); then frames, each a 2-byte big-endian length,
-// one timing byte and that many bytes (cut short at the end of the input). The timing byte's
+// --redact` would) and the verdict batch (bit 7: 64, else 1); then frames, each a 2-byte
+// big-endian length, one timing byte and that many bytes (cut short at the end of the input;
+// scripts/fuzz-coverage writes the seeds in this form, its link-type table in the same order
+// as `linkTypes` below). The timing byte's
 // low 7 bits advance the clock by that many 5 ms steps, 127 by 700 s (past every idle
 // timeout); its high bit marks the frame as cut by the snapshot length (100 bytes more on
 // the wire than captured).
