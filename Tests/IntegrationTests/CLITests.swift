@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 import TriageDiagnosis
 import TriageEngine
@@ -162,11 +163,11 @@ import TriageFlows
 
 /// `--export`: each failed attempt's own frames as a pcap tshark reads, its report, and its
 /// key-log lines; with `--redact` nothing identifying is left in the exported frames.
-@Suite(.enabled(if: Tshark.path != nil, "tshark is not installed"))
+@Suite(.enabled(if: Prerequisite.runs(Tshark.path != nil), "tshark is not installed"))
 struct ExportTests {
     let capture = Repo.captures + "/credssp-wrong-password.pcap"
 
-    func tshark(_ args: [String]) throws -> String { try Run.program(Tshark.path!, args).stdout }
+    func tshark(_ args: [String]) throws -> String { try Tshark.run(args) }
 
     @Test func exportedFramesReportAndKeys() throws {
         let dir = NSTemporaryDirectory() + "rdptriage-export-\(UUID().uuidString)"
@@ -227,13 +228,15 @@ struct ExportTests {
 
 /// A capture taken with a small snapshot length (tcpdump -s 96): frames are decoded as far
 /// as they go and counted, the TCP facts stay right, and the cut bytes are gaps, not errors.
-@Suite(.enabled(if: Run.tool("editcap") != nil, "editcap (wireshark-common) is not installed"))
+@Suite(.enabled(if: Prerequisite.runs(Run.tool("editcap") != nil), "editcap (wireshark-common) is not installed"))
 struct SnapshotLengthTests {
     @Test func cutFramesAreCountedNotFatal() throws {
         let cut = NSTemporaryDirectory() + "rdptriage-snap-\(UUID().uuidString).pcap"
         defer { try? FileManager.default.removeItem(atPath: cut) }
         let original = Repo.captures + "/success-tls.pcap"
-        _ = try Run.program(Run.tool("editcap")!, ["-s", "96", original, cut])
+        let editcap = try #require(Run.tool("editcap"), "missing prerequisite: editcap (apt-get install wireshark-common)")
+        let r = try Run.program(editcap, ["-s", "96", original, cut])
+        try #require(r.status == 0, "editcap: \(r.stderr)")
         let full = analyze(original)
         let short = analyze(cut)
         #expect(short.summaries.first?.error == nil)

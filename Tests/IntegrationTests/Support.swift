@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 import TriageCapture
 import TriageDiagnosis
@@ -16,9 +17,8 @@ enum Repo {
 
     static let captures = root + "/captures"
     static let golden = root + "/Tests/Golden"
-    /// Peers' public captures (read-only, outside the repository); absent on other machines.
-    static let publicCaptures = URL(fileURLWithPath: root).deletingLastPathComponent()
-        .appendingPathComponent("shared/captures-public").path
+    /// Peers' public captures (read-only, `../shared/captures-public` beside the repository).
+    static let publicCaptures = Prerequisite.publicCaptures(repositoryRoot: root)
 
     /// Every committed capture, sorted.
     static var committedCaptures: [String] {
@@ -73,12 +73,7 @@ struct Run {
         return Run(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
     }
 
-    static func tool(_ name: String) -> String? {
-        for dir in ["/usr/bin", "/usr/local/bin", "/usr/sbin", "/bin"] where FileManager.default.isExecutableFile(atPath: dir + "/" + name) {
-            return dir + "/" + name
-        }
-        return nil
-    }
+    static func tool(_ name: String) -> String? { Prerequisite.tool(name) }
 }
 
 /// Collects what the engine reports.

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 import TriageCapture
 import TriageDecoding
@@ -12,6 +13,21 @@ import TriageProtocols
 /// negotiation codes, TLS versions and alerts.
 enum Tshark {
     static let path = Run.tool("tshark")
+
+    /// Runs tshark and fails the test unless it exits 0 with nothing on standard error but
+    /// its warning about running as root: a field or filter name this tshark version does not
+    /// know is an error there, and must not turn into a comparison of nothing.
+    static func run(_ args: [String]) throws -> String {
+        let path = try #require(path, "missing prerequisite: tshark (apt-get install tshark)")
+        let r = try Run.program(path, ["-n"] + args)
+        let stderr = r.stderr.split(separator: "\n").filter {
+            // Both are notes, not errors: capturing as root, and `-d tcp.port==N,tpkt` picking the
+            // first of two TPKT dissectors (plain TCP and over TLS).
+            !$0.hasPrefix("Running as user") && !$0.hasSuffix("Protocol \"tpkt\" matched 2 dissectors, first one will be used")
+        }
+        try #require(r.status == 0 && stderr.isEmpty, "tshark \(args.joined(separator: " ")) exited \(r.status): \(stderr.joined(separator: " | "))")
+        return r.stdout
+    }
 
     struct Conversation {
         var a: String
@@ -33,13 +49,14 @@ enum Tshark {
     }
 
     static func conversations(_ file: String) throws -> [Conversation] {
-        guard let path else { return [] }
-        let r = try Run.program(path, ["-r", file, "-q", "-z", "conv,tcp"])
+        let stdout = try run(["-r", file, "-q", "-z", "conv,tcp"])
         var out: [Conversation] = []
-        for line in r.stdout.split(separator: "\n") where line.contains("<->") {
+        for line in stdout.split(separator: "\n") where line.contains("<->") {
             let f = line.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
             // A <-> B framesToA n unit framesToB n unit total n unit start duration
-            guard f.count >= 11, f[1] == "<->", let fa = Int(f[3]), let fb = Int(f[6]) else { continue }
+            try #require(f.count >= 11 && f[1] == "<->", "unexpected tshark conversation line: \(line)")
+            let fa = try #require(Int(f[3]), "\(line)")
+            let fb = try #require(Int(f[6]), "\(line)")
             out.append(
                 Conversation(
                     a: f[0], b: f[2], framesToA: fa, bytesToA: bytes(f[4], f[5]), framesToB: fb,
@@ -58,31 +75,99 @@ enum Tshark {
         }
     }
 
-    /// One row per frame with the RDP and TLS fields we cross-check.
-    static func fields(_ file: String, decodeTLSOn ports: [UInt16], _ fields: [String], filter: String) throws -> [[String]] {
-        guard let path else { return [] }
-        var args = ["-r", file]
-        for p in ports { args += ["-d", "tcp.port==\(p),tls"] }
-        args += ["-Y", filter, "-T", "fields", "-E", "separator=\t", "-E", "occurrence=f"]
+    /// One row per frame matching `filter`, each field's occurrences joined by commas.
+    /// RDP ports other than 3389 are decoded as TPKT (X.224), or as TLS with `tls`.
+    /// Sequence analysis is off: with it on, tshark does not dissect a segment it takes for a
+    /// retransmission, also when the first copy was never captured (the brute-force trace's
+    /// requests); callers keep the first frame of each fact per TCP stream.
+    static func fields(_ file: String, ports: [UInt16], tls: Bool, _ fields: [String], filter: String) throws -> [[String]] {
+        var args = ["-r", file, "-o", "tcp.analyze_sequence_numbers:FALSE"]
+        for p in ports where tls || p != 3389 { args += ["-d", "tcp.port==\(p),\(tls ? "tls" : "tpkt")"] }
+        args += ["-Y", filter, "-T", "fields", "-E", "separator=\t", "-E", "occurrence=a", "-E", "aggregator=,"]
         for f in fields { args += ["-e", f] }
-        let r = try Run.program(path, args)
-        return r.stdout.split(separator: "\n").map { $0.split(separator: "\t", omittingEmptySubsequences: false).map(String.init) }
+        let rows = try run(args).split(separator: "\n").map { $0.split(separator: "\t", omittingEmptySubsequences: false).map(String.init) }
+        for r in rows { try #require(r.count == fields.count, "tshark row \(r) for fields \(fields)") }
+        return rows
     }
 }
 
 /// Endpoints as tshark's conversation table writes them (`addr:port`, IPv6 unbracketed).
 func tsharkName(_ e: Endpoint) -> String { "\(e.address):\(e.port)" }
 
-@Suite(.enabled(if: Tshark.path != nil, "tshark is not installed (apt-get install tshark)"))
-struct TsharkCrossCheckTests {
-    static var allCaptures: [String] { Repo.committedCaptures + (Repo.publicCaptureFiles ?? []) }
+/// A fact decoded at one frame, as both sides can state it: compared as sets, both ways.
+struct FrameFact: Hashable, Comparable, CustomStringConvertible {
+    var frame: Int
+    var what: String
+    static func < (a: FrameFact, b: FrameFact) -> Bool { (a.frame, a.what) < (b.frame, b.what) }
+    var description: String { "frame \(frame): \(what)" }
+}
 
-    @Test(arguments: allCaptures)
-    func sessionsFramesAndBytes(_ file: String) throws {
-        let ours = analyze(file, ports: [3389])
+/// tshark's facts, the first frame of each kind per TCP stream (later copies are
+/// retransmissions, which rdptriage counts but does not decode again).
+struct FirstPerStream {
+    private var seen: [String: FrameFact] = [:]
+
+    /// `kind` names what can occur once per stream (e.g. "ServerHello"); `what` adds its values.
+    mutating func add(stream: String, kind: String, frame: Int, what: String) {
+        let key = stream + " " + kind
+        if let old = seen[key], old.frame <= frame { return }
+        seen[key] = FrameFact(frame: frame, what: what)
+    }
+
+    var facts: Set<FrameFact> { Set(seen.values) }
+}
+
+/// Reports what one side has and the other has not, in frame order.
+func expectSameFacts(_ ours: Set<FrameFact>, _ theirs: Set<FrameFact>, _ file: String, _ kind: String,
+                     sourceLocation: SourceLocation = #_sourceLocation) {
+    for f in theirs.subtracting(ours).sorted() {
+        Issue.record("\(file): tshark decoded \(kind) \(f) that rdptriage did not", sourceLocation: sourceLocation)
+    }
+    for f in ours.subtracting(theirs).sorted() {
+        Issue.record("\(file): rdptriage decoded \(kind) \(f) that tshark did not", sourceLocation: sourceLocation)
+    }
+}
+
+/// The committed captures and the public ones, with the TCP ports RDP runs on in each (from
+/// the expected files: the lab's non-standard-port scenario among them).
+struct CaptureUnderTest: CustomTestStringConvertible, Sendable {
+    var path: String
+    var ports: [UInt16]
+    var testDescription: String { (path as NSString).lastPathComponent }
+
+    static var all: [CaptureUnderTest] {
+        let committed = Repo.committedCaptures.map { path in
+            let expected = try? Expected.load((path as NSString).deletingPathExtension + ".expected.json")
+            return CaptureUnderTest(path: path, ports: expected.map(LabExpectationsTests.expectedPorts) ?? [3389])
+        }
+        // In CI a missing folder leaves an empty list here and fails `publicCapturesArePresent`.
+        let published = (Repo.publicCaptureFiles ?? []).map { CaptureUnderTest(path: $0, ports: [3389]) }
+        return committed + published
+    }
+}
+
+@Suite(.enabled(if: Prerequisite.runs(Tshark.path != nil), "tshark is not installed (apt-get install tshark)"))
+struct TsharkCrossCheckTests {
+    @Test func publicCapturesArePresent() throws {
+        try #require(Prerequisite.runs(Repo.publicCaptureFiles != nil), "public captures")
+        let names = Set((Repo.publicCaptureFiles ?? []).map { String($0.dropFirst(Repo.publicCaptures.count + 1)) })
+        for n in Prerequisite.publicCaptureNames { #expect(names.contains(n), "missing prerequisite: \(Repo.publicCaptures)/\(n)") }
+    }
+
+    /// Every conversation on an RDP port that tshark sees is one of ours (or several attempts
+    /// on one 4-tuple), with the same frames and bytes each way; and every attempt of ours is
+    /// a conversation tshark sees.
+    @Test(arguments: CaptureUnderTest.all)
+    func sessionsFramesAndBytes(_ capture: CaptureUnderTest) throws {
+        let file = capture.path
+        let ours = analyze(file, ports: capture.ports)
         let theirs = try Tshark.conversations(file)
-        // Every RDP-port conversation tshark sees is one of ours (or several attempts on one 4-tuple).
-        for c in theirs where c.a.hasSuffix(":3389") || c.b.hasSuffix(":3389") {
+        let rdpPorts = Set(capture.ports.map { ":\($0)" })
+        func onRDPPort(_ c: Tshark.Conversation) -> Bool {
+            rdpPorts.contains { c.a.hasSuffix($0) || c.b.hasSuffix($0) }
+        }
+        #expect(theirs.contains(where: onRDPPort), "\(file): tshark sees no conversation on \(capture.ports)")
+        for c in theirs where onRDPPort(c) {
             let mine = ours.attempts.filter { Set([tsharkName($0.facts.tcp.client), tsharkName($0.facts.tcp.server)]) == Set([c.a, c.b]) }
             #expect(!mine.isEmpty, "\(file): tshark conversation \(c.a) <-> \(c.b) not found")
             guard !mine.isEmpty else { continue }
@@ -106,7 +191,6 @@ struct TsharkCrossCheckTests {
             #expect(c.bytesToA.matches(toA.1), "\(file) \(c.a) <-> \(c.b): bytes towards \(c.a): ours \(toA.1), tshark \(c.bytesToA.value)")
             #expect(c.bytesToB.matches(toB.1), "\(file) \(c.a) <-> \(c.b): bytes towards \(c.b): ours \(toB.1), tshark \(c.bytesToB.value)")
         }
-        // And every attempt of ours is a conversation tshark sees.
         let pairs = Set(theirs.map { [$0.a, $0.b].sorted().joined(separator: " ") })
         for a in ours.attempts {
             let key = [tsharkName(a.facts.tcp.client), tsharkName(a.facts.tcp.server)].sorted().joined(separator: " ")
@@ -114,71 +198,94 @@ struct TsharkCrossCheckTests {
         }
     }
 
-    /// Negotiation codes from tshark's RDP dissector against ours, frame by frame.
-    @Test(arguments: allCaptures)
-    func negotiation(_ file: String) throws {
-        let ours = analyze(file)
+    /// Negotiation codes from tshark's RDP dissector against ours: the same requests,
+    /// responses and failures at the same frames, both ways.
+    @Test(arguments: CaptureUnderTest.all)
+    func negotiation(_ capture: CaptureUnderTest) throws {
+        let file = capture.path
+        let ours = analyze(file, ports: capture.ports)
         let rows = try Tshark.fields(
-            file, decodeTLSOn: [],
-            ["frame.number", "rdp.neg_type", "rdp.negReq.requestedProtocols", "rdp.negReq.selectedProtocol", "rdp.negFailure.failureCode"],
+            file, ports: capture.ports, tls: false,
+            ["frame.number", "tcp.stream", "rdp.neg_type", "rdp.negReq.requestedProtocols", "rdp.negReq.selectedProtocol",
+             "rdp.negFailure.failureCode"],
             filter: "rdp.neg_type")
-        var byFrame: [Int: [String]] = [:]
-        for r in rows where r.count >= 5 { if let f = Int(r[0]) { byFrame[f] = r } }
+        var theirs = FirstPerStream()
+        for r in rows {
+            let frame = try #require(Int(r[0]))
+            func value(_ s: String) -> String { parseNumber(s).map(String.init) ?? s }
+            switch r[2] {
+            case "0x01": theirs.add(stream: r[1], kind: "request", frame: frame, what: "request \(value(r[3]))")
+            case "0x02": theirs.add(stream: r[1], kind: "answer", frame: frame, what: "response \(value(r[4]))")
+            case "0x03": theirs.add(stream: r[1], kind: "answer", frame: frame, what: "failure \(value(r[5]))")
+            default: Issue.record("\(file) frame \(frame): negotiation type \(r[2])")
+            }
+        }
+        var mine = Set<FrameFact>()
         for a in ours.attempts {
             let rdp = a.facts.rdp
-            if let req = rdp.connectionRequest, req.hasNegotiationRequest, let row = byFrame[req.at.frame] {
-                #expect(row[1] == "0x01", "\(file) frame \(req.at.frame): negotiation type")
-                #expect(parseNumber(row[2]) == req.requestedProtocols?.rawValue, "\(file) frame \(req.at.frame): requested protocols")
+            if let req = rdp.connectionRequest, req.hasNegotiationRequest {
+                mine.insert(FrameFact(frame: req.at.frame, what: "request \(req.requestedProtocols.map { String($0.rawValue) } ?? "?")"))
             }
-            if let cc = rdp.connectionConfirm, let row = byFrame[cc.at.frame] {
+            if let cc = rdp.connectionConfirm {
                 if let failure = cc.failure {
-                    #expect(row[1] == "0x03", "\(file) frame \(cc.at.frame): failure type")
-                    #expect(parseNumber(row[4]) == failure.rawValue, "\(file) frame \(cc.at.frame): failure code")
+                    mine.insert(FrameFact(frame: cc.at.frame, what: "failure \(failure.rawValue)"))
                 } else if let sel = cc.selectedProtocol {
-                    #expect(row[1] == "0x02", "\(file) frame \(cc.at.frame): response type")
-                    #expect(parseNumber(row[3]) == sel.rawValue, "\(file) frame \(cc.at.frame): selected protocol")
+                    mine.insert(FrameFact(frame: cc.at.frame, what: "response \(sel.rawValue)"))
                 }
             }
         }
-        // Every negotiation tshark decoded is one we decoded too.
-        let ourFrames = Set(ours.attempts.flatMap { [$0.facts.rdp.connectionRequest?.at.frame, $0.facts.rdp.connectionConfirm?.at.frame].compactMap { $0 } })
-        for f in byFrame.keys.sorted() { #expect(ourFrames.contains(f), "\(file): tshark decoded a negotiation in frame \(f) that we did not") }
+        expectSameFacts(mine, theirs.facts, file, "negotiation")
     }
 
-    /// TLS handshake versions and alerts, with port 3389 decoded as TLS after X.224 (FACTS.md).
-    @Test(arguments: allCaptures)
-    func tls(_ file: String) throws {
-        let ours = analyze(file)
+    /// TLS handshake versions and clear-text alerts on the RDP ports, decoded as TLS after
+    /// X.224 (FACTS.md): the same ClientHellos, ServerHellos and alerts at the same frames,
+    /// both ways.
+    @Test(arguments: CaptureUnderTest.all)
+    func tls(_ capture: CaptureUnderTest) throws {
+        let file = capture.path
+        let ours = analyze(file, ports: capture.ports)
         let rows = try Tshark.fields(
-            file, decodeTLSOn: [3389],
-            ["frame.number", "tls.handshake.type", "tls.handshake.version", "tls.handshake.extensions.supported_version", "tls.alert_message.level", "tls.alert_message.desc"],
+            file, ports: capture.ports, tls: true,
+            ["frame.number", "tcp.stream", "tcp.srcport", "tcp.dstport", "tls.handshake.type", "tls.handshake.version",
+             "tls.handshake.extensions.supported_version", "tls.alert_message.level", "tls.alert_message.desc"],
             filter: "tls.handshake.type == 1 || tls.handshake.type == 2 || tls.alert_message")
-        var byFrame: [Int: [String]] = [:]
-        for r in rows where r.count >= 6 { if let f = Int(r[0]) { byFrame[f] = r } }
+        var theirs = FirstPerStream()
+        for r in rows {
+            guard let src = UInt16(r[2]), let dst = UInt16(r[3]), capture.ports.contains(src) || capture.ports.contains(dst) else { continue }
+            let frame = try #require(Int(r[0]))
+            let stream = r[1]
+            let types = r[4].split(separator: ",").map(String.init)
+            let versions = r[5].split(separator: ",").compactMap { parseNumber(String($0)) }
+            // Hello messages carry a version each, in the order of the handshake types.
+            var helloIndex = 0
+            for t in types where t == "1" || t == "2" {
+                let legacy = helloIndex < versions.count ? versions[helloIndex] : nil
+                helloIndex += 1
+                if t == "1" {
+                    theirs.add(stream: stream, kind: "ClientHello", frame: frame, what: "ClientHello \(legacy.map(String.init) ?? "?")")
+                } else {
+                    // A TLS 1.3 ServerHello names the version in supported_versions.
+                    let negotiated = parseNumber(r[6].split(separator: ",").first.map(String.init) ?? "") ?? legacy
+                    theirs.add(stream: stream, kind: "ServerHello", frame: frame, what: "ServerHello \(negotiated.map(String.init) ?? "?")")
+                }
+            }
+            let levels = r[7].split(separator: ",").map(String.init)
+            let descs = r[8].split(separator: ",").map(String.init)
+            for (l, d) in zip(levels, descs) {
+                let what = "alert \(parseNumber(l).map(String.init) ?? l)/\(parseNumber(d).map(String.init) ?? d)"
+                theirs.add(stream: stream, kind: "alert from \(r[2]) " + what, frame: frame, what: what)
+            }
+        }
+        var mine = Set<FrameFact>()
         for a in ours.attempts {
             guard let tls = a.facts.rdp.tls else { continue }
-            if let ch = tls.clientHello, let row = byFrame[ch.at.frame], row[1].split(separator: ",").contains("1") {
-                #expect(parseNumber(row[2]) == UInt32(ch.legacyVersion), "\(file) frame \(ch.at.frame): ClientHello version")
-            }
-            if let sh = tls.serverHello, let row = byFrame[sh.at.frame] {
-                let negotiated = parseNumber(row[3]) ?? parseNumber(row[2])
-                #expect(negotiated == UInt32(sh.version), "\(file) frame \(sh.at.frame): negotiated TLS version")
-            }
+            if let ch = tls.clientHello { mine.insert(FrameFact(frame: ch.at.frame, what: "ClientHello \(ch.legacyVersion)")) }
+            if let sh = tls.serverHello { mine.insert(FrameFact(frame: sh.at.frame, what: "ServerHello \(sh.version)")) }
             for alert in tls.alerts where !alert.encrypted {
-                guard let row = byFrame[alert.at.frame] else {
-                    Issue.record("\(file): tshark sees no alert in frame \(alert.at.frame)")
-                    continue
-                }
-                #expect(parseNumber(row[4]) == alert.level.map(UInt32.init), "\(file) frame \(alert.at.frame): alert level")
-                #expect(parseNumber(row[5]) == alert.description.map(UInt32.init), "\(file) frame \(alert.at.frame): alert description")
+                mine.insert(FrameFact(frame: alert.at.frame, what: "alert \(alert.level.map(String.init) ?? "?")/\(alert.description.map(String.init) ?? "?")"))
             }
         }
-        // Every clear-text alert tshark decoded on an RDP session is one of ours.
-        let ourAlerts = Set(ours.attempts.flatMap { $0.facts.rdp.tls?.alerts.filter { !$0.encrypted }.map(\.at.frame) ?? [] })
-        let sessionFrames = ours.attempts.map { $0.facts.tcp.first.frame...$0.facts.tcp.last.frame }
-        for (f, row) in byFrame where !row[5].isEmpty && sessionFrames.contains(where: { $0.contains(f) }) {
-            #expect(ourAlerts.contains(f), "\(file): tshark decoded an alert in frame \(f) that we did not")
-        }
+        expectSameFacts(mine, theirs.facts, file, "TLS")
     }
 }
 

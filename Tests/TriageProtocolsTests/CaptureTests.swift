@@ -1,3 +1,5 @@
+import Foundation
+import TestSupport
 import Testing
 import TriageCapture
 import TriageDecoding
@@ -7,16 +9,20 @@ import TriageFlows
 
 /// The whole path through the real session tracker: capture file, decoder, reassembler,
 /// `RDPConsumerFactory` / `RDPStreamConsumer`. Uses the public captures in
-/// ../shared/captures-public/ (not copied into the project); skipped when they are absent.
+/// ../shared/captures-public/ beside the repository (not copied into the project). Outside CI
+/// a test is skipped, naming the file, when its capture is absent; in CI it fails.
 @Suite struct CaptureTests {
-    static let directory = "/work/shared/captures-public/"
+    static let directory: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return Prerequisite.publicCaptures(repositoryRoot: url.path) + "/"
+    }()
 
-    static func available(_ name: String) -> Bool {
-        (try? PcapFileSource(path: directory + name)) != nil
-    }
+    static func present(_ name: String) -> Bool { FileManager.default.fileExists(atPath: directory + name) }
 
     /// Every session's RDP facts, in session order.
     static func facts(_ name: String) throws -> [RDPFacts] {
+        try #require(present(name), "missing prerequisite: \(directory + name)")
         let source = try PcapFileSource(path: directory + name)
         var sessions: [(Int, RDPFacts)] = []
         let tracker = SessionTracker(input: name, configuration: TrackerConfiguration(), factory: RDPConsumerFactory()) {
@@ -32,7 +38,7 @@ import TriageFlows
         return sessions.sorted { $0.0 < $1.0 }.map(\.1)
     }
 
-    @Test(.enabled(if: available("zeek/rdp-x509.pcap")))
+    @Test(.enabled(if: Prerequisite.runs(present("zeek/rdp-x509.pcap")), "needs ../shared/captures-public/zeek/rdp-x509.pcap"))
     func zeekX509() throws {
         let all = try Self.facts("zeek/rdp-x509.pcap")
         try #require(all.count == 1)
@@ -42,7 +48,7 @@ import TriageFlows
         #expect(all[0].mcsConnectResponse?.certificates.count == 2)
     }
 
-    @Test(.enabled(if: available("suricata/RDP-003.pcap")))
+    @Test(.enabled(if: Prerequisite.runs(present("suricata/RDP-003.pcap")), "needs ../shared/captures-public/suricata/RDP-003.pcap"))
     func windowsXP() throws {
         let all = try Self.facts("suricata/RDP-003.pcap")
         let rdp = try #require(all.first { $0.connectionRequest != nil })
@@ -56,7 +62,7 @@ import TriageFlows
         #expect(rdp.lostSync == [])
     }
 
-    @Test(.enabled(if: available("ndpi/rdp.pcap")))
+    @Test(.enabled(if: Prerequisite.runs(present("ndpi/rdp.pcap")), "needs ../shared/captures-public/ndpi/rdp.pcap"))
     func hybridEx() throws {
         let all = try Self.facts("ndpi/rdp.pcap")
         try #require(all.count == 1)
@@ -66,7 +72,7 @@ import TriageFlows
 
     /// 71 attempts of an internet brute-forcer. Counts cross-checked with tshark 4.0
     /// (`-d tcp.port==3389,tls`, per tcp.stream): see the report of the protocol layer.
-    @Test(.enabled(if: available("initconf/RDP-bruteforce.pcap")))
+    @Test(.enabled(if: Prerequisite.runs(present("initconf/RDP-bruteforce.pcap")), "needs ../shared/captures-public/initconf/RDP-bruteforce.pcap"))
     func bruteForce() throws {
         let all = try Self.facts("initconf/RDP-bruteforce.pcap")
         #expect(all.count == 71)
