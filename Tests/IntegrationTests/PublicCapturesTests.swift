@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 import TriageCapture
 import TriageDecoding
@@ -11,11 +12,11 @@ import TriageProtocols
 /// what the peers' own tests expect of it (Zeek's rdp.log, Suricata's eve checks, nDPI's
 /// flow summary, the brute-force package's description). The verdicts follow from how each
 /// trace was cut: a trace that stops mid-sequence is `incomplete`, not a failure.
-@Suite(.enabled(if: Repo.publicCaptureFiles != nil, "../shared/captures-public is absent: public captures skipped"))
+@Suite(.enabled(if: Prerequisite.runs(Repo.publicCaptureFiles != nil), "../shared/captures-public is absent: public captures skipped"))
 struct PublicCapturesTests {
     func load(_ name: String) throws -> Collect {
         let path = Repo.publicCaptures + "/" + name
-        try #require(FileManager.default.fileExists(atPath: path), "\(path) missing")
+        try #require(FileManager.default.fileExists(atPath: path), "missing prerequisite: \(path)")
         let c = analyze(path)
         #expect(c.summaries.first?.error == nil)
         return c
@@ -134,27 +135,49 @@ struct PublicCapturesTests {
         #expect(versions.filter { $0 == 0x0303 }.count == 32)
         // Nanosecond file: the first frame is at 1534789457.000114000.
         #expect(c.attempts.first?.facts.tcp.first.time == Timestamp(seconds: 1_534_789_457, nanos: 114_000))
-        // Six stories at most per client/server pair, and none of the attempts is "healthy" by accident.
-        #expect(c.attempts.filter { $0.verdict.label == .success }.count < 71)
+        // TCP outcomes as tshark shows them (first FIN or RST of each tcp.stream, SYN-ACK or
+        // not; counted by hand from `tshark -T fields -e tcp.stream -e tcp.flags.*`): 53 streams
+        // end with a FIN, 12 with a RST (3 of them before the client's ACK of the SYN-ACK was
+        // seen), 6 SYNs never answered.
+        func outcomes(_ o: TCPOutcome) -> Int { c.attempts.filter { $0.facts.tcp.outcome == o }.count }
+        #expect(outcomes(.closed) == 53)
+        #expect(outcomes(.reset) == 12)
+        #expect(outcomes(.synUnanswered) == 6)
+        #expect(c.attempts.filter { $0.facts.tcp.established }.count == 62)
+        // Verdicts read by hand from the wire (tshark -d tcp.port==3389,tls).
+        func attempt(clientPort: UInt16) throws -> Attempt {
+            try #require(c.attempts.first { $0.facts.tcp.client.port == clientPort }, "no attempt from port \(clientPort)")
+        }
+        // Frames 1-8: the client's Connection Request (frame 4) carries its FIN; the server
+        // still confirms HYBRID (6) and resets: the client gave up on its own, a scanner's probe.
+        expectVerdict(try attempt(clientPort: 51460), .clientAbort, .clientSide, .x224Negotiation, .client)
+        // Frames 31-52: TLS completes (both Finished, frames 45-46), then the client resets
+        // (47) without sending a byte of CredSSP: it refused the server after the handshake.
+        expectVerdict(try attempt(clientPort: 60076), .clientAbort, .clientSide, .tlsHandshake, .client)
+        // Frames 294-295: two SYNs, nothing comes back.
+        expectVerdict(try attempt(clientPort: 58008), .synUnanswered, .networkBlockade, .tcpHandshake, .none)
     }
 
     /// The TCP-level outcome of each of the 71 brute-force attempts against tshark's view of
     /// each TCP stream (SYN-ACK or not, and which of FIN and RST came first, from whom).
-    @Test(.enabled(if: Tshark.path != nil, "tshark is not installed"))
+    @Test(.enabled(if: Prerequisite.runs(Tshark.path != nil), "tshark is not installed"))
     func bruteForceTCPOutcomesAgreeWithTshark() throws {
         let file = Repo.publicCaptures + "/initconf/RDP-bruteforce.pcap"
         let c = try load("initconf/RDP-bruteforce.pcap")
-        let rows = try Run.program(
-            Tshark.path!,
+        let rows = try Tshark.run(
             ["-r", file, "-T", "fields", "-E", "separator=\t", "-e", "tcp.stream", "-e", "tcp.srcport", "-e", "tcp.flags.syn",
              "-e", "tcp.flags.ack", "-e", "tcp.flags.fin", "-e", "tcp.flags.reset"]
-        ).stdout.split(separator: "\n").map { $0.split(separator: "\t").map(String.init) }
-        struct Stream { var clientPort = ""; var synAck = false; var end: (String, String)? }
+        ).split(separator: "\n").map { $0.split(separator: "\t").map(String.init) }
+        #expect(rows.count > 900)
+        // `established`: the client acknowledged the SYN-ACK (an ACK without SYN after it).
+        struct Stream { var clientPort = ""; var synAck = false; var established = false; var end: (String, String)? }
         var streams: [String: Stream] = [:]
-        for r in rows where r.count == 6 {
+        for r in rows {
+            try #require(r.count == 6, "tshark row \(r)")
             var s = streams[r[0]] ?? Stream()
             let fromServer = r[1] == "3389"
             if s.clientPort.isEmpty && !fromServer { s.clientPort = r[1] }
+            if s.synAck && !fromServer && r[2] == "0" && r[3] == "1" { s.established = true }
             if r[2] == "1" && r[3] == "1" && fromServer { s.synAck = true }
             if s.end == nil && (r[4] == "1" || r[5] == "1") {
                 s.end = (r[5] == "1" ? "reset" : "closed", fromServer ? "server" : "client")
@@ -172,10 +195,11 @@ struct PublicCapturesTests {
             switch (s.synAck, s.end) {
             case (false, nil): want = ("syn-unanswered", nil)
             case (false, let e?): want = (e.1 == "server" && e.0 == "reset" ? "refused" : e.0, e.1)
-            case (true, nil): want = (t.established ? "open" : "handshake-incomplete", nil)
+            case (true, nil): want = (s.established ? "open" : "handshake-incomplete", nil)
             case (true, let e?): want = (e.0, e.1)
             }
             #expect(t.outcome.rawValue == want.0, "port \(t.client.port): \(t.outcome.rawValue), tshark says \(want.0)")
+            #expect(t.established == s.established, "port \(t.client.port): established")
             #expect(t.endedBy?.rawValue == want.1, "port \(t.client.port): ended by \(t.endedBy?.rawValue ?? "-")")
         }
     }

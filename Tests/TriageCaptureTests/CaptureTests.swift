@@ -228,6 +228,8 @@ func expectError(_ path: String, _ kind: CaptureError.Kind, offset: Int64? = nil
         let dir = TempDir()
         let base = PcapWriter.pcap(records: (0..<20).map { (UInt32($0), 0, PcapWriter.syn, nil) })
         var state: UInt64 = 99
+        var read = 0
+        var failed = 0
         for i in 0..<200 {
             state = state &* 6364136223846793005 &+ 1442695040888963407
             var bytes = base
@@ -235,9 +237,24 @@ func expectError(_ path: String, _ kind: CaptureError.Kind, offset: Int64? = nil
                 let pos = Int((state >> (16 + UInt64(k) * 8)) % UInt64(bytes.count))
                 bytes[pos] = UInt8(truncatingIfNeeded: state >> UInt64(k * 8))
             }
-            let f = dir.write("r\(i).pcap", Array(bytes.prefix(Int(state % UInt64(bytes.count + 1)))))
-            _ = try? readAll(f)
+            // Every other file keeps its length, so that mutated headers are read, not only cuts.
+            let length = i % 2 == 0 ? bytes.count : Int(state % UInt64(bytes.count + 1))
+            let f = dir.write("r\(i).pcap", Array(bytes.prefix(length)))
+            do {
+                // What is read is numbered from 1 without gaps, no more frames than written,
+                // none longer than the snapshot length.
+                let packets = try readAll(f)
+                read += 1
+                #expect(packets.map(\.0) == Array(1..<(packets.count + 1)), "file \(i)")
+                #expect(packets.count <= 20, "file \(i)")
+                #expect(packets.allSatisfy { $0.2.count <= 65535 }, "file \(i)")
+            } catch {
+                failed += 1
+                #expect(error.description.hasPrefix(f + ": "), "file \(i): \(error.description)")
+                #expect(!error.description.contains("\n"), "file \(i)")
+            }
         }
+        #expect(read > 10 && failed > 10, "both outcomes are exercised: \(read) read, \(failed) failed")
     }
 }
 

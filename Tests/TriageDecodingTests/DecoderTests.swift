@@ -266,16 +266,32 @@ func decode(_ bytes: [UInt8], _ link: LinkType) -> DecodedPacket {
     @Test func randomBytesNeverTrap() {
         var rng = SplitMix(seed: 0x5eed)
         let links: [LinkType] = [.ethernet, .linuxSLL, .linuxSLL2, .null, .loop, .raw, .ipv4, .ipv6]
+        var decodedTransport = 0
         for i in 0..<20_000 {
             let n = Int(rng.next() % 200)
             var bytes = (0..<n).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
-            // Bias towards plausible headers so the deeper decoders are reached.
+            var link = links[i % links.count]
+            // Half the inputs are IPv4 datagrams with a random payload and two bytes changed
+            // anywhere, so the transport decoders are reached; a TCP header gets a plausible
+            // data offset.
             if n > 40 && i % 2 == 0 {
-                bytes.replaceSubrange(0..<20, with: Frames.ipv4(proto: [1, 6, 17, 58][i % 4], payload: []).prefix(20))
-                bytes[0] = 0x45
+                let proto: UInt8 = [1, 6, 17, 58][(i / 2) % 4]
+                var payload = Array(bytes[20...])
+                if proto == 6 { payload[12] = 0x50 }
+                bytes = Frames.ipv4(proto: proto, payload: payload)
+                for _ in 0..<2 { bytes[Int(rng.next() % UInt64(bytes.count))] = UInt8(truncatingIfNeeded: rng.next()) }
+                link = .raw
             }
-            _ = decode(bytes, links[i % links.count])
+            let p = decode(bytes, link)
+            // Whatever was decoded lies inside the captured bytes, layers in order.
+            #expect(p.payloadOffset >= 0 && p.payloadLength >= 0 && p.payloadOffset + p.payloadLength <= bytes.count, "input \(i)")
+            if p.problem == .none && (p.transport == 6 || p.transport == 17) {
+                #expect(p.networkOffset < p.transportOffset && p.transportOffset < p.payloadOffset, "input \(i)")
+                #expect(p.network == .ipv4 || p.network == .ipv6, "input \(i)")
+                decodedTransport += 1
+            }
         }
+        #expect(decodedTransport > 100, "enough inputs reach TCP/UDP for the checks to mean something")
     }
 }
 

@@ -57,13 +57,33 @@ import TriageCapture
         #expect(verifies(frame, 34..<frame.count, pseudo: pseudo))
     }
 
+    /// Mutated and cut frames: the rewriter never traps and never changes a frame's length;
+    /// frames that still decode as IPv4 carry rewritten addresses.
     @Test func hostileFramesNeverTrap() {
         var rng = SplitMix(seed: 11)
+        var rewrittenIPv4 = 0
         for i in 0..<5000 {
             var bytes = Frames.ethernet(Frames.ipv4(proto: [1, 6, 17][i % 3], payload: Frames.tcpSYN + Frames.connectionRequest))
             for _ in 0..<3 { bytes[Int(rng.next() % UInt64(bytes.count))] = UInt8(truncatingIfNeeded: rng.next()) }
             bytes = Array(bytes.prefix(Int(rng.next() % UInt64(bytes.count + 1))))
+            let original = bytes
             PacketRewriter.rewrite(&bytes, linkType: .ethernet, Self.rewrite)
+            #expect(bytes.count == original.count)
+            // MAC addresses identify hosts: rewritten whenever both are there, whatever follows.
+            if original.count < 12 {
+                #expect(bytes == original, "frame \(i): cut inside its MAC addresses, left alone")
+            } else {
+                #expect(Array(bytes[0..<12]) == [2, 0, 0, 0, 0, 9, 2, 0, 0, 0, 0, 9], "frame \(i): MAC addresses")
+            }
+            let before = decode(original, .ethernet)
+            if before.network == .ipv4 && before.problem == .none {
+                let after = decode(bytes, .ethernet)
+                // The test's rewrite maps every IPv4 address into 198.18.0.0/24.
+                #expect(after.source.ipv4 & 0xFFFF_FF00 == 0xC612_0000, "frame \(i): source \(after.source)")
+                #expect(after.destination.ipv4 & 0xFFFF_FF00 == 0xC612_0000, "frame \(i): destination \(after.destination)")
+                rewrittenIPv4 += 1
+            }
         }
+        #expect(rewrittenIPv4 > 500, "enough mutated frames still decode for the check to mean something")
     }
 }
