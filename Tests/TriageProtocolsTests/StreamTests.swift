@@ -162,9 +162,10 @@ import TriageFlows
         #expect(tls.serverHello?.cipherSuite == 0xC02F)
         #expect(tls.handshakeComplete)
         #expect(tls.applicationRecords.map(\.length) == [81, 239, 761])
-        // tshark: frame 257, content type 21, length 26, after the server's CCS.
-        #expect(tls.alerts == [TLSAlertFacts(at: tls.alerts.first?.at ?? StreamTests.noFrame, from: .server, level: nil, description: nil, encrypted: true)])
-        #expect(tls.alerts.first?.at.frame == 257)
+        // tshark: frame 257 (time 1534808510.451672000), content type 21, length 26, after the
+        // server's CCS.
+        let at = FrameRef(frame: 257, time: Timestamp(seconds: 1_534_808_510, nanos: 451_672_000))
+        #expect(tls.alerts == [TLSAlertFacts(at: at, from: .server, level: nil, description: nil, encrypted: true)])
         #expect(f.credssp?.phase == .authenticate)
     }
 
@@ -222,5 +223,4 @@ import TriageFlows
         #expect(f.credssp == nil)
     }
 
-    static let noFrame = FrameRef(frame: -1, time: Timestamp(nanoseconds: 0))
 }

@@ -68,8 +68,9 @@ import TriageFlows
         #expect(tls.handshakeComplete)
         // The client's Finished (53) is not application data; the server's flight neither.
         #expect(tls.applicationRecords.map(\.length) == [74, 250, 600, 19])
-        #expect(tls.alerts == [TLSAlertFacts(at: tls.alerts.first?.at ?? StreamTests.noFrame, from: .server, level: nil, description: nil, encrypted: true)])
-        #expect(tls.alerts.first?.at.frame == 8)
+        // The eighth segment (exchange() numbers frames from 1, a millisecond apart).
+        let at = FrameRef(frame: 8, time: Timestamp(nanoseconds: 7_000_000))
+        #expect(tls.alerts == [TLSAlertFacts(at: at, from: .server, level: nil, description: nil, encrypted: true)])
         #expect(f.credssp?.phase == .authenticate)
         #expect(f.credssp?.likelyErrorReply == nil)
     }
