@@ -349,7 +349,14 @@ public enum Classifier {
             Confidence(.high, "the server's first bytes are \(kind.rawValue), not an X.224 Connection Confirm"),
             stage: .x224Negotiation, ender: .server, client: Knowledge.protocolError,
             details: ["A port forward, NAT rule or DNS record sends RDP to the wrong host or port, or RDP listens elsewhere."],
-            evidence: [Evidence(r.rdp.serverBannerAt, "server's first bytes: \(kind.rawValue)\(banner)")])
+            evidence: nonRDPServiceEvidence(r, kind: kind, banner: banner))
+    }
+
+    /// What the client asked in RDP (when it did) and what came back instead.
+    static func nonRDPServiceEvidence(_ r: Reading, kind: PayloadKind, banner: String) -> [Evidence] {
+        var evidence = [Evidence(r.rdp.serverBannerAt, "server's first bytes: \(kind.rawValue)\(banner)")]
+        if let req = r.request { evidence.insert(Evidence(req.at, "X.224 Connection Request"), at: 0) }
+        return evidence
     }
 
     static func noRDPRequest(_ r: Reading) -> Verdict? {

@@ -66,6 +66,14 @@ struct Expected: Decodable {
         var endedBy: String
         var keyFrames: [String: Int]
         var details: [String: JSONValue]?
+        /// The rest of the verdict as the scenario implies it: nil when the file predates them.
+        var confidence: String?
+        /// A code (`0x904/0x7`), a word (`local`), or JSON null: the attempt has no client code.
+        var clientCode: JSONValue?
+        /// The entry of `Knowledge.remediation` the steps must come from.
+        var remediation: String?
+        /// Key-frame names whose frames the verdict's evidence must show.
+        var evidence: [String]?
     }
     var schema: Int
     var name: String
@@ -158,7 +166,54 @@ func frame(named name: String, in a: Attempt) -> Int? {
                 }
             }
             checkDetails(want.details ?? [:], got, at)
+            checkVerdict(want, got, at)
         }
+    }
+
+    /// Confidence, client code, remediation and evidence against the scenario's design.
+    static func checkVerdict(_ want: Expected.Attempt, _ a: Attempt, _ at: String) {
+        let v = a.verdict
+        if let c = want.confidence { #expect(v.confidence.level.rawValue == c, "\(at) confidence; rule \(v.rule): \(v.confidence.reason)") }
+        if let code = want.clientCode {
+            #expect(v.clientReport?.display == code.string, "\(at) client code; rule \(v.rule)")
+        }
+        if let key = want.remediation {
+            let templates = Knowledge.remediation[key]
+            #expect(templates != nil, "\(at) remediation \(key) is not a knowledge-base entry")
+            if let templates {
+                #expect(v.remediation.count == templates.count, "\(at) remediation: \(v.remediation.count) steps, \(key) has \(templates.count)")
+                for (step, template) in zip(v.remediation, templates) {
+                    #expect(fills(template, step), "\(at) remediation step is not from \(key): \(step)")
+                }
+            }
+        }
+        if let names = want.evidence {
+            let frames = Set(v.evidence.compactMap(\.frame))
+            for name in names {
+                let f = want.keyFrames[name]
+                #expect(f.map(frames.contains) == true, "\(at) evidence lacks the \(name) frame \(f.map(String.init) ?? "?"): \(frames.sorted())")
+            }
+        }
+        // Under TLS 1.3 the certificate is encrypted: the expected file has no key frame for
+        // it, and without keys nothing of it is read.
+        if want.details?["tls_version"]?.string == "TLS 1.3" {
+            #expect(want.keyFrames["certificate"] == nil, "\(at): a TLS 1.3 certificate key frame")
+            #expect(a.facts.rdp.tls?.certificates.isEmpty != false, "\(at): TLS 1.3 certificates read without keys")
+        }
+    }
+
+    /// Whether `text` is `template` with each `{placeholder}` filled (by anything, or itself).
+    static func fills(_ template: String, _ text: String) -> Bool {
+        var pattern = "^"
+        var rest = Substring(template)
+        while let open = rest.firstIndex(of: "{"), let close = rest[open...].firstIndex(of: "}"),
+              rest[rest.index(after: open)..<close].allSatisfy({ $0.isLetter || $0 == "_" }), close > rest.index(after: open)
+        {
+            pattern += NSRegularExpression.escapedPattern(for: String(rest[..<open])) + ".+?"
+            rest = rest[rest.index(after: close)...]
+        }
+        pattern += NSRegularExpression.escapedPattern(for: String(rest)) + "$"
+        return text.range(of: pattern, options: .regularExpression) != nil
     }
 
     static func expectedPorts(_ e: Expected) -> [UInt16] {

@@ -22,10 +22,16 @@ This script reads the capture back with tshark and
     show (negotiation codes, alerts, ICMP, TTLs) against it;
   * adds the common fields and writes the file with a fixed key order.
 So the label, cause, stage and ended_by come from the scenario's design; the wire only has to
-agree with it, or the scenario fails and nothing is written.
+agree with it, or the scenario fails and nothing is written. So do the rest of the verdict the
+scenario implies: the Windows client code (FACTS.md section 1), the confidence the wire allows
+(captures/README.md), the remediation entry, and the evidence, named as key frames.
+
+The "certificate" key frame is where the server's Certificate message shows without keys: under
+TLS 1.3 it is encrypted, so the wire shows none, even when the scenario has a key log.
 """
 import argparse
 import json
+import re
 import subprocess
 import sys
 
@@ -41,6 +47,8 @@ OUTCOMES = {"syn-unanswered", "refused", "icmp-unreachable", "reset", "closed", 
 KEY_FRAMES = ["dns_query", "dns_response", "syn", "syn_ack", "x224_request", "x224_confirm",
               "client_hello", "server_hello", "certificate", "alert", "icmp", "rst", "fin",
               "last"]
+CLIENT_CODE_WORDS = {"local", "negotiation", "security", "protocol"}
+CONFIDENCE = {"high", "medium", "low"}
 DETAILS = {"negotiation_failure", "requested_protocols", "selected_protocol", "tls_alert",
            "tls_version", "icmp", "dns", "rst_ttl", "server_ttl", "credssp", "service"}
 NEG_FAILURES = {1: "SSL_REQUIRED_BY_SERVER", 2: "SSL_NOT_ALLOWED_BY_SERVER",
@@ -48,7 +56,8 @@ NEG_FAILURES = {1: "SSL_REQUIRED_BY_SERVER", 2: "SSL_NOT_ALLOWED_BY_SERVER",
                 5: "HYBRID_REQUIRED_BY_SERVER", 6: "SSL_WITH_USER_AUTH_REQUIRED_BY_SERVER"}
 TLS_VERSIONS = {0x0301: "TLS 1.0", 0x0302: "TLS 1.1", 0x0303: "TLS 1.2", 0x0304: "TLS 1.3"}
 ATTEMPT_ORDER = ["client", "server", "server_port", "tcp", "label", "cause", "stage",
-                 "ended_by", "key_frames", "details"]
+                 "ended_by", "confidence", "client_code", "remediation", "key_frames", "evidence",
+                 "details"]
 TOP_ORDER = ["schema", "name", "description", "script", "software", "client_command",
              "client_error", "keys", "purpose_built_peer", "attempts"]
 
@@ -129,10 +138,17 @@ def load(pcap, keys, tls_ports):
     extra = []
     for p in tls_ports:
         extra += ["-d", f"tcp.port=={p},tls"]
+    clear = list(extra)
     if keys:
         extra += ["-o", f"tls.keylog_file:{keys}"]
     tls = {r["frame.number"][0]: r for r in tshark(pcap, TLS_FIELDS, extra)}
-    return [Frame(r, tls.get(r["frame.number"][0])) for r in raw]
+    frames = [Frame(r, tls.get(r["frame.number"][0])) for r in raw]
+    # Handshake types as the wire shows them without keys (a TLS 1.3 Certificate is encrypted).
+    types = {r["frame.number"][0]: r.get("tls.handshake.type", [])
+             for r in tshark(pcap, ["frame.number", "tls.handshake.type"], clear)}
+    for fr in frames:
+        fr.clear_types = types.get(str(fr.no), [])
+    return frames
 
 
 def find_attempts(frames, server, port):
@@ -189,7 +205,7 @@ def analyse(frames, stream, syn, server, port, prev_first):
     a["x224_confirm"] = first(lambda f: not c2s(f) and f.first("cotp.type") == "0x0d")
     a["client_hello"] = first(lambda f: c2s(f) and "1" in f.all("tls.handshake.type"))
     a["server_hello"] = first(lambda f: not c2s(f) and "2" in f.all("tls.handshake.type"))
-    a["certificate"] = first(lambda f: not c2s(f) and "11" in f.all("tls.handshake.type"))
+    a["certificate"] = first(lambda f: not c2s(f) and "11" in f.clear_types)
     a["alert"] = first(lambda f: "2" in f.all("tls.alert_message.level"))
     a["last"] = own[-1]
     q, r = dns_before(frames, syn.no, prev_first, server)
@@ -312,6 +328,26 @@ def main():
         if "last" in kf and any(v > kf["last"] for v in kf.values()):
             fail(f"{where}: a key frame lies after 'last': {kf}")
 
+        verdict = {}
+        if "confidence" in want:
+            if want["confidence"] not in CONFIDENCE:
+                fail(f"{where}: bad confidence {want['confidence']}")
+            verdict["confidence"] = want["confidence"]
+        if "client_code" in want:
+            code = want["client_code"]
+            if not (code is None or code in CLIENT_CODE_WORDS or re.fullmatch(r"0x[0-9A-F]+(/0x[0-9A-F]+)?", code)):
+                fail(f"{where}: bad client_code {code!r}")
+            if (code is None) != (want["label"] in ("success", "incomplete")):
+                fail(f"{where}: only success and incomplete have no client code")
+            verdict["client_code"] = code
+        if "remediation" in want:
+            verdict["remediation"] = want["remediation"]
+        if "evidence" in want:
+            for name in want["evidence"]:
+                if name not in kf:
+                    fail(f"{where}: evidence {name} is not one of the key frames {sorted(kf)}")
+            verdict["evidence"] = want["evidence"]
+
         details = {}
         wire = a["wire_details"]
         for k, v in want.get("details", {}).items():
@@ -325,11 +361,12 @@ def main():
                 if k in wire and k not in ("service",) and wire[k] != v:
                     fail(f"{where}: designed {k}={v!r} but the wire shows {wire[k]!r}")
                 details[k] = v
-        attempts.append({
+        attempt = {
             "client": a["client"], "server": server, "server_port": port, "tcp": a["tcp"],
             "label": want["label"], "cause": want["cause"], "stage": want["stage"],
-            "ended_by": want["ended_by"], "key_frames": kf, "details": details,
-        })
+            "ended_by": want["ended_by"], "key_frames": kf, "details": details, **verdict,
+        }
+        attempts.append({k: attempt[k] for k in ATTEMPT_ORDER if k in attempt})
         prev_first = syn.no
 
     doc = {

@@ -32,10 +32,14 @@ lab_expected <<EOF
   "server_port": 3389,
   "attempts": [
     {"label": "early-disconnect", "cause": "host-not-accepting", "stage": "x224-negotiation",
-     "ended_by": "server", "tcp": {"outcome": "closed", "established": true},
+     "ended_by": "server",
+     "confidence": "high", "client_code": "0x904/0x7", "remediation": "early-disconnect",
+     "evidence": ["x224_request", "fin"], "tcp": {"outcome": "closed", "established": true},
      "key_frames": ["syn", "syn_ack", "x224_request", "fin", "last"], "details": {}},
     {"label": "early-disconnect", "cause": "host-not-accepting", "stage": "x224-negotiation",
-     "ended_by": "server", "tcp": {"outcome": "closed", "established": true},
+     "ended_by": "server",
+     "confidence": "high", "client_code": "0x904/0x7", "remediation": "early-disconnect",
+     "evidence": ["x224_request", "fin"], "tcp": {"outcome": "closed", "established": true},
      "key_frames": ["syn", "syn_ack", "x224_request", "fin", "last"], "details": {}}
   ]
 }

@@ -26,9 +26,11 @@ lab_expected <<EOF
   "server_port": 3389,
   "attempts": [
     {"label": "client-abort", "cause": "client-side", "stage": "tls-handshake",
-     "ended_by": "client", "tcp": {"outcome": "closed", "established": true},
+     "ended_by": "client",
+     "confidence": "medium", "client_code": "local", "remediation": "tls-alert-certificate",
+     "evidence": ["server_hello", "fin"], "tcp": {"outcome": "closed", "established": true},
      "key_frames": ["syn", "syn_ack", "x224_request", "x224_confirm", "client_hello",
-                    "server_hello", "certificate", "fin", "last"],
+                    "server_hello", "fin", "last"],
      "details": {"requested_protocols": 1, "selected_protocol": 1, "tls_version": "auto"}}
   ]
 }

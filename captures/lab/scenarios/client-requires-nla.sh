@@ -29,7 +29,9 @@ lab_expected <<EOF
   "server_port": 3389,
   "attempts": [
     {"label": "client-abort", "cause": "client-side", "stage": "x224-negotiation",
-     "ended_by": "client", "tcp": {"outcome": "closed", "established": true},
+     "ended_by": "client",
+     "confidence": "high", "client_code": "local", "remediation": "client-abort",
+     "evidence": ["x224_confirm", "fin"], "tcp": {"outcome": "closed", "established": true},
      "key_frames": ["syn", "syn_ack", "x224_request", "x224_confirm", "alert", "fin", "rst",
                     "last"],
      "details": {"requested_protocols": 3, "selected_protocol": 1}}

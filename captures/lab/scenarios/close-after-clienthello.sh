@@ -51,7 +51,9 @@ lab_expected <<EOF
   "server_port": 3389,
   "attempts": [
     {"label": "tls-rejected", "cause": "tls-credssp", "stage": "tls-handshake",
-     "ended_by": "server", "tcp": $( [[ -z $fin || $rst -lt $fin ]] && echo '{"outcome": "reset", "established": true}' || echo '"auto"'),
+     "ended_by": "server",
+     "confidence": "medium", "client_code": "0x904/0x7", "remediation": "tls-rejected",
+     "evidence": ["client_hello", "rst"], "tcp": $( [[ -z $fin || $rst -lt $fin ]] && echo '{"outcome": "reset", "established": true}' || echo '"auto"'),
      "key_frames": ["syn", "syn_ack", "x224_request", "x224_confirm", "client_hello", "rst",
                     "last"],
      "details": {"requested_protocols": 1, "selected_protocol": 1, "rst_ttl": 63,

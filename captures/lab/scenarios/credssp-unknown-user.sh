@@ -29,14 +29,18 @@ lab_expected <<EOF
   "server_port": 3389,
   "attempts": [
     {"label": "credssp-failure", "cause": "tls-credssp", "stage": "credssp",
-     "ended_by": "server", "tcp": {"outcome": "closed", "established": true},
+     "ended_by": "server",
+     "confidence": "medium", "client_code": "0x807", "remediation": "credssp-failure",
+     "evidence": ["fin"], "tcp": {"outcome": "closed", "established": true},
      "key_frames": ["syn", "syn_ack", "x224_request", "x224_confirm", "client_hello",
-                    "server_hello", "certificate", "fin", "rst", "last"],
+                    "server_hello", "fin", "rst", "last"],
      "details": {"requested_protocols": 3, "selected_protocol": 2, "tls_version": "auto"}},
     {"label": "credssp-failure", "cause": "tls-credssp", "stage": "credssp",
-     "ended_by": "server", "tcp": {"outcome": "closed", "established": true},
+     "ended_by": "server",
+     "confidence": "medium", "client_code": "0x807", "remediation": "credssp-failure",
+     "evidence": ["fin"], "tcp": {"outcome": "closed", "established": true},
      "key_frames": ["syn", "syn_ack", "x224_request", "x224_confirm", "client_hello",
-                    "server_hello", "certificate", "fin", "rst", "last"],
+                    "server_hello", "fin", "rst", "last"],
      "details": {"requested_protocols": 3, "selected_protocol": 2, "tls_version": "auto"}}
   ]
 }

@@ -32,11 +32,15 @@ lab_expected <<EOF
   "server_port": 3389,
   "attempts": [
     {"label": "icmp-unreachable", "cause": "network-blockade", "stage": "tcp-handshake",
-     "ended_by": "middlebox", "tcp": {"outcome": "icmp-unreachable", "established": false},
+     "ended_by": "middlebox",
+     "confidence": "high", "client_code": "0x204", "remediation": "icmp-admin",
+     "evidence": ["syn", "icmp"], "tcp": {"outcome": "icmp-unreachable", "established": false},
      "key_frames": ["syn", "icmp", "last"],
      "details": {"icmp": {"type": 3, "code": 13, "from": "$ROUTER_C4"}}},
     {"label": "icmp-unreachable", "cause": "network-blockade", "stage": "tcp-handshake",
-     "ended_by": "middlebox", "tcp": {"outcome": "icmp-unreachable", "established": false},
+     "ended_by": "middlebox",
+     "confidence": "high", "client_code": "0x204", "remediation": "icmp-admin",
+     "evidence": ["syn", "icmp"], "tcp": {"outcome": "icmp-unreachable", "established": false},
      "key_frames": ["syn", "icmp", "last"],
      "details": {"icmp": {"type": 3, "code": 13, "from": "$ROUTER_C4"}}}
   ]

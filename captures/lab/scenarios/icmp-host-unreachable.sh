@@ -29,12 +29,16 @@ lab_expected <<EOF
   "server_port": 3389,
   "attempts": [
     {"label": "icmp-unreachable", "cause": "resolution-mismatch", "stage": "tcp-handshake",
-     "ended_by": "middlebox", "tcp": {"outcome": "icmp-unreachable", "established": false},
+     "ended_by": "middlebox",
+     "confidence": "high", "client_code": "0x204", "remediation": "icmp-nohost",
+     "evidence": ["syn", "icmp"], "tcp": {"outcome": "icmp-unreachable", "established": false},
      "key_frames": ["dns_query", "dns_response", "syn", "icmp", "last"],
      "details": {"icmp": {"type": 3, "code": 1, "from": "$ROUTER_C4"},
                  "dns": {"name": "rdp.corp.example", "address": "$DEAD"}}},
     {"label": "icmp-unreachable", "cause": "resolution-mismatch", "stage": "tcp-handshake",
-     "ended_by": "middlebox", "tcp": {"outcome": "icmp-unreachable", "established": false},
+     "ended_by": "middlebox",
+     "confidence": "high", "client_code": "0x204", "remediation": "icmp-nohost",
+     "evidence": ["syn", "icmp"], "tcp": {"outcome": "icmp-unreachable", "established": false},
      "key_frames": ["dns_query", "dns_response", "syn", "icmp", "last"],
      "details": {"icmp": {"type": 3, "code": 1, "from": "$ROUTER_C4"},
                  "dns": {"name": "rdp.corp.example", "address": "$DEAD"}}}

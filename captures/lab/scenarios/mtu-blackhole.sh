@@ -41,7 +41,9 @@ lab_expected <<EOF
   "server_port": 3389,
   "attempts": [
     {"label": "mtu-blackhole", "cause": "network-blockade", "stage": "tls-handshake",
-     "ended_by": "client", "tcp": {"outcome": "closed", "established": true},
+     "ended_by": "client",
+     "confidence": "medium", "client_code": "0x704", "remediation": "mtu-blackhole",
+     "evidence": ["client_hello", "fin"], "tcp": {"outcome": "closed", "established": true},
      "key_frames": ["syn", "syn_ack", "x224_request", "x224_confirm", "client_hello", "fin",
                     "last"],
      "details": {"requested_protocols": 1, "selected_protocol": 1}}

@@ -29,7 +29,9 @@ lab_expected <<EOF
   "server_port": 3389,
   "attempts": [
     {"label": "negotiation-failure", "cause": "tls-credssp", "stage": "x224-negotiation",
-     "ended_by": "server", "tcp": {"outcome": "closed", "established": true},
+     "ended_by": "server",
+     "confidence": "high", "client_code": "negotiation", "remediation": "negotiation-SSL_CERT_NOT_ON_SERVER",
+     "evidence": ["x224_request", "x224_confirm"], "tcp": {"outcome": "closed", "established": true},
      "key_frames": ["syn", "syn_ack", "x224_request", "x224_confirm", "fin", "last"],
      "details": {"requested_protocols": 1, "negotiation_failure": "SSL_CERT_NOT_ON_SERVER"}}
   ]

@@ -30,7 +30,9 @@ lab_expected <<EOF
   "server_port": 3389,
   "attempts": [
     {"label": "non-rdp-service", "cause": "resolution-mismatch", "stage": "x224-negotiation",
-     "ended_by": "server", "tcp": {"outcome": "closed", "established": true},
+     "ended_by": "server",
+     "confidence": "high", "client_code": "protocol", "remediation": "non-rdp-service",
+     "evidence": ["x224_request"], "tcp": {"outcome": "closed", "established": true},
      "key_frames": ["syn", "syn_ack", "x224_request", "fin", "last"],
      "details": {"service": "HTTP (Python http.server, answering as HTTP/0.9)"}}
   ]

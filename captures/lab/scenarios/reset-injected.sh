@@ -34,7 +34,9 @@ lab_expected <<EOF
   "server_port": 3389,
   "attempts": [
     {"label": "reset-by-middlebox", "cause": "network-blockade", "stage": "tls-handshake",
-     "ended_by": "middlebox", "tcp": {"outcome": "reset", "established": true},
+     "ended_by": "middlebox",
+     "confidence": "high", "client_code": "0x904/0x7", "remediation": "reset-by-middlebox",
+     "evidence": ["rst"], "tcp": {"outcome": "reset", "established": true},
      "key_frames": ["syn", "syn_ack", "x224_request", "x224_confirm", "client_hello", "rst",
                     "last"],
      "details": {"requested_protocols": 1, "selected_protocol": 1, "rst_ttl": 64,

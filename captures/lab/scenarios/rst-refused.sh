@@ -21,10 +21,14 @@ lab_expected <<EOF
   "server_port": 3389,
   "attempts": [
     {"label": "rst-refused", "cause": "host-not-accepting", "stage": "tcp-handshake",
-     "ended_by": "server", "tcp": {"outcome": "refused", "established": false},
+     "ended_by": "server",
+     "confidence": "high", "client_code": "0x204", "remediation": "rst-refused",
+     "evidence": ["syn", "rst"], "tcp": {"outcome": "refused", "established": false},
      "key_frames": ["syn", "rst", "last"], "details": {"rst_ttl": 63}},
     {"label": "rst-refused", "cause": "host-not-accepting", "stage": "tcp-handshake",
-     "ended_by": "server", "tcp": {"outcome": "refused", "established": false},
+     "ended_by": "server",
+     "confidence": "high", "client_code": "0x204", "remediation": "rst-refused",
+     "evidence": ["syn", "rst"], "tcp": {"outcome": "refused", "established": false},
      "key_frames": ["syn", "rst", "last"], "details": {"rst_ttl": 63}}
   ]
 }

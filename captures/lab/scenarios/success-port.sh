@@ -23,9 +23,11 @@ lab_expected <<EOF
   "server_port": 3390,
   "attempts": [
     {"label": "success", "cause": "none", "stage": "session", "ended_by": "client",
+     "confidence": "high", "client_code": null, "remediation": "success",
+     "evidence": ["x224_confirm", "fin"],
      "tcp": {"outcome": "closed", "established": true},
      "key_frames": ["syn", "syn_ack", "x224_request", "x224_confirm", "client_hello",
-                    "server_hello", "certificate", "fin", "last"],
+                    "server_hello", "fin", "last"],
      "details": {"requested_protocols": 1, "selected_protocol": 1, "tls_version": "auto"}}
   ]
 }

@@ -31,7 +31,9 @@ lab_expected <<EOF
   "server_port": 3389,
   "attempts": [
     {"label": "syn-unanswered", "cause": "network-blockade", "stage": "tcp-handshake",
-     "ended_by": "none", "tcp": {"outcome": "syn-unanswered", "established": false},
+     "ended_by": "none",
+     "confidence": "high", "client_code": "0x204", "remediation": "syn-unanswered",
+     "evidence": ["syn", "last"], "tcp": {"outcome": "syn-unanswered", "established": false},
      "key_frames": ["syn", "last"], "details": {}}
   ]
 }

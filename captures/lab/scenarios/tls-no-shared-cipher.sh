@@ -24,7 +24,9 @@ lab_expected <<EOF
   "server_port": 3389,
   "attempts": [
     {"label": "tls-alert", "cause": "tls-credssp", "stage": "tls-handshake",
-     "ended_by": "server", "tcp": {"outcome": "closed", "established": true},
+     "ended_by": "server",
+     "confidence": "high", "client_code": "security", "remediation": "tls-alert-handshake_failure",
+     "evidence": ["client_hello", "alert"], "tcp": {"outcome": "closed", "established": true},
      "key_frames": ["syn", "syn_ack", "x224_request", "x224_confirm", "client_hello", "alert",
                     "fin", "last"],
      "details": {"requested_protocols": 1, "selected_protocol": 1,
