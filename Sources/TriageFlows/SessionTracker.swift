@@ -196,7 +196,10 @@ public final class SessionTracker {
             stats.latePackets += 1
             return
         }
-        if isRDPPort(dst.port) || isRDPPort(src.port) {
+        // The SYN gives the roles: a connection from port 3389 to another port is not an
+        // attempt to 3389, so it is followed only if its first bytes are RDP.
+        let rdpServerPort = isSYN ? isRDPPort(dst.port) : flags.contains(.syn) ? isRDPPort(src.port) : isRDPPort(dst.port) || isRDPPort(src.port)
+        if rdpServerPort && (isSYN || candidates[key] == nil) {
             let s: TCPSession
             if isSYN {
                 s = makeSession(client: src, server: dst, roleSource: .syn, at: ref)
@@ -212,7 +215,15 @@ public final class SessionTracker {
             deliver(p, to: s, from: src, bytes: bytes, frameLength: frameLength, at: ref)
             return
         }
-        guard configuration.detectRDPOnAnyPort else { return }
+        guard configuration.detectRDPOnAnyPort else {
+            // Remembered, so that the rest of a connection from port 3389 is not taken for an
+            // attempt to it by its port.
+            if isSYN && isRDPPort(src.port) && candidates[key] == nil {
+                addCandidate(p, key: key, src: src, at: ref)
+                candidates[key]?.notRDP = true
+            }
+            return
+        }
         handleOtherPort(p, key: key, src: src, dst: dst, bytes: bytes, frameLength: frameLength, at: ref)
     }
 

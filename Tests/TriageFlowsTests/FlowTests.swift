@@ -294,6 +294,43 @@ final class Harness {
         #expect(t.clientSide.payloadBytes == Int64(cr.count))
     }
 
+    /// A client whose source port happens to be 3389, talking to another service: the SYN
+    /// says who is who, and nothing about it is RDP (issue 12 point 8).
+    @Test func connectionFromPort3389IsNotAnAttempt() {
+        var w = Wire()
+        w.client.port = 3389
+        w.server.port = 445
+        let h = Harness()
+        for f in conversation(&w) { h.feed(f) }
+        #expect(h.finish().isEmpty)
+        // Without detection on other ports too.
+        var config = TrackerConfiguration()
+        config.detectRDPOnAnyPort = false
+        var v = Wire()
+        v.client.port = 3389
+        v.server.port = 445
+        let g = Harness(configuration: config)
+        for f in conversation(&v) { g.feed(f) }
+        #expect(g.finish().isEmpty)
+    }
+
+    /// The same, but RDP on the other port: found by its first bytes, with the SYN's roles.
+    @Test func rdpFromPort3389ToAnotherPortKeepsTheRoles() throws {
+        var w = Wire()
+        w.client.port = 3389
+        w.server.port = 8443
+        let h = Harness()
+        let cr: [UInt8] = [0x03, 0x00, 0x00, 0x13, 0x0e, 0xe0, 0, 0, 0, 0, 0, 0x01, 0x00, 0x08, 0x00, 0x03, 0, 0, 0]
+        h.feed(w.frame(fromClient: true, flags: F.syn, seq: 10, ack: 0))
+        h.feed(w.frame(fromClient: false, flags: F.syn | F.ack, seq: 20, ack: 11))
+        h.feed(w.frame(fromClient: true, flags: F.ack, seq: 11, ack: 21))
+        h.feed(w.frame(fromClient: true, flags: F.psh | F.ack, seq: 11, ack: 21, payload: cr))
+        let t = try #require(h.finish().first)
+        #expect(t.client.port == 3389)
+        #expect(t.server.port == 8443)
+        #expect(t.roleSource == .syn)
+    }
+
     @Test func disablingDetectionIgnoresOtherPorts() {
         var w = Wire()
         w.server.port = 8443
