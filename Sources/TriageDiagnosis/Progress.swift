@@ -135,6 +135,13 @@ struct Reading {
             out.append("frames cut by the snapshot length")
         }
         if tcp.roleSource != .syn { out.append("the capture started after the connection was opened") }
+        for (name, side) in [("client", tcp.clientSide), ("server", tcp.serverSide)] {
+            guard let n = side.implausibleSegments else { continue }
+            out.append(
+                side.sequenceNonsense == true
+                    ? "the \(name)'s TCP sequence numbers make no sense (\(n) segments far outside its stream: forged or corrupt), so its byte counters are left out"
+                    : "\(n) \(name) segment\(n == 1 ? "" : "s") with a sequence number far outside the stream, ignored")
+        }
         if !rdp.lostSync.isEmpty { out.append("the parser lost its place in the \(rdp.lostSync.map(\.rawValue).joined(separator: "/")) stream") }
         return out
     }

@@ -146,34 +146,65 @@ public final class StreamReassembler {
 
     public var unconsumedCount: Int { buffer.count - head }
 
+    /// What a segment was to the stream.
+    public enum SegmentKind: Sendable {
+        /// Bytes beyond any seen before.
+        case new
+        /// Bytes seen before (a retransmission) or none.
+        case old
+        /// A sequence number far outside the stream: not believed, not reassembled.
+        case implausible
+    }
+
+    /// Segments whose sequence number lies more than `maxPlausibleAckJump` beyond the
+    /// furthest byte seen or before the next expected one: no TCP window is that large, so
+    /// they are forged, corrupt or from another connection, and only counted.
+    public private(set) var implausibleSegments = 0
+    private var segmentsSeen = 0
+    /// So many segments were implausible (4 or more, a tenth of all or more) that the
+    /// direction's sequence numbers make no sense: nothing more is reassembled, and its gap
+    /// and retransmission counters mean nothing.
+    public private(set) var sequenceNonsense = false
+
     /// Adds a segment's payload. `wireLength` can exceed `bytes.count` when the snapshot
-    /// length cut the frame. Returns whether the segment was new data (not a retransmission).
+    /// length cut the frame.
     @discardableResult
     func insert(sequence: UInt32, bytes: UnsafeRawBufferPointer, wireLength: Int, frame: Int, time: Timestamp)
-        -> Bool
+        -> SegmentKind
     {
         if !isStarted { start(at: sequence) }
-        guard wireLength > 0 else { return false }
+        guard wireLength > 0 else { return .old }
+        segmentsSeen += 1
         let start = offset(of: sequence)
         let end = start + Int64(wireLength)
+        if sequenceNonsense || start > max(highestEnd, nextOffset) + Self.maxPlausibleAckJump
+            || end < nextOffset - Self.maxPlausibleAckJump
+        {
+            implausibleSegments += 1
+            if !sequenceNonsense && implausibleSegments >= 4 && implausibleSegments * 10 >= segmentsSeen {
+                sequenceNonsense = true
+                stopDelivering()
+            }
+            return .implausible
+        }
         let isNew = end > highestEnd
         if isNew { highestEnd = end }
         if consumerDone && start == nextOffset && pending.isEmpty && bytes.count == wireLength {
             // The parser is done: in-order bytes are only counted.
             nextOffset = end
             deliveredBytes += Int64(wireLength)
-            return isNew
+            return isNew ? .new : .old
         }
         if start == nextOffset && unconsumedCount == 0 && pending.isEmpty && bytes.count == wireLength
             && cutAt == nil && !consumerDone && wireLength <= limits.perStream
             && budget.used + wireLength <= budget.limit, let consumer
         {
             deliverInPlace(bytes, to: consumer, frame: frame, time: time)
-            return isNew
+            return isNew ? .new : .old
         }
         place(start: start, bytes: bytes, wireLength: wireLength, frame: frame, time: time)
         offer()
-        return isNew
+        return isNew ? .new : .old
     }
 
     /// The next in-order segment while nothing is held: the consumer reads it where it lies,
@@ -203,7 +234,7 @@ public final class StreamReassembler {
     func acknowledged(upTo ackOffset: Int64, frame: Int) {
         // A FIN takes a sequence number but carries no byte: its acknowledgment is no data.
         let ackOffset = finOffset.map { min(ackOffset, $0) } ?? ackOffset
-        guard isStarted, ackOffset > nextOffset, ackOffset - nextOffset <= Self.maxPlausibleAckJump else { return }
+        guard isStarted, !sequenceNonsense, ackOffset > nextOffset, ackOffset - nextOffset <= Self.maxPlausibleAckJump else { return }
         if ackOffset > peerAcknowledged { peerAcknowledged = ackOffset }
         if let first = pending.first, first.offset <= peerAcknowledged {
             skipGap(to: first.offset, reason: "missing", frame: frame)

@@ -59,6 +59,12 @@ public struct SideFacts: Sendable, Codable, Equatable {
     /// Bytes not reassembled because a memory limit was reached.
     public var cutBytes: Int64
     public var lastDataFrame: FrameRef?
+    /// Segments with sequence numbers far outside the stream (absent when none).
+    public var implausibleSegments: Int? = nil
+    /// So many that the direction's sequence numbers make no sense: its gap, retransmission
+    /// and out-of-order counters are left at zero, since they would count nonsense (absent
+    /// when false).
+    public var sequenceNonsense: Bool? = nil
 }
 
 /// The handshake timeline.
@@ -173,7 +179,7 @@ extension TCPFacts {
 
     static func side(_ d: DirectionStats, _ r: StreamReassembler) -> SideFacts {
         let acknowledgedUnseen = r.gaps.filter { $0.reason == "missing" }.reduce(Int64(0)) { $0 + $1.length }
-        return SideFacts(
+        var facts = SideFacts(
             frames: d.frames, frameBytes: d.frameBytes, packets: d.packets, payloadBytes: d.payloadBytes, streamBytes: r.highestEnd,
             retransmissions: d.retransmissions, firstRetransmission: d.firstRetransmission, duplicates: d.duplicates,
             zeroWindows: d.zeroWindows, firstZeroWindow: d.firstZeroWindow, duplicateAcks: d.duplicateAcks,
@@ -183,5 +189,20 @@ extension TCPFacts {
             cutFrames: d.cutFrames, fin: d.fin, rstCount: d.rstCount, gaps: r.gaps, gapCount: r.gapCount,
             gapBytes: r.gapBytes, acknowledgedUnseen: acknowledgedUnseen, overlapBytes: r.overlapBytes,
             conflictingOverlapBytes: r.conflictingBytes, cutBytes: r.cutBytes, lastDataFrame: d.lastDataFrame)
+        if r.implausibleSegments > 0 { facts.implausibleSegments = r.implausibleSegments }
+        if r.sequenceNonsense {
+            facts.sequenceNonsense = true
+            facts.streamBytes = min(facts.streamBytes, facts.payloadBytes)
+            facts.retransmissions = 0
+            facts.firstRetransmission = nil
+            facts.outOfOrder = 0
+            facts.gaps = []
+            facts.gapCount = 0
+            facts.gapBytes = 0
+            facts.acknowledgedUnseen = 0
+            facts.overlapBytes = 0
+            facts.conflictingOverlapBytes = 0
+        }
+        return facts
     }
 }

@@ -293,11 +293,14 @@ public final class TCPSession {
             let seq = flags.contains(.syn) ? h.sequence &+ 1 : h.sequence
             let start = s.offset(of: seq)
             let before = s.highestEnd
-            let isNew = s.insert(sequence: seq, bytes: payload, wireLength: wire, frame: ref.frame, time: ref.time)
-            if d == .clientToServer {
-                noteData(&stats.client, wire: wire, isNew: isNew, outOfOrder: start > before, at: ref)
-            } else {
-                noteData(&stats.server, wire: wire, isNew: isNew, outOfOrder: start > before, at: ref)
+            let kind = s.insert(sequence: seq, bytes: payload, wireLength: wire, frame: ref.frame, time: ref.time)
+            if kind != .implausible {
+                let isNew = kind == .new
+                if d == .clientToServer {
+                    noteData(&stats.client, wire: wire, isNew: isNew, outOfOrder: start > before, at: ref)
+                } else {
+                    noteData(&stats.server, wire: wire, isNew: isNew, outOfOrder: start > before, at: ref)
+                }
             }
         }
         if flags.contains(.fin) {

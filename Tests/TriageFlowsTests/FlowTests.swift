@@ -294,6 +294,50 @@ final class Harness {
         #expect(t.clientSide.payloadBytes == Int64(cr.count))
     }
 
+    /// Data scattered across the sequence space (forged or corrupt): the direction is said to
+    /// make no sense, and no counter claims gigabytes missing or every segment retransmitted
+    /// (issue 12 point 2: 1.8 TB "missing" and nearly every segment a retransmission before).
+    @Test func scatteredSequenceNumbersMakeNoSense() throws {
+        var w = Wire()
+        let h = Harness(factory: Collector())
+        h.feed(w.frame(fromClient: true, flags: F.syn, seq: 1000, ack: 0))
+        h.feed(w.frame(fromClient: false, flags: F.syn | F.ack, seq: 9000, ack: 1001))
+        h.feed(w.frame(fromClient: true, flags: F.ack, seq: 1001, ack: 9001))
+        var rng = SplitMix(seed: 0x5E9)
+        let payload = [UInt8](repeating: 0x41, count: 100)
+        for _ in 0..<400 {
+            h.feed(w.frame(fromClient: true, flags: F.psh | F.ack, seq: UInt32(truncatingIfNeeded: rng.next()), ack: 9001, payload: payload))
+            h.feed(w.frame(fromClient: false, flags: F.ack, seq: 9001, ack: UInt32(truncatingIfNeeded: rng.next())))
+        }
+        let t = try #require(h.finish().first)
+        let c = t.clientSide
+        #expect(c.sequenceNonsense == true)
+        #expect((c.implausibleSegments ?? 0) > 300)
+        #expect(c.payloadBytes == 40_000)
+        #expect(c.gapBytes == 0 && c.acknowledgedUnseen == 0 && c.gaps.isEmpty)
+        #expect(c.retransmissions == 0)
+        #expect(c.streamBytes <= c.payloadBytes)
+    }
+
+    /// A lone segment far outside an otherwise sane stream is ignored, not taken for a
+    /// gigabyte-long hole; the stream goes on.
+    @Test func oneWildSegmentIsIgnored() throws {
+        var w = Wire()
+        let collector = Collector()
+        let h = Harness(factory: collector)
+        h.feed(w.frame(fromClient: true, flags: F.syn, seq: 1000, ack: 0))
+        h.feed(w.frame(fromClient: false, flags: F.syn | F.ack, seq: 9000, ack: 1001))
+        h.feed(w.frame(fromClient: true, flags: F.psh | F.ack, seq: 1001, ack: 9001, payload: [1, 2, 3]))
+        h.feed(w.frame(fromClient: true, flags: F.psh | F.ack, seq: 1001 &+ 0x8000_0000, ack: 9001, payload: [9, 9]))
+        h.feed(w.frame(fromClient: true, flags: F.psh | F.ack, seq: 1004, ack: 9001, payload: [4, 5]))
+        let t = try #require(h.finish().first)
+        #expect(t.clientSide.implausibleSegments == 1)
+        #expect(t.clientSide.sequenceNonsense == nil)
+        #expect(t.clientSide.gapBytes == 0)
+        #expect(t.clientSide.retransmissions == 0)
+        #expect(collector.bytes[.clientToServer] == [1, 2, 3, 4, 5])
+    }
+
     /// A client whose source port happens to be 3389, talking to another service: the SYN
     /// says who is who, and nothing about it is RDP (issue 12 point 8).
     @Test func connectionFromPort3389IsNotAnAttempt() {
