@@ -142,6 +142,11 @@ public struct Analyze: ParsableCommand {
         reportOptions.color = ColorMode(rawValue: color) ?? .auto
         if redact { reportOptions.redactor = Redactor() }
 
+        // Checked before the output is opened: opening it truncates it.
+        if let output, let input = Self.input(sameAs: output, among: files) {
+            printError("rdptriage: \(output): is the input \(input == "-" ? "standard input" : input); refusing to overwrite it")
+            return ExitStatus.inputError
+        }
         let out: ReportOutput
         do {
             out = try output.map(ReportOutput.file) ?? .standardOutput()
@@ -215,6 +220,19 @@ public struct Analyze: ParsableCommand {
             }
         }
         return status
+    }
+
+    /// The input among `files` that `output` names (the same file by device and inode, so
+    /// another spelling or a link counts), if any. `-` is standard input.
+    static func input(sameAs output: String, among files: [String]) -> String? {
+        var o = stat()
+        guard stat(output, &o) == 0 else { return nil }
+        for file in files {
+            var i = stat()
+            let found = file == "-" ? fstat(STDIN_FILENO, &i) == 0 : stat(file, &i) == 0
+            if found && i.st_dev == o.st_dev && i.st_ino == o.st_ino { return file }
+        }
+        return nil
     }
 }
 

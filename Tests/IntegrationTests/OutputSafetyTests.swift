@@ -79,4 +79,25 @@ extension RunsTheTool {
         #expect(p.terminationReason == .exit)
         #expect(p.terminationStatus == 2)
     }
+
+    @Test func outputOntoAnInputIsRefused() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let original = try Data(contentsOf: URL(fileURLWithPath: failing))
+        let input = dir + "/same.pcap"
+        try original.write(to: URL(fileURLWithPath: input))
+        try FileManager.default.createSymbolicLink(atPath: dir + "/link.pcap", withDestinationPath: input)
+        let cases: [([String], String)] = [
+            (["analyze", "-o", input, input], "/dev/null"),
+            (["analyze", "-o", dir + "/link.pcap", failing, dir + "/./same.pcap"], "/dev/null"),
+            (["analyze", "-o", input, "-"], input),
+        ]
+        for (args, stdin) in cases {
+            let r = try Run.program(exe, args, stdin: stdin)
+            #expect(r.status == 2, "\(args)")
+            #expect(r.stderr.hasPrefix("rdptriage: ") && r.stderr.contains("is the input"), "\(args): \(r.stderr)")
+            #expect(r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+            #expect(try Data(contentsOf: URL(fileURLWithPath: input)) == original, "\(args): the input was changed")
+        }
+    }
 }
