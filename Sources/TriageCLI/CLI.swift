@@ -115,6 +115,10 @@ public struct Analyze: ParsableCommand {
         if maxBuffer < maxSessionBuffer { throw ValidationError("--max-buffer must be at least --max-session-buffer") }
         if keylog != nil && export == nil { throw ValidationError("--keylog is used with --export") }
         if force && export == nil { throw ValidationError("--force is used with --export") }
+        if keylog != nil && redact {
+            throw ValidationError(
+                "--keylog cannot be used with --redact: the keys would let the recipient decrypt the original names from the exported frames")
+        }
         if let s = benchStopAfter, PipelineStage(rawValue: s) == nil {
             throw ValidationError("--bench-stop-after takes one of: " + PipelineStage.allCases.map(\.rawValue).joined(separator: ", "))
         }

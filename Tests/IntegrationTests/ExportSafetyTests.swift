@@ -97,4 +97,17 @@ import Testing
         let magic = try Data(contentsOf: URL(fileURLWithPath: dir + "/" + pcapName)).prefix(4)
         #expect(Array(magic) == [0x4d, 0x3c, 0xb2, 0xa1], "a nanosecond pcap")
     }
+
+    /// Redacted exports travel to people who should not learn the names; the key log would
+    /// let them decrypt the original names from the exported frames.
+    @Test func redactedExportRefusesKeys() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let capture = Repo.captures + "/credssp-wrong-password.pcap"
+        let r = try Run.program(
+            exe, ["analyze", "--export", dir, "--redact", "--keylog", Repo.captures + "/credssp-wrong-password.keys", capture])
+        #expect(r.status == 2)
+        #expect(r.stderr.contains("--redact") && r.stderr.contains("--keylog"), "\(r.stderr)")
+        #expect(entries(dir).isEmpty)
+    }
 }
