@@ -177,6 +177,7 @@ public struct Analyze: ParsableCommand {
                 printError("rdptriage: \(error)")
                 return ExitStatus.inputError
             }
+            for w in exporter?.warnings ?? [] { printError("rdptriage: \(w)") }
         }
         let engine = Engine(options: engineOptions)
         var errors = 0

@@ -41,6 +41,8 @@ struct ExportStep {
     let redactor: Redactor?
     /// Replace files that already exist (the directory entry, never what a link points at).
     let force: Bool
+    /// Not errors, said once on standard error (a key log without a usable line).
+    private(set) var warnings: [String] = []
 
     init(directory: String, keylogPath: String?, redactor: Redactor?, force: Bool) throws {
         var isDir: ObjCBool = false
@@ -59,7 +61,13 @@ struct ExportStep {
             guard let data = FileManager.default.contents(atPath: keylogPath) else {
                 throw ExportError("\(keylogPath): cannot read the key log")
             }
-            keyLog = KeyLog(text: String(decoding: data, as: UTF8.self))
+            let log = KeyLog(text: String(decoding: data, as: UTF8.self))
+            if log.lines.isEmpty {
+                warnings.append(
+                    "\(keylogPath): warning: no key-log line (LABEL CLIENT_RANDOM SECRET, NSS format) in this file; "
+                        + "no .keys file will be exported")
+            }
+            keyLog = log
         } else {
             keyLog = nil
         }

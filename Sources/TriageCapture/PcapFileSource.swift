@@ -183,6 +183,11 @@ public final class PcapFileSource: PacketSource {
 
     static func openError(path: String, message: String) -> CaptureError {
         let lower = message.lowercased()
+        // Not a byte came (an empty pipe or standard input; an empty named file is caught
+        // before libpcap): libpcap's first read, the 4-byte magic, got nothing.
+        if lower.contains("tried to read 4 file header bytes, only got 0") {
+            return CaptureError(input: path, kind: .empty, detail: "empty input (0 bytes)")
+        }
         if lower.contains("truncated") {
             return CaptureError(input: path, kind: .truncated, detail: "file cut inside its header (\(message))", byteOffset: 0)
         }

@@ -110,4 +110,14 @@ import Testing
         #expect(r.stderr.contains("--redact") && r.stderr.contains("--keylog"), "\(r.stderr)")
         #expect(entries(dir).isEmpty)
     }
+
+    @Test func keyLogWithoutAValidLineIsWarned() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let keys = dir + "/not-keys.txt"
+        try Data("hello\nCLIENT_RANDOM zz\n".utf8).write(to: URL(fileURLWithPath: keys))
+        let r = try Run.program(exe, ["analyze", "--export", dir + "/out", "--keylog", keys, failing])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("\(keys): warning: no key-log line"), "\(r.stderr)")
+    }
 }
