@@ -113,8 +113,7 @@ public final class PcapFileSource: PacketSource {
                     filteredOut += 1
                     continue
                 }
-                let ts = Timestamp(
-                    seconds: Int64(header.pointee.ts.tv_sec), nanos: Int64(header.pointee.ts.tv_usec))
+                let ts = Timestamp(seconds: seconds(header.pointee.ts.tv_sec), nanos: Int64(header.pointee.ts.tv_usec))
                 return RawPacket(
                     frameNumber: frameNumber, timestamp: ts, capturedLength: caplen,
                     originalLength: Int(header.pointee.len),
@@ -130,6 +129,13 @@ public final class PcapFileSource: PacketSource {
                     frame: frameNumber + 1)
             }
         }
+    }
+
+    /// A record's seconds. Classic pcap stores them unsigned 32-bit (pcap-savefile(5)), but
+    /// libpcap reads them signed, so from 2038 (0x80000000) on they come back negative: 2040
+    /// would read as 1904. pcapng's 64-bit timestamps come through whole.
+    private func seconds(_ tvSec: Int) -> Int64 {
+        isClassicPcap ? Int64(UInt32(truncatingIfNeeded: tvSec)) : Int64(tvSec)
     }
 
     private func currentFileOffset() -> Int64? {
