@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TriageCapture
+import TriageDecoding
 import TriageDiagnosis
 import TriageEngine
 import TriageFlows
@@ -242,9 +243,10 @@ public struct Analyze: ParsableCommand {
 }
 
 /// One line on standard error. Written with write(2): FileHandle traps when standard error
-/// cannot be written, and an error message must never end the run.
+/// cannot be written, and an error message must never end the run. Control characters (a
+/// file name with a newline) are escaped, so the message stays one line.
 func printError(_ s: String) {
-    let bytes = Array((s + "\n").utf8)
+    let bytes = Array((Printable.escapingControls(s) + "\n").utf8)
     bytes.withUnsafeBytes { buf in
         var done = 0
         while done < buf.count {
