@@ -10,7 +10,7 @@ import Testing
 
     /// Written byte by byte: raw IPv4 (link type 101), a DNS answer naming 198.51.100.20 with
     /// that label, then an unanswered SYN from the asker to it, port 3389.
-    static func capture() -> [UInt8] {
+    static func capture(label: [UInt8] = label) -> [UInt8] {
         func le32(_ v: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: v >> (8 * $0)) } }
         func be16(_ v: Int) -> [UInt8] { [UInt8(v >> 8 & 0xff), UInt8(v & 0xff)] }
         func ipv4(_ src: [UInt8], _ dst: [UInt8], _ proto: UInt8, _ payload: [UInt8]) -> [UInt8] {
@@ -60,6 +60,26 @@ import Testing
         #expect(bytes.range(of: Data(Self.label)) == nil, "the original label is still in the exported frames")
         #expect(bytes.range(of: Data("example".utf8)) == nil)
         #expect(!r.stdout.contains("31mred") && r.stdout.contains("host-1"), "\(r.stdout)")
+    }
+
+    /// Markdown shows text from the capture as written: no HTML, link or emphasis of its own.
+    /// (Remediation steps quote names inside code spans, where only a backtick could break
+    /// out; their placeholders are filled in the classifier and are not escaped here.)
+    @Test func markdownShowsCaptureTextAsWritten() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/dns.pcap"
+        try Data(Self.capture(label: Array("w*x_[y](z)<b>".utf8))).write(to: URL(fileURLWithPath: path))
+        let md = try Run.program(exe, ["analyze", "--format", "markdown", path]).stdout
+        let summary = try #require(md.split(separator: "\n").first { $0.hasPrefix("**No answer from") })
+        #expect(summary.contains("w\\*x\\_\\[y\\](z)&lt;b&gt;.example.com"), "\(summary)")
+        let evidence = try #require(md.split(separator: "\n").first { $0.hasPrefix("| 1 |") })
+        #expect(evidence.contains("DNS answer w\\*x\\_\\[y\\](z)&lt;b&gt;.example.com"), "\(evidence)")
+
+        // A server's HTML banner, from a lab capture.
+        let web = try Run.program(exe, ["analyze", "--format", "markdown", Repo.captures + "/non-rdp-service.pcap"]).stdout
+        #expect(web.contains("(\"&lt;!DOCTYPE HTML&gt;\")"))
+        #expect(!web.contains("<!DOCTYPE"))
     }
 
     @Test func fileNameWithANewlineStaysOneLine() throws {
