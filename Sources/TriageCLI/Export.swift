@@ -195,9 +195,9 @@ struct StagedFile {
     /// Creates a new, empty file to become `path`; returns it and a descriptor open for writing.
     static func create(_ path: String, mode: mode_t) throws(ExportError) -> (StagedFile, Int32) {
         let dir = (path as NSString).deletingLastPathComponent
-        let name = (path as NSString).lastPathComponent
         for _ in 0..<16 {
-            let temporary = dir + "/.\(name).\(String(UInt32.random(in: .min ... .max), radix: 36)).tmp"
+            // Not derived from the final name, which may already be as long as a name can be.
+            let temporary = dir + "/.rdptriage-\(String(UInt64.random(in: .min ... .max), radix: 36)).tmp"
             // O_EXCL|O_NOFOLLOW: a name someone else made (a planted link included) is refused.
             let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
             if fd >= 0 { return (StagedFile(finalPath: path, temporaryPath: temporary), fd) }

@@ -120,4 +120,17 @@ import Testing
         #expect(r.status == 1)
         #expect(r.stderr.contains("\(keys): warning: no key-log line"), "\(r.stderr)")
     }
+
+    /// A file name as long as the file system allows (255 bytes) is still exported: the
+    /// temporary name it is written under does not grow with it.
+    @Test func exportOfTheLongestName() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let base = String(repeating: "b", count: 255 - "-attempt1-rst-refused.pcap".count)
+        let input = dir + "/" + base + ".pcap"
+        try FileManager.default.copyItem(atPath: failing, toPath: input)
+        let r = try Run.program(exe, ["analyze", "--export", dir + "/out", input])
+        #expect(r.status == 1, "\(r.stderr)")
+        #expect(entries(dir + "/out").contains(base + "-attempt1-rst-refused.pcap"))
+    }
 }
