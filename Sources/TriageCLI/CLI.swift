@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TriageCapture
+import TriageDecoding
 import TriageDiagnosis
 import TriageEngine
 import TriageFlows
@@ -18,7 +19,8 @@ public enum ExitStatus {
     public static let healthy: Int32 = 0
     /// At least one attempt failed.
     public static let failures: Int32 = 1
-    /// Bad usage, or an input that could not be read (completely). Takes precedence.
+    /// Bad usage, an input that could not be read (completely), or an output (the report,
+    /// an exported file) that could not be written. Takes precedence.
     public static let inputError: Int32 = 2
     /// The inputs were read but held no RDP connection attempt.
     public static let nothingFound: Int32 = 3
@@ -29,8 +31,8 @@ public struct RDPTriage: ParsableCommand {
         commandName: "rdptriage",
         abstract: "Explain why Remote Desktop (RDP) connections failed, from packet captures.",
         discussion: """
-            Exit codes: 0 every attempt healthy, 1 failures found, 2 bad usage or unreadable input, \
-            3 no RDP attempt found.
+            Exit codes: 0 every attempt healthy, 1 failures found, 2 bad usage, unreadable input or \
+            an output that could not be written, 3 no RDP attempt found.
             """,
         version: "0.1.0",
         subcommands: [Analyze.self],
@@ -76,6 +78,9 @@ public struct Analyze: ParsableCommand {
         help: "Write each failed attempt's own frames as a small pcap, with its Markdown report, into this directory.")
     public var export: String?
 
+    @Flag(name: .long, help: "With --export, replace files that already exist (a symbolic link is removed, never followed).")
+    public var force = false
+
     @Option(name: .long, help: "NSS key log (SSLKEYLOGFILE); with --export, each pcap gets its connection's key-log lines.")
     public var keylog: String?
 
@@ -110,6 +115,11 @@ public struct Analyze: ParsableCommand {
         if maxSessionBuffer < 4096 { throw ValidationError("--max-session-buffer must be at least 4096") }
         if maxBuffer < maxSessionBuffer { throw ValidationError("--max-buffer must be at least --max-session-buffer") }
         if keylog != nil && export == nil { throw ValidationError("--keylog is used with --export") }
+        if force && export == nil { throw ValidationError("--force is used with --export") }
+        if keylog != nil && redact {
+            throw ValidationError(
+                "--keylog cannot be used with --redact: the keys would let the recipient decrypt the original names from the exported frames")
+        }
         if let s = benchStopAfter, PipelineStage(rawValue: s) == nil {
             throw ValidationError("--bench-stop-after takes one of: " + PipelineStage.allCases.map(\.rawValue).joined(separator: ", "))
         }
@@ -137,6 +147,11 @@ public struct Analyze: ParsableCommand {
         reportOptions.color = ColorMode(rawValue: color) ?? .auto
         if redact { reportOptions.redactor = Redactor() }
 
+        // Checked before the output is opened: opening it truncates it.
+        if let output, let input = Self.input(sameAs: output, among: files) {
+            printError("rdptriage: \(output): is the input \(input == "-" ? "standard input" : input); refusing to overwrite it")
+            return ExitStatus.inputError
+        }
         let out: ReportOutput
         do {
             out = try output.map(ReportOutput.file) ?? .standardOutput()
@@ -158,17 +173,20 @@ public struct Analyze: ParsableCommand {
         var exporter: ExportStep?
         if let dir = export {
             do {
-                exporter = try ExportStep(directory: dir, keylogPath: keylog, redactor: reportOptions.redactor)
+                exporter = try ExportStep(directory: dir, keylogPath: keylog, redactor: reportOptions.redactor, force: force)
             } catch {
                 printError("rdptriage: \(error)")
                 return ExitStatus.inputError
             }
+            for w in exporter?.warnings ?? [] { printError("rdptriage: \(w)") }
         }
         let engine = Engine(options: engineOptions)
         var errors = 0
         var attempts = 0
         var failures = 0
         for file in files {
+            // The report cannot be written (a full disk, a reader gone): the rest is wasted work.
+            if out.failure != nil { break }
             let collector = exporter.map { _ in FailureCollector(forwardingTo: sink) }
             let summary = engine.analyze(path: file, sink: collector ?? sink)
             if let e = summary.error {
@@ -177,26 +195,67 @@ public struct Analyze: ParsableCommand {
                 printError("rdptriage: \(reportOptions.redactor?.apply(e.description) ?? e.description)")
             }
             if let exporter, let collector {
-                for problem in exporter.export(input: file, attempts: collector.failed) {
+                let outcome = exporter.export(input: file, attempts: collector.failed)
+                for problem in outcome.problems {
                     errors += 1
                     printError("rdptriage: \(problem)")
+                }
+                if !outcome.written.isEmpty {
+                    let n = collector.failed.count
+                    printError(
+                        "rdptriage: \(file): exported \(n) failed attempt\(n == 1 ? "" : "s") to \(exporter.directory)/ "
+                            + "(\(outcome.written.count) files: "
+                            + outcome.written.map { ($0 as NSString).lastPathComponent }.joined(separator: ", ") + ")")
                 }
             }
             attempts += summary.attempts
             failures += summary.failures
         }
-        let status: Int32 =
+        var status: Int32 =
             errors > 0
             ? ExitStatus.inputError
             : failures > 0 ? ExitStatus.failures : attempts == 0 ? ExitStatus.nothingFound : ExitStatus.healthy
         json?.finish(exitCode: status)
-        out.flush()
+        if let e = out.finish() {
+            // A reader that left (`| head`) wanted no more: not an error. With SIGPIPE at its
+            // default the process ends silently before getting here; this is for callers
+            // that ignore SIGPIPE.
+            if !out.readerLeft {
+                printError("rdptriage: \(e)")
+                status = ExitStatus.inputError
+            }
+        }
         return status
+    }
+
+    /// The input among `files` that `output` names (the same file by device and inode, so
+    /// another spelling or a link counts), if any. `-` is standard input.
+    static func input(sameAs output: String, among files: [String]) -> String? {
+        var o = stat()
+        guard stat(output, &o) == 0 else { return nil }
+        for file in files {
+            var i = stat()
+            let found = file == "-" ? fstat(STDIN_FILENO, &i) == 0 : stat(file, &i) == 0
+            if found && i.st_dev == o.st_dev && i.st_ino == o.st_ino { return file }
+        }
+        return nil
     }
 }
 
+/// One line on standard error. Written with write(2): FileHandle traps when standard error
+/// cannot be written, and an error message must never end the run. Control characters (a
+/// file name with a newline) are escaped, so the message stays one line.
 func printError(_ s: String) {
-    FileHandle.standardError.write(Data((s + "\n").utf8))
+    let bytes = Array((Printable.escapingControls(s) + "\n").utf8)
+    bytes.withUnsafeBytes { buf in
+        var done = 0
+        while done < buf.count {
+            let n = write(STDERR_FILENO, buf.baseAddress! + done, buf.count - done)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return }
+            done += n
+        }
+    }
 }
 
 /// The whole command line: parses, runs, and maps every outcome to the documented exit

@@ -113,8 +113,7 @@ public final class PcapFileSource: PacketSource {
                     filteredOut += 1
                     continue
                 }
-                let ts = Timestamp(
-                    seconds: Int64(header.pointee.ts.tv_sec), nanos: Int64(header.pointee.ts.tv_usec))
+                let ts = Timestamp(seconds: seconds(header.pointee.ts.tv_sec), nanos: Int64(header.pointee.ts.tv_usec))
                 return RawPacket(
                     frameNumber: frameNumber, timestamp: ts, capturedLength: caplen,
                     originalLength: Int(header.pointee.len),
@@ -130,6 +129,13 @@ public final class PcapFileSource: PacketSource {
                     frame: frameNumber + 1)
             }
         }
+    }
+
+    /// A record's seconds. Classic pcap stores them unsigned 32-bit (pcap-savefile(5)), but
+    /// libpcap reads them signed, so from 2038 (0x80000000) on they come back negative: 2040
+    /// would read as 1904. pcapng's 64-bit timestamps come through whole.
+    private func seconds(_ tvSec: Int) -> Int64 {
+        isClassicPcap ? Int64(UInt32(truncatingIfNeeded: tvSec)) : Int64(tvSec)
     }
 
     private func currentFileOffset() -> Int64? {
@@ -183,6 +189,11 @@ public final class PcapFileSource: PacketSource {
 
     static func openError(path: String, message: String) -> CaptureError {
         let lower = message.lowercased()
+        // Not a byte came (an empty pipe or standard input; an empty named file is caught
+        // before libpcap): libpcap's first read, the 4-byte magic, got nothing.
+        if lower.contains("tried to read 4 file header bytes, only got 0") {
+            return CaptureError(input: path, kind: .empty, detail: "empty input (0 bytes)")
+        }
         if lower.contains("truncated") {
             return CaptureError(input: path, kind: .truncated, detail: "file cut inside its header (\(message))", byteOffset: 0)
         }

@@ -11,19 +11,30 @@ import CPcap
 public final class PcapWriter {
     private let dead: OpaquePointer
     private let dumper: OpaquePointer
+    /// The name errors give (the file's final name, not the temporary one it is written under).
     public let path: String
 
-    public init(path: String, linkType: LinkType, snapshotLength: Int) throws(CaptureError) {
+    /// Writes to `descriptor`, which the caller opened (exclusively, so no link is followed);
+    /// the writer owns it from here on, also when this throws.
+    public init(descriptor: Int32, path: String, linkType: LinkType, snapshotLength: Int) throws(CaptureError) {
         self.path = path
         guard let d = pcap_open_dead_with_tstamp_precision(
             linkType.rawValue, Int32(clamping: max(snapshotLength, 65535)), UInt32(PCAP_TSTAMP_PRECISION_NANO))
         else {
+            close(descriptor)
             throw CaptureError(input: path, kind: .unreadable, detail: "cannot prepare a capture writer")
         }
-        guard let dump = pcap_dump_open(d, path) else {
-            let message = String(cString: pcap_geterr(d))
+        guard let file = fdopen(descriptor, "wb") else {
+            let e = errno
+            close(descriptor)
             pcap_close(d)
-            throw CaptureError(input: path, kind: .unreadable, detail: "cannot write: \(message)")
+            throw Self.writeError(path, errno: e)
+        }
+        guard let dump = pcap_dump_fopen(d, file) else {
+            let message = String(cString: pcap_geterr(d))
+            fclose(file)
+            pcap_close(d)
+            throw CaptureError(input: path, kind: .unreadable, detail: "cannot write the exported capture: \(message)")
         }
         dead = d
         dumper = dump
@@ -54,5 +65,14 @@ public final class PcapWriter {
         }
     }
 
-    public func flush() { pcap_dump_flush(dumper) }
+    /// Flushes everything written so far. `pcap_dump` cannot report a failed write, but the
+    /// stream keeps its error flag, so a full disk surfaces here at the latest.
+    public func finish() throws(CaptureError) {
+        if pcap_dump_flush(dumper) != 0 { throw Self.writeError(path, errno: errno) }
+        if let f = pcap_dump_file(dumper), ferror(f) != 0 { throw Self.writeError(path, errno: EIO) }
+    }
+
+    static func writeError(_ path: String, errno e: Int32) -> CaptureError {
+        CaptureError(input: path, kind: .unreadable, detail: "cannot write the exported capture: \(String(cString: strerror(e)))")
+    }
 }

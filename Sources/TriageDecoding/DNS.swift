@@ -125,7 +125,7 @@ public struct DNSMessage: Sendable, Equatable {
     static func readName(_ c: inout ByteCursor, message: UnsafeRawBufferPointer) throws(DecodeError) -> String {
         // The name's bytes, dots between labels, decoded once at the end (a string per label
         // and a join cost more than the rest of the message). A label's bytes never run into
-        // the next: a dot is ASCII, so invalid UTF-8 is repaired as it was label by label.
+        // the next.
         var name: [UInt8] = []
         name.reserveCapacity(64)
         var cursor = c
@@ -152,6 +152,8 @@ public struct DNSMessage: Sendable, Equatable {
             name.append(contentsOf: bytes.remainingBytes)
         }
         if !jumped { c = cursor }
-        return String(decoding: name, as: UTF8.self)
+        // Names are ASCII by the protocol; anything else is shown as \xNN, as the X.224
+        // cookie and SNI are, so a name cannot carry control characters into a report.
+        return Printable.escaping(name)
     }
 }

@@ -216,9 +216,13 @@ public enum Numbers {
         }
     }
 
-    /// A duration in µs, ms or s.
+    /// A duration in µs, ms or s. A negative one comes from a capture whose clock went back
+    /// (time stamps out of order): no sentence may say "after -1.000 s", so it says that.
     public static func duration(_ s: Double) -> String {
         guard s.isFinite else { return "?" }
+        if s < 0 && fixed(-s * 1_000_000, 0) != "0" {
+            return "an unknown time (the capture's clock went back \(duration(-s)))"
+        }
         if abs(s) < 0.001 { return fixed(s * 1_000_000, 0) + " µs" }
         if abs(s) < 1 { return fixed(s * 1000, 1) + " ms" }
         return fixed(s, 3) + " s"

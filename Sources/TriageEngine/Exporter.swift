@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 import TriageCapture
 import TriageDecoding
 import TriageDiagnosis
@@ -10,23 +15,39 @@ import TriageProtocols
 public enum Exporter {
     public struct Item {
         public var attempt: Attempt
-        /// The pcap path to write.
+        /// Where the pcap goes: a descriptor the caller opened for writing (the export owns it
+        /// from here on), and the name errors give.
+        public var descriptor: Int32
         public var path: String
 
-        public init(attempt: Attempt, path: String) {
+        public init(attempt: Attempt, descriptor: Int32, path: String) {
             self.attempt = attempt
+            self.descriptor = descriptor
             self.path = path
         }
     }
 
     /// Reads `input` again and writes each item's frames. Returns the number of frames
-    /// written per item, in order.
+    /// written per item, in order; throws when the input cannot be read or a pcap not be
+    /// written completely. Every descriptor is closed when this returns.
     public static func export(input: String, items: [Item], rewrite: PacketRewrite?) throws(CaptureError) -> [Int] {
         guard !items.isEmpty else { return [] }
-        let source = try PcapFileSource(path: input)
+        let source: PcapFileSource
+        do throws(CaptureError) { source = try PcapFileSource(path: input) } catch {
+            for item in items { close(item.descriptor) }
+            throw error
+        }
         var writers: [PcapWriter] = []
-        for item in items {
-            writers.append(try PcapWriter(path: item.path, linkType: source.linkType, snapshotLength: source.snapshotLength))
+        for (i, item) in items.enumerated() {
+            do throws(CaptureError) {
+                writers.append(
+                    try PcapWriter(
+                        descriptor: item.descriptor, path: item.path, linkType: source.linkType,
+                        snapshotLength: source.snapshotLength))
+            } catch {
+                for later in items[(i + 1)...] { close(later.descriptor) }
+                throw error
+            }
         }
         let selections = items.map { Selection($0.attempt.facts) }
         let lastFrame = selections.map(\.last).max() ?? 0
@@ -42,7 +63,7 @@ public enum Exporter {
                 counts[i] += 1
             }
         }
-        for w in writers { w.flush() }
+        for w in writers { try w.finish() }
         return counts
     }
 

@@ -6,6 +6,7 @@
 import Synchronization
 import SwiftASN1
 import TriageCapture
+import TriageDecoding
 import X509
 
 /// Turns a DER X.509 certificate (RFC 5280 section 4.1) into the `CertificateFacts` a
@@ -311,9 +312,9 @@ public enum CertificateParser {
             var out: [String] = []
             for entry in entries where entry.identifier.tagClass == .contextSpecific && out.count < maxNames {
                 switch (entry.identifier.tagNumber, entry.content) {
-                case (1, .primitive(let b)): out.append("email:" + String(decoding: b, as: UTF8.self))
-                case (2, .primitive(let b)): out.append("DNS:" + String(decoding: b, as: UTF8.self))
-                case (6, .primitive(let b)): out.append("URI:" + String(decoding: b, as: UTF8.self))
+                case (1, .primitive(let b)): out.append("email:" + Printable.escaping(Array(b)))
+                case (2, .primitive(let b)): out.append("DNS:" + Printable.escaping(Array(b)))
+                case (6, .primitive(let b)): out.append("URI:" + Printable.escaping(Array(b)))
                 case (7, .primitive(let b)): out.append("IP:" + ipString(b))
                 case (4, .constructed(let inner)):
                     if let n = inner.first(where: { _ in true }) { out.append("DirName:" + name(n)) }

@@ -363,12 +363,13 @@ func utf16String(_ c: ByteCursor) -> String {
     // Client and host names are nearly always ASCII: taken as bytes, since transcoding
     // UTF-16 cost some 500 instructions a character.
     if ascii {
-        return String(unsafeUninitializedCapacity: units.count) { out in
+        let s = String(unsafeUninitializedCapacity: units.count) { out in
             for (i, u) in units.enumerated() { out[i] = UInt8(truncatingIfNeeded: u) }
             return units.count
         }
+        return units.allSatisfy { $0 >= 0x20 && $0 != 0x7F } ? s : Printable.escapingControls(s)
     }
-    return String(decoding: units, as: UTF16.self)
+    return Printable.escapingControls(String(decoding: units, as: UTF16.self))
 }
 
 /// A fixed-size ANSI field up to its first NUL (printable ASCII, others escaped).

@@ -397,24 +397,7 @@ extension ByteCursor {
     func asciiString(limit: Int) -> String {
         let n = max(0, min(remaining, limit))
         guard n > 0 else { return "" }
-        let bytes = UnsafeRawBufferPointer(rebasing: base[offset..<offset + n])
-        // Printable ASCII (the usual cookie, name or hostname) is the string as it is; other
-        // bytes are written as \xNN. Built from bytes: appending scalar by scalar cost 280
-        // instructions a byte.
-        if bytes.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) { return String(decoding: bytes, as: UTF8.self) }
-        var out: [UInt8] = []
-        out.reserveCapacity(n * 4)
-        for b in bytes {
-            if b >= 0x20 && b < 0x7F {
-                out.append(b)
-            } else {
-                out.append(UInt8(ascii: "\\"))
-                out.append(UInt8(ascii: "x"))
-                out.append(hexDigit(b >> 4))
-                out.append(hexDigit(b & 0xF))
-            }
-        }
-        return String(decoding: out, as: UTF8.self)
+        return Printable.escaping(UnsafeRawBufferPointer(rebasing: base[offset..<offset + n]))
     }
 
     /// Whether the next bytes equal `literal`, ignoring ASCII case.

@@ -6,11 +6,18 @@
 
 /// Where a report goes: standard output or a file. Writes as it goes, so a long run's
 /// report streams instead of piling up in memory.
+///
+/// Every write is checked: the first failure (a full disk, a closed pipe) is kept, later
+/// writes are skipped, and `finish()` hands it back so the run can say the report is
+/// incomplete instead of ending as if it were whole.
 public final class ReportOutput {
     private let file: UnsafeMutablePointer<FILE>
     private let owned: Bool
+    private var closed = false
     public let isTerminal: Bool
     public let path: String?
+    /// The `errno` of the first write that failed.
+    public private(set) var failure: Int32?
 
     /// Standard output through a stream of our own (the C `stdout` global is not
     /// concurrency-safe to touch from Swift 6).
@@ -27,6 +34,17 @@ public final class ReportOutput {
         return ReportOutput(file: f, owned: true, path: path)
     }
 
+    /// Writes to a descriptor the caller opened (`path` names it in messages); the output
+    /// owns the descriptor from here on, also when this throws.
+    public static func file(descriptor: Int32, path: String) throws -> ReportOutput {
+        guard let f = fdopen(descriptor, "w") else {
+            let e = errno
+            close(descriptor)
+            throw ReportError.cannotWrite(path: path, reason: String(cString: strerror(e)))
+        }
+        return ReportOutput(file: f, owned: true, path: path)
+    }
+
     init(file: UnsafeMutablePointer<FILE>, owned: Bool, path: String?) {
         self.file = file
         self.owned = owned
@@ -35,29 +53,62 @@ public final class ReportOutput {
     }
 
     deinit {
-        fflush(file)
-        if owned { fclose(file) }
+        if !closed {
+            fflush(file)
+            if owned { fclose(file) }
+        }
+    }
+
+    /// Keeps the first failure; stdio sets `errno` when its write(2) fails.
+    private func check(_ ok: Bool) {
+        if !ok && failure == nil { failure = errno != 0 ? errno : EIO }
     }
 
     public func write(_ s: String) {
+        guard failure == nil else { return }
         var s = s
-        s.withUTF8 { buf in _ = fwrite(buf.baseAddress, 1, buf.count, file) }
+        s.withUTF8 { buf in check(fwrite(buf.baseAddress, 1, buf.count, file) == buf.count) }
     }
 
     public func write(bytes: UnsafeRawBufferPointer) {
-        _ = fwrite(bytes.baseAddress, 1, bytes.count, file)
+        guard failure == nil else { return }
+        check(fwrite(bytes.baseAddress, 1, bytes.count, file) == bytes.count)
     }
 
     public func write(bytes: [UInt8]) {
-        bytes.withUnsafeBufferPointer { buf in _ = fwrite(buf.baseAddress, 1, buf.count, file) }
+        guard failure == nil else { return }
+        bytes.withUnsafeBufferPointer { buf in check(fwrite(buf.baseAddress, 1, buf.count, file) == buf.count) }
     }
 
     public func line(_ s: String = "") {
         write(s)
-        fputc(0x0A, file)
+        guard failure == nil else { return }
+        check(fputc(0x0A, file) != EOF)
     }
 
-    public func flush() { fflush(file) }
+    public func flush() {
+        guard failure == nil, !closed else { return }
+        check(fflush(file) == 0)
+    }
+
+    /// Flushes (and closes a file of our own); returns the first failure, if any. A file
+    /// is only complete when this returns nil: `fclose` reports errors that the kernel
+    /// held back until then (NFS, quotas).
+    public func finish() -> ReportError? {
+        if !closed {
+            flush()
+            if owned {
+                check(fclose(file) == 0)
+                closed = true
+            }
+        }
+        guard let failure else { return nil }
+        return .cannotWrite(path: path ?? "standard output", reason: String(cString: strerror(failure)))
+    }
+
+    /// The failure is a closed pipe (`rdptriage ... | head`): the reader left, nothing is
+    /// wrong with the report.
+    public var readerLeft: Bool { failure == EPIPE }
 }
 
 public enum ReportError: Error, CustomStringConvertible {

@@ -105,6 +105,14 @@ public final class Redactor {
                 pairs.append((Self.utf16le(o), Self.utf16le(p)))
                 if o.contains("."), let ol = Self.dnsLabels(o), let pl = Self.dnsLabels(p) { pairs.append((ol, pl)) }
             }
+            // A name shown with `\xNN` escapes (Printable.escaping) is found in the frames by
+            // its original bytes, with a pseudonym of their length.
+            if let raw = Printable.unescaped(original) {
+                let shape = String(raw.map { $0 == UInt8(ascii: ".") ? "." : "a" })
+                let p = Array(Self.sameLength(shape, pseudonym).utf8)
+                pairs.append((raw, p))
+                if let rl = Self.dnsLabels(bytes: raw), let pl = Self.dnsLabels(bytes: p) { pairs.append((rl, pl)) }
+            }
         }
         // Longest first, so a name is not half-replaced by a shorter one inside it.
         pairs.sort { $0.0.count > $1.0.count }
@@ -139,6 +147,17 @@ public final class Redactor {
     static func utf16le(_ s: String) -> [UInt8] { s.utf16.flatMap { [UInt8($0 & 0xff), UInt8($0 >> 8)] } }
 
     /// `a.b` as DNS labels (RFC 1035 3.1): length-prefixed, without the root.
+    static func dnsLabels(bytes: [UInt8]) -> [UInt8]? {
+        guard bytes.contains(UInt8(ascii: ".")) else { return nil }
+        var out: [UInt8] = []
+        for label in bytes.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false) {
+            guard !label.isEmpty, label.count < 64 else { return nil }
+            out.append(UInt8(label.count))
+            out += label
+        }
+        return out
+    }
+
     static func dnsLabels(_ s: String) -> [UInt8]? {
         var out: [UInt8] = []
         for label in s.split(separator: ".", omittingEmptySubsequences: false) {

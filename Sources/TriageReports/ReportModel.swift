@@ -201,7 +201,8 @@ enum Format {
         b.append("–")
         b.append(decimal: t.last.frame)
         b.append(" · ")
-        b.append(seconds(t.durationSeconds))
+        // The clock note is already on the SYN-ACK when the handshake ran backwards too.
+        b.append(t.durationSeconds < 0 && (h.synAckDelay ?? 0) < 0 ? "duration unknown" : seconds(t.durationSeconds))
         if t.idle { b.append(" · idle") }
     }
 

@@ -38,7 +38,7 @@ public final class TextReport: AnalysisSink {
 
     public func begin(_ input: InputInfo) {
         digest = InputDigest(reported: options.reported)
-        var head = input.input == "-" ? "standard input" : input.input
+        var head = input.input == "-" ? "standard input" : Printable.escapingControls(input.input)
         if let lt = input.linkType { head += " (\(lt))" }
         emit(bold(head))
     }
@@ -139,7 +139,7 @@ public final class TextReport: AnalysisSink {
     public func end(_ s: InputSummary) {
         if let e = s.error {
             emit("")
-            emit(paint("  error: \(e.description)", "31"))
+            emit(paint("  error: \(Printable.escapingControls(e.description))", "31"))
         }
         let stories = digest.finishStories()
         if !stories.isEmpty {

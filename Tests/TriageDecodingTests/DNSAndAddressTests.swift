@@ -58,9 +58,9 @@ import Testing
         }
     }
 
-    /// Names are decoded from their bytes at once: the same text as decoding each label and
-    /// joining them with dots, also for labels that are not valid UTF-8 or hold dots, and
-    /// through a compression pointer.
+    /// Names are decoded from their bytes at once: the same text as escaping each label
+    /// (printable ASCII kept, other bytes as \xNN) and joining them with dots, also for labels
+    /// that are not valid UTF-8 or hold dots, and through a compression pointer.
     @Test func namesDecodeLikeLabelByLabel() throws {
         var rng = SplitMix(seed: 0xD45)
         let pool: [UInt8] = [0x61, 0x7A, 0x2E, 0x2D, 0x30, 0xC3, 0xA9, 0xE2, 0x82, 0xAC, 0x80, 0xFF, 0xF0, 0x9F]
@@ -68,7 +68,7 @@ import Testing
             let labels: [[UInt8]] = (0..<Int(1 + rng.next() % 4)).map { _ in
                 (0..<Int(1 + rng.next() % 6)).map { _ in pool[Int(rng.next() % UInt64(pool.count))] }
             }
-            let want = labels.map { String(decoding: $0, as: UTF8.self) }.joined(separator: ".")
+            let want = labels.map { Printable.escaping($0) }.joined(separator: ".")
             // The last label sits at offset 0 and the name at 8 points at it after the others.
             let tail = [UInt8(labels.last!.count)] + labels.last! + [0]
             var message = tail + [UInt8](repeating: 0, count: max(0, 8 - tail.count))

@@ -162,8 +162,8 @@ func findSubsequence(_ haystack: [UInt8], _ needle: [UInt8]) -> Int? {
 }
 
 /// Names in client data are UTF-16LE up to a NUL; ASCII ones take a short path. Both paths
-/// must give what transcoding the units gives, on random names (ASCII, Latin, CJK, emoji
-/// halves, lone surrogates) with and without a NUL.
+/// must give what transcoding the units gives (control characters escaped), on random names
+/// (ASCII, DEL and C1 controls, Latin, CJK, emoji halves, lone surrogates) with and without a NUL.
 @Suite struct UTF16StringTests {
     @Test func agreesWithTranscoding() {
         var rng = SplitMix(seed: 0x0716)
@@ -172,7 +172,7 @@ func findSubsequence(_ haystack: [UInt8], _ needle: [UInt8]) -> Int? {
             var units = (0..<Int(rng.next() % 20)).map { _ in
                 rng.next() % 3 == 0 ? pool[Int(rng.next() % UInt64(pool.count))] : UInt16(0x20 + rng.next() % 95)
             }
-            let want = String(decoding: units.prefix { $0 != 0 }, as: UTF16.self)
+            let want = Printable.escapingControls(String(decoding: units.prefix { $0 != 0 }, as: UTF16.self))
             if rng.next() % 2 == 0 { units += [0] + units }  // a NUL, then bytes that must be ignored
             var bytes: [UInt8] = []
             for u in units { bytes += [UInt8(u & 0xFF), UInt8(u >> 8)] }
