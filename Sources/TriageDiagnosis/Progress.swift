@@ -135,6 +135,9 @@ struct Reading {
             out.append("frames cut by the snapshot length")
         }
         if tcp.roleSource != .syn { out.append("the capture started after the connection was opened") }
+        if tcp.evicted == true {
+            out.append("reported before it ended: too many connections were open at once (--max-sessions), so the oldest were reported as they stood")
+        }
         for (name, side) in [("client", tcp.clientSide), ("server", tcp.serverSide)] {
             guard let n = side.implausibleSegments else { continue }
             out.append(

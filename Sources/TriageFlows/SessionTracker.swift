@@ -20,6 +20,9 @@ public struct TrackerConfiguration: Sendable {
     public var idleTimeout = 600.0
     /// Most half-seen connections on other ports waiting to show their first bytes.
     public var maxCandidates = 65536
+    /// Most sessions open at once (a few kilobytes each). Past it the oldest is reported as it
+    /// stands, half-open handshakes first (a SYN flood or scan), so memory stays bounded.
+    public var maxSessions = 20_000
     public var dnsCapacity = 4096
 
     public init() {}
@@ -44,6 +47,8 @@ public struct TrackerStats: Sendable, Codable, Equatable {
     /// Packets of a session that was already reported (after its linger time).
     public var latePackets = 0
     public var candidatesEvicted = 0
+    /// Sessions reported early because `maxSessions` were open.
+    public var sessionsEvicted = 0
     public var sessions = 0
     public var dnsResponses = 0
 
@@ -67,6 +72,10 @@ public final class SessionTracker {
     @exclusivity(unchecked) private var candidates: [FlowKey: Candidate] = [:]
     private var candidateOrder: Deque<FlowKey> = []
     private var tombstones: [FlowKey: Timestamp] = [:]
+    /// Open sessions in the order they started, and those started by a SYN that no SYN-ACK
+    /// has answered yet: the eviction order (finished or answered ones are skipped when met).
+    private var openOrder: Deque<TCPSession> = []
+    private var halfOpenOrder: Deque<TCPSession> = []
     private var nextID = 0
     private var clock = Timestamp(nanoseconds: Int64.min)
     private var lastSweep = Timestamp(nanoseconds: Int64.min)
@@ -311,6 +320,7 @@ public final class SessionTracker {
     }
 
     private func makeSession(client: Endpoint, server: Endpoint, roleSource: RoleSource, at ref: FrameRef) -> TCPSession {
+        if sessions.count >= configuration.maxSessions { evictOldest() }
         let s = TCPSession(
             id: nextID, client: client, server: server, roleSource: roleSource, input: input, first: ref,
             limits: configuration.streamLimits, budget: budget)
@@ -320,7 +330,32 @@ public final class SessionTracker {
         sessions[s.key] = s
         tombstones[s.key] = nil
         file(s)
+        openOrder.append(s)
+        if roleSource == .syn { halfOpenOrder.append(s) }
         return s
+    }
+
+    /// Reports the oldest half-open session, or else the oldest open one, as it stands.
+    private func evictOldest() {
+        var victim: TCPSession?
+        while victim == nil, let s = halfOpenOrder.popFirst() {
+            if !s.finalized && s.synAck == nil { victim = s }
+        }
+        while victim == nil, let s = openOrder.popFirst() {
+            if !s.finalized { victim = s }
+        }
+        guard let victim else { return }
+        victim.evicted = true
+        stats.sessionsEvicted += 1
+        finalize(victim)
+        // Finished sessions leave their queue entries behind; drop them now and then.
+        if openOrder.count > 2 * max(sessions.count, 1024) { openOrder = Deque(openOrder.filter { !$0.finalized }) }
+        if halfOpenOrder.count > 2 * max(sessions.count, 1024) {
+            halfOpenOrder = Deque(halfOpenOrder.filter { !$0.finalized && $0.synAck == nil })
+        }
+        // A flood leaves a tombstone per connection: past the session limit they are only
+        // an optimisation (late packets ignored), so forget them all.
+        if tombstones.count > 4 * configuration.maxSessions { tombstones.removeAll(keepingCapacity: false) }
     }
 
     private func deliver(_ p: DecodedPacket, to s: TCPSession, from src: Endpoint, bytes: UnsafeRawBufferPointer,
@@ -471,6 +506,8 @@ public final class SessionTracker {
         for s in open { finalize(s) }
         for i in wheel.indices { wheel[i].removeAll() }
         wheelSwept = .min
+        openOrder.removeAll()
+        halfOpenOrder.removeAll()
         candidates.removeAll()
         candidateOrder.removeAll()
         tombstones.removeAll()

@@ -109,6 +109,8 @@ public struct TCPFacts: Sendable, Codable, Equatable {
     public var idle: Bool
     /// A later attempt reused this 5-tuple.
     public var supersededBy: Int?
+    /// Reported before it ended because too many sessions were open at once (absent when not).
+    public var evicted: Bool? = nil
 
     public var durationSeconds: Double { last.time.seconds(since: first.time) }
 
@@ -129,6 +131,7 @@ extension TCPFacts {
         fragments = s.fragments
         idle = s.endedIdle
         supersededBy = s.supersededBy
+        if s.evicted { evicted = true }
         resets = s.resets
         icmp = s.icmpErrors
         let syns = s.synFrames

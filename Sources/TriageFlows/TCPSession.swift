@@ -200,6 +200,8 @@ public final class TCPSession {
     /// Ended by the idle timeout rather than by the capture's end.
     public internal(set) var endedIdle = false
     public internal(set) var finalized = false
+    /// Reported early: the session table was full.
+    public internal(set) var evicted = false
     /// The tracker's timer-wheel slot (capture second) holding this session's live entry.
     var wheelSecond: Int64 = .max
     /// Anything protocol layers want to keep with the session (set by the consumer factory).

@@ -294,6 +294,34 @@ final class Harness {
         #expect(t.clientSide.payloadBytes == Int64(cr.count))
     }
 
+    /// Past `maxSessions` open sessions the oldest half-open handshake is reported as it
+    /// stands (a SYN flood), an established session is kept, and memory stays bounded.
+    @Test func floodEvictsOldestHalfOpenFirst() throws {
+        var config = TrackerConfiguration()
+        config.maxSessions = 10
+        let h = Harness(configuration: config)
+        var w = Wire()
+        w.client.port = 40000
+        h.feed(w.frame(fromClient: true, flags: F.syn, seq: 1000, ack: 0))
+        h.feed(w.frame(fromClient: false, flags: F.syn | F.ack, seq: 9000, ack: 1001))
+        h.feed(w.frame(fromClient: true, flags: F.ack, seq: 1001, ack: 9001))
+        for i in 0..<30 {
+            var f = Wire()
+            f.client.port = UInt16(50000 + i)
+            h.feed(f.frame(fromClient: true, flags: F.syn, seq: UInt32(i), ack: 0), after: 0.000001)
+        }
+        #expect(h.tracker.stats.sessionsEvicted == 21)
+        // The established session goes on and ends normally.
+        h.feed(w.frame(fromClient: true, flags: F.fin | F.ack, seq: 1001, ack: 9001))
+        let facts = h.finish()
+        #expect(facts.count == 31)
+        let established = try #require(facts.first { $0.client.port == 40000 })
+        #expect(established.evicted == nil)
+        #expect(established.outcome == .closed)
+        let evicted = facts.filter { $0.evicted == true }.map(\.client.port).sorted()
+        #expect(evicted == (0..<21).map { UInt16(50000 + $0) })
+    }
+
     /// Data scattered across the sequence space (forged or corrupt): the direction is said to
     /// make no sense, and no counter claims gigabytes missing or every segment retransmitted
     /// (issue 12 point 2: 1.8 TB "missing" and nearly every segment a retransmission before).
