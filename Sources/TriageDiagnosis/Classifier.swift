@@ -14,14 +14,17 @@ import TriageProtocols
 /// | ICMP error answers the SYN | icmp-unreachable | network-blockade (resolution-mismatch when DNS pointed at a dead address) |
 /// | SYNs unanswered | syn-unanswered | network-blockade |
 /// | RST whose TTL is not its sender's | reset-by-middlebox | network-blockade |
+/// | server only repeats its SYN-ACK while the client sends | path-loss | network-blockade |
 /// | server speaks something else than RDP | non-rdp-service | resolution-mismatch |
 /// | RDP_NEG_FAILURE | negotiation-failure | tls-credssp |
+/// | server times out a client silent on its turn | client-abort | client-side |
 /// | server closes after the request, before TLS | early-disconnect | host-not-accepting |
 /// | client closes after a valid answer | client-abort | client-side |
 /// | certificate from a TLS-inspection product | (any TLS failure) | client-side |
 /// | TLS fatal alert | tls-alert | tls-credssp |
 /// | large server segments never arrive | mtu-blackhole | network-blockade |
 /// | server closes the TLS handshake without alert | tls-rejected | tls-credssp |
+/// | server alert after the client's CredSSP credentials | credssp-failure | tls-credssp |
 /// | server closes after CredSSP credentials | credssp-failure | tls-credssp |
 /// | server closes after MCS / early authorization | early-disconnect | host-not-accepting |
 /// | reached the session | success | none |
@@ -38,14 +41,17 @@ public enum Classifier {
         Rule(name: "syn-unanswered", decide: synUnanswered),
         Rule(name: "handshake-incomplete", decide: handshakeIncomplete),
         Rule(name: "reset-by-middlebox", decide: resetByMiddlebox),
+        Rule(name: "path-loss", decide: pathLoss),
         Rule(name: "non-rdp-service", decide: nonRDPService),
         Rule(name: "no-rdp-request", decide: noRDPRequest),
         Rule(name: "negotiation-failure", decide: negotiationFailure),
+        Rule(name: "client-stalled", decide: clientStalled),
         Rule(name: "x224-unanswered", decide: x224Unanswered),
         Rule(name: "after-confirm", decide: afterConfirm),
         Rule(name: "tls-alert", decide: tlsAlert),
         Rule(name: "mtu-blackhole", decide: mtuBlackhole),
         Rule(name: "tls-handshake", decide: tlsHandshake),
+        Rule(name: "credssp-alert", decide: credsspAlert),
         Rule(name: "refused-after-tls", decide: refusedAfterHandshake),
         Rule(name: "credssp", decide: credssp),
         Rule(name: "success", decide: success),
@@ -327,6 +333,85 @@ public enum Classifier {
             client: Knowledge.socketClosed, details: details,
             evidence: [Evidence(rst.at, "RST claiming to be from \(claimed), TTL \(rst.ttl) (\(claimed)'s packets: TTL \(range))")])
     }
+
+    /// The client completed the handshake and sent, but the server only ever repeated its
+    /// SYN-ACK: it never received the client's ACK or data. Loss on the client-to-server
+    /// path, not a server that stopped answering.
+    static func pathLoss(_ r: Reading) -> Verdict? {
+        let h = r.tcp.handshake
+        let s = r.tcp.serverSide
+        let c = r.tcp.clientSide
+        guard r.tcp.established, r.tcp.roleSource == .syn, let completed = h.completed, h.synAckCount >= 2,
+            s.packets == h.synAckCount, s.payloadBytes == 0, c.payloadBytes > 0, r.ender != .server
+        else { return nil }
+        // The client's last packet: how long it kept trying.
+        let clientEnd = r.tcp.resets.first(where: { $0.from == .client })?.at ?? r.tcp.last
+        let tried = clientEnd.time.seconds(since: completed.time)
+        var details = [
+            "The server sent \(h.synAckCount) SYN-ACKs and nothing else: it never received the client's ACK (frame \(completed.frame)) nor its \(r.bytes(c.streamBytes)) of data, although they reached the capture point.",
+        ]
+        details.append("The client kept resending for \(r.seconds(tried)) before it gave up (\(c.retransmissions) retransmission\(c.retransmissions == 1 ? "" : "s") captured).")
+        details.append("A filter or a lossy link between the capture point and the server drops the client's packets while the server's reach the client.")
+        var evidence = [Evidence(completed, "the client's ACK completing the handshake (the server never acknowledges it)")]
+        if let req = r.request {
+            evidence.append(Evidence(req.at, "X.224 Connection Request, never acknowledged by the server"))
+        } else if let re = c.firstRetransmission {
+            evidence.append(Evidence(re, "the client retransmits its data"))
+        }
+        evidence.append(Evidence(clientEnd, "the client gives up, \(r.seconds(tried)) after the handshake"))
+        return make(
+            r, .pathLoss, .networkBlockade,
+            "The client's packets never reached \(r.serverName): the server kept repeating its SYN-ACK while the client sent its ACK and request, then retransmitted for \(r.seconds(tried)) and gave up.",
+            Confidence(c.retransmissions > 0 ? .high : .medium, "the server retransmitted its SYN-ACK after the client's ACK and never acknowledged the client's data"),
+            stage: .tcpHandshake, ender: r.ender, client: Knowledge.timedOut, remedy: "path-loss", details: details,
+            evidence: evidence)
+    }
+
+    /// The server answered and the client owed the next message, sent nothing for a long
+    /// time, and the server closed: a handshake timeout of a stalled client (a hung client,
+    /// or a scanner that opens connections and waits).
+    static func clientStalled(_ r: Reading) -> Verdict? {
+        guard r.tcp.established, r.ender == .server, !r.reachedSession, let end = r.endingFrame,
+            let serverLast = r.tcp.serverSide.lastDataFrame, serverLast.frame > (r.tcp.clientSide.lastDataFrame?.frame ?? 0),
+            r.tls?.alerts.contains(where: { $0.from == .server }) != true, serverGoodbye(r) == nil,
+            end.time.seconds(since: serverLast.time) >= stallSeconds
+        else { return nil }
+        // The server's message the client had to answer, and what was due.
+        let message: FrameRef
+        let what: String
+        let due: String
+        if let c = r.confirm, c.failure == nil, r.clientHello == nil, r.rdp.mcsConnectInitial == nil {
+            message = c.at
+            what = "the server's X.224 Connection Confirm (\((r.selected ?? SecurityProtocols(rawValue: 0)).names))"
+            due = "its TLS ClientHello"
+        } else if let sh = r.serverHello, r.tls?.handshakeComplete != true {
+            message = r.tls?.serverHelloDone ?? sh.at
+            what = "the server's TLS handshake messages"
+            due = "its key exchange and Finished"
+        } else if r.usesCredSSP, r.tls?.handshakeComplete == true, r.credsspPhase == .challenge, let at = r.rdp.credssp?.reachedAt {
+            message = at
+            what = "the server's CredSSP CHALLENGE"
+            due = "its AUTHENTICATE"
+        } else {
+            return nil
+        }
+        let silence = end.time.seconds(since: message.time)
+        let how = r.endedByRST ? "RST" : "FIN"
+        return make(
+            r, .clientAbort, .clientSide,
+            "The client stalled: it sent nothing for \(r.seconds(silence)) after \(what), and \(r.serverName) timed the handshake out with an \(how).",
+            Confidence(.medium, "\(r.seconds(silence)) of silence from the client on its turn, then the server's \(how)"),
+            ender: .server, client: closedDuringSetup(r), remedy: "client-stall",
+            details: ["After \(what) it was the client's turn to send \(due); it only acknowledged. The server's \(how) is its handshake timeout, not a refusal."],
+            evidence: [
+                Evidence(message, "\(what.prefix(1).uppercased() + what.dropFirst()): the client's turn"),
+                Evidence(end, "\(how) from the server after \(r.seconds(silence)) with nothing from the client"),
+            ])
+    }
+
+    /// A server that refuses does so within a second or two of the request; one that closes
+    /// this long after its own answer has waited for the client.
+    static let stallSeconds = 20.0
 
     static func nonRDPService(_ r: Reading) -> Verdict? {
         let kind = r.rdp.firstServerPayload
@@ -663,6 +748,95 @@ public enum Classifier {
         if cert.notBefore > r.tcp.first.time { out.append("The certificate was not yet valid at the time of the capture.") }
         if cert.selfSigned { out.append("A self-signed certificate makes clients warn or refuse unless it is trusted.") }
         return out
+    }
+
+    /// How Windows servers refuse NLA credentials (FACTS.md section 4): an alert record
+    /// right after the client's AUTHENTICATE, then a reset. The client's FIN often lands
+    /// between the two, so the TCP close alone would blame the client; the alert came first
+    /// and from the server.
+    static func credsspAlert(_ r: Reading) -> Verdict? {
+        guard r.usesCredSSP, let tls = r.tls, tls.handshakeComplete, let credssp = r.rdp.credssp,
+            let alert = tls.alerts.first(where: { $0.from == .server && $0.encrypted })
+        else { return nil }
+        // The client's reset before the alert means the client ended it; the alert is then moot.
+        if let rst = r.tcp.resets.first(where: { $0.from == .client }), rst.at.frame < alert.at.frame { return nil }
+        let authenticate: FrameRef?
+        let unseen: Int64
+        switch credssp.phase {
+        case .authenticate:
+            guard let at = credssp.reachedAt, at.frame < alert.at.frame else { return nil }
+            authenticate = at
+            unseen = 0
+        case .challenge:
+            // The capture missed the client's third message, but the server acknowledged
+            // client bytes past everything captured before its alert: the AUTHENTICATE reached it.
+            guard r.tcp.clientSide.acknowledgedUnseen > 0, let challenge = credssp.reachedAt,
+                challenge.frame < alert.at.frame
+            else { return nil }
+            authenticate = nil
+            unseen = r.tcp.clientSide.acknowledgedUnseen
+        default:
+            return nil
+        }
+        let authRecord = authenticate.flatMap { at in credssp.records.first { $0.at == at } }
+        let answering = authRecord.map { "the client's CredSSP AUTHENTICATE (frame \($0.at.frame), \(r.bytes(Int64($0.length))))" }
+            ?? "the client's CredSSP AUTHENTICATE (not captured: the server acknowledged \(r.bytes(unseen)) the capture missed)"
+        let hidden = tls.isTLS13
+        var evidence = [Evidence(
+            alert.at,
+            hidden
+                ? "the server's last record, too small for anything but an alert (TLS 1.3 hides its type), answering \(answering)"
+                : "TLS alert record from the server (content type 21, body encrypted), answering \(answering)")]
+        var details: [String] = []
+        // The server's own close: its FIN or RST, whichever came first.
+        let serverEnd = [r.tcp.resets.first(where: { $0.from == .server })?.at, r.tcp.serverSide.fin?.at]
+            .compactMap { $0 }.min { $0.frame < $1.frame }
+        if let fin = r.tcp.clientSide.fin {
+            if fin.at.frame > alert.at.frame {
+                evidence.append(Evidence(fin.at, "the client's FIN, after the server's alert"))
+                details.append("The client's FIN (frame \(fin.at.frame)) came after the server's alert (frame \(alert.at.frame)): the client was closing because the server refused it.")
+            } else {
+                details.append("The client half-closed (FIN, frame \(fin.at.frame)) right after sending its credentials; the server's alert in frame \(alert.at.frame) is still its answer to them.")
+            }
+        }
+        if let end = serverEnd {
+            let how = r.tcp.resets.contains { $0.from == .server && $0.at == end } ? "RST" : "FIN"
+            evidence.append(Evidence(end, "\(how) from the server"))
+        }
+        let status = credssp.errorCode.map { code in
+            Knowledge.ntstatus[code]?.name ?? "NTSTATUS 0x\(String(code, radix: 16, uppercase: true))"
+        }
+        let client: ClientReport
+        if let code = credssp.errorCode, let k = Knowledge.ntstatus[code] {
+            client = ClientReport(code: k.client, meaning: "CredSSP logon failure: \(k.name)")
+        } else {
+            client = Knowledge.logonFailure
+        }
+        details.append("Wrong password, unknown user and account restrictions look alike without a key log: the server's Security log (event 4625) names the reason.")
+        let confidence: Confidence
+        if status != nil {
+            confidence = Confidence(.high, "the server's TSRequest errorCode")
+        } else if hidden {
+            confidence = Confidence(.medium, "TLS 1.3 hides the alert: a record too small for anything else, the server's last, right after the client's AUTHENTICATE")
+        } else if authenticate == nil {
+            confidence = Confidence(.medium, "a TLS alert record from the server after the CredSSP challenge; the client's AUTHENTICATE is missing from the capture")
+        } else {
+            confidence = Confidence(.high, "a TLS alert record from the server right after the client's AUTHENTICATE")
+        }
+        let close: String
+        if let e = serverEnd {
+            close = r.tcp.resets.contains { $0.at == e } ? " and reset the connection" : " and closed the connection"
+        } else if let rst = r.tcp.resets.first(where: { $0.from == .client }) {
+            close = "; the client then reset the connection"
+            evidence.append(Evidence(rst.at, "RST from the client, after the server's alert"))
+        } else {
+            close = ""
+        }
+        return make(
+            r, .credsspFailure, .tlsCredSSP,
+            "\(r.serverName) refused the credentials: it answered the client's CredSSP AUTHENTICATE with a TLS alert\(hidden ? " (hidden by TLS 1.3)" : "")\(status.map { " (\($0))" } ?? "")\(close).",
+            confidence, stage: .credssp, ender: .server, client: client, remedy: "credssp-failure",
+            details: details, evidence: evidence)
     }
 
     static func credssp(_ r: Reading) -> Verdict? {

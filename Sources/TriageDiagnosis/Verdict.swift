@@ -10,6 +10,8 @@ public enum Label: String, Sendable, Codable, CaseIterable {
     case resetByMiddlebox = "reset-by-middlebox"
     case reset
     case mtuBlackhole = "mtu-blackhole"
+    /// The client's packets stop reaching the server after the handshake.
+    case pathLoss = "path-loss"
     case negotiationFailure = "negotiation-failure"
     case tlsAlert = "tls-alert"
     case tlsRejected = "tls-rejected"
