@@ -281,7 +281,8 @@ public enum Classifier {
         let spacing = h.synIntervals.map { r.seconds($0) }.joined(separator: ", ")
         let retries = h.synCount > 1 ? " (\(h.synCount) SYNs, retried after \(spacing))" : " (a single SYN)"
         let level: Confidence.Level = h.synCount > 1 ? .high : .medium
-        var details = ["No SYN-ACK, RST or ICMP error came back within \(r.seconds(r.tcp.durationSeconds))\(retries)."]
+        let within = r.tcp.durationSeconds > 0 ? "within \(r.seconds(r.tcp.durationSeconds))" : "before the capture ended"
+        var details = ["No SYN-ACK, RST or ICMP error came back \(within)\(retries)."]
         if h.synCount == 1 { details.append("Only one SYN was captured: the capture may have stopped before the client retried.") }
         return make(
             r, .synUnanswered, .networkBlockade,
@@ -449,7 +450,7 @@ public enum Classifier {
             r, .incomplete, .none,
             "The client opened TCP to \(r.serverName):\(r.tcp.server.port) and never sent an RDP Connection Request\(sent).",
             Confidence(.medium, "no X.224 Connection Request from the client"), stage: .x224Negotiation,
-            remedy: "no-rdp-request", evidence: [Evidence(r.endingFrame, "connection ended by the \(r.ender.rawValue)")])
+            remedy: "no-rdp-request", evidence: [Evidence(r.endingFrame, Wording.ended(r.tcp.outcome, by: r.ender))])
     }
 
     static func negotiationFailure(_ r: Reading) -> Verdict? {
@@ -461,11 +462,11 @@ public enum Classifier {
             Confidence(.high, "the Connection Confirm carries RDP_NEG_FAILURE \(code.name)"), stage: .x224Negotiation,
             ender: .server, client: Knowledge.negotiationError,
             remedy: Knowledge.remediation["negotiation-\(code.name)"] != nil ? "negotiation-\(code.name)" : "negotiation-other",
-            details: ["The client asked for \(requested); the server answered failure code \(code.rawValue) (\(code.name)); the TCP connection was then closed by the \(r.ender.rawValue)."],
+            details: ["The client asked for \(requested); the server answered failure code \(code.rawValue) (\(code.name)); \(r.ender.party.map { "the TCP connection was then closed by \($0)" } ?? "the TCP connection was still open when the capture ended")."],
             evidence: [
                 Evidence(r.request?.at, "X.224 Connection Request, requested \(requested)"),
                 Evidence(c.at, "X.224 Connection Confirm with RDP_NEG_FAILURE \(code.name)"),
-                Evidence(r.endingFrame, "connection closed by the \(r.ender.rawValue)"),
+                Evidence(r.endingFrame, Wording.ended(r.tcp.outcome, by: r.ender, verb: "closed")),
             ])
     }
 
@@ -473,7 +474,7 @@ public enum Classifier {
     static func x224Unanswered(_ r: Reading) -> Verdict? {
         guard r.tcp.established, let req = r.request, r.confirm == nil else { return nil }
         let requested = req.requestedProtocols?.names ?? "no negotiation (old client)"
-        let evidence = [Evidence(req.at, "X.224 Connection Request (\(requested))"), Evidence(r.endingFrame, "connection ended by the \(r.ender.rawValue)")]
+        let evidence = [Evidence(req.at, "X.224 Connection Request (\(requested))"), Evidence(r.endingFrame, Wording.ended(r.tcp.outcome, by: r.ender))]
         switch r.ender {
         case .server:
             return make(
@@ -484,10 +485,14 @@ public enum Classifier {
                 details: ["This is the case the client's 0x904/0x7 guess was written for: connections disabled, the session limit reached, or an unhealthy listener."],
                 evidence: evidence)
         case .client:
-            let wait = r.endingFrame.map { r.seconds($0.time.seconds(since: req.at.time)) } ?? "?"
+            // Waited from the request to the client's last word (its RST, else the close); a
+            // request sent with the FIN, or only captured at its close, shows no wait at all.
+            let gaveUp = r.tcp.resets.first(where: { $0.from == .client })?.at ?? r.endingFrame
+            let waited = gaveUp.map { $0.time.seconds(since: req.at.time) } ?? 0
+            let wait = waited > 0 ? " after \(r.seconds(waited))" : ""
             return make(
                 r, .earlyDisconnect, .hostNotAccepting,
-                "\(r.serverName) accepted TCP but never answered the X.224 Connection Request; the client gave up after \(wait).",
+                "\(r.serverName) accepted TCP but never answered the X.224 Connection Request; the client gave up\(wait).",
                 Confidence(.medium, "no Connection Confirm came back; the client ended the connection"),
                 stage: .x224Negotiation, ender: .client, client: Knowledge.timedOut, remedy: "early-disconnect",
                 evidence: evidence)
@@ -509,7 +514,7 @@ public enum Classifier {
         let requested = r.request?.requestedProtocols
         var evidence = [Evidence(c.at, "X.224 Connection Confirm selecting \(selected.names)")]
         if let req = r.request { evidence.insert(Evidence(req.at, "X.224 Connection Request (\(requested?.names ?? "no negotiation"))"), at: 0) }
-        evidence.append(Evidence(r.endingFrame, "connection ended by the \(r.ender.rawValue)"))
+        evidence.append(Evidence(r.endingFrame, Wording.ended(r.tcp.outcome, by: r.ender)))
         if let requested, !selectionIsValid(selected, requested) {
             return make(
                 r, .negotiationFailure, .tlsCredSSP,
@@ -517,7 +522,7 @@ public enum Classifier {
                 Confidence(.high, "the Connection Confirm selects a protocol outside the client's request"),
                 stage: .x224Negotiation, client: Knowledge.negotiationError,
                 remedy: selected.rawValue == 0 ? "negotiation-SSL_NOT_ALLOWED_BY_SERVER" : "negotiation-other",
-                details: ["A compliant server answers RDP_NEG_FAILURE here (SSL_NOT_ALLOWED_BY_SERVER when it only has standard RDP security); this one selected a protocol anyway and the connection was closed by the \(r.ender.rawValue)."],
+                details: ["A compliant server answers RDP_NEG_FAILURE here (SSL_NOT_ALLOWED_BY_SERVER when it only has standard RDP security); this one selected a protocol anyway\(r.ender.party.map { " and the connection was closed by \($0)" } ?? "; the capture ended with the connection open")."],
                 evidence: evidence)
         }
         if r.ender == .client {
@@ -670,7 +675,12 @@ public enum Classifier {
             "\(r.serverName) acknowledged the TLS ClientHello but its answer never arrived: most likely a path MTU black hole dropping the server's large packets.",
             Confidence(.medium, "the server's TCP acknowledgments arrived but no TLS answer for \(r.seconds(waited))"),
             stage: .tlsHandshake, ender: r.ender, client: Knowledge.timedOut, remedy: "mtu-blackhole", details: details,
-            evidence: [Evidence(ch.at, "TLS ClientHello"), Evidence(r.endingFrame, r.ender == .client ? "the client gives up" : "last frame")].filter { $0.frame != nil })
+            evidence: [
+                Evidence(ch.at, "TLS ClientHello"),
+                // The proof the server answered: its sequence number moved past every byte captured from it.
+                Evidence(s.sentUnseenAt, "the server's sequence number is \(r.bytes(s.sentUnseenBytes ?? 0)) past what was captured from it: it sent its answer, which never arrived"),
+                Evidence(r.endingFrame, r.ender == .client ? "the client gives up" : "last frame"),
+            ].filter { $0.frame != nil })
     }
 
     /// TLS started and did not complete, without an alert.
@@ -679,7 +689,7 @@ public enum Classifier {
         var evidence = [Evidence(ch.at, "TLS ClientHello")]
         if let sh = r.serverHello { evidence.append(Evidence(sh.at, "TLS ServerHello (\(TLSVersion(rawValue: sh.version).name))")) }
         if let cf = r.tls?.certificateFrame { evidence.append(Evidence(cf, "server certificate")) }
-        evidence.append(Evidence(r.endingFrame, "connection ended by the \(r.ender.rawValue)"))
+        evidence.append(Evidence(r.endingFrame, Wording.ended(r.tcp.outcome, by: r.ender)))
         switch r.ender {
         case .server:
             if r.serverHello == nil, let acked = r.serverAcknowledgedAtEnd, let start = ch.streamOffset, acked <= start {
@@ -848,7 +858,7 @@ public enum Classifier {
         }
         let records = r.rdp.credssp?.records ?? []
         var evidence = records.prefix(6).map { Evidence($0.at, "CredSSP record from the \($0.from.rawValue) (\($0.length) bytes)") }
-        evidence.append(Evidence(r.endingFrame, "connection ended by the \(r.ender.rawValue)"))
+        evidence.append(Evidence(r.endingFrame, Wording.ended(r.tcp.outcome, by: r.ender)))
         let status = r.rdp.credssp?.errorCode.map { code -> String in
             let n = Knowledge.ntstatus[code]?.name ?? "NTSTATUS 0x\(String(code, radix: 16, uppercase: true))"
             return n
@@ -872,13 +882,17 @@ public enum Classifier {
             }
             return make(
                 r, .credsspFailure, .tlsCredSSP,
-                "\(r.serverName) ended CredSSP (NLA) at the \(phase.rawValue) step, before the client sent its credentials.",
+                phase == .none
+                    ? "\(r.serverName) ended the connection after the TLS handshake, before CredSSP (NLA) began."
+                    : "\(r.serverName) ended CredSSP (NLA) at the \(phase.rawValue) step, before the client sent its credentials.",
                 Confidence(.medium, "the server closed during the CredSSP exchange"), stage: .credssp, ender: .server,
                 client: closedDuringSetup(r), remedy: "credssp-early", evidence: evidence)
         case .client:
             return make(
                 r, .clientAbort, .clientSide,
-                "The client ended CredSSP (NLA) at the \(phase.rawValue) step, after the server's answer.",
+                phase == .none
+                    ? "The client ended the connection after the TLS handshake, before CredSSP (NLA) began."
+                    : "The client ended CredSSP (NLA) at the \(phase.rawValue) step, after the server's answer.",
                 Confidence(.medium, "the client closed during the CredSSP exchange"), stage: .credssp, ender: .client,
                 client: ClientReport(code: "local", meaning: "the client's own CredSSP error, e.g. \"the function requested is not supported\" (encryption oracle remediation) or a cancelled credential prompt"),
                 remedy: "credssp-early", evidence: evidence)
@@ -913,8 +927,8 @@ public enum Classifier {
         let ending: String
         switch r.tcp.outcome {
         case .open: ending = "still open when the capture ended"
-        case .closed: ending = "closed by the \(ender.rawValue)"
-        case .reset: ending = "reset by the \(ender.rawValue)"
+        case .closed: ending = ender.party.map { "closed by \($0)" } ?? "closed"
+        case .reset: ending = ender.party.map { "reset by \($0)" } ?? "reset"
         default: ending = r.tcp.outcome.rawValue
         }
         return make(
@@ -930,7 +944,7 @@ public enum Classifier {
     /// After the security handshake, before the session: MCS, licensing, early user authorization.
     static func afterSecurity(_ r: Reading) -> Verdict? {
         guard r.tcp.established, r.confirm != nil else { return nil }
-        let evidence = [Evidence(r.endingFrame, "connection ended by the \(r.ender.rawValue)")]
+        let evidence = [Evidence(r.endingFrame, Wording.ended(r.tcp.outcome, by: r.ender))]
         switch r.ender {
         case .server:
             if r.reachedSession {
@@ -967,9 +981,9 @@ public enum Classifier {
         case .reset:
             return make(
                 r, .reset, r.ender == .server ? .hostNotAccepting : r.ender == .client ? .clientSide : .none,
-                "The connection was reset by the \(r.ender.rawValue) at the \(r.stage.rawValue) stage.",
+                "\(r.ender.party.map { "The connection was reset by \($0)" } ?? "The connection was reset") at the \(r.stage.rawValue) stage.",
                 Confidence(.low, "an RST with no further explanation in the capture"), client: Knowledge.socketClosed,
-                evidence: [Evidence(r.endingFrame, "RST from the \(r.ender.rawValue)")])
+                evidence: [Evidence(r.endingFrame, r.ender.party.map { "RST from \($0)" } ?? "RST")])
         default:
             return make(
                 r, .incomplete, .none,

@@ -59,6 +59,11 @@ public struct SideFacts: Sendable, Codable, Equatable {
     /// Bytes not reassembled because a memory limit was reached.
     public var cutBytes: Int64
     public var lastDataFrame: FrameRef?
+    /// The first of this side's frames whose sequence number was past every byte captured
+    /// from it, and the bytes between: it had sent data the capture never saw (lost before
+    /// the capture point, or a segment still to be retransmitted).
+    public var sentUnseenAt: FrameRef? = nil
+    public var sentUnseenBytes: Int64? = nil
 }
 
 /// The handshake timeline.
@@ -182,6 +187,7 @@ extension TCPFacts {
             ttlMin: d.ttlMin <= d.ttlMax ? d.ttlMin : nil, ttlMax: d.ttlMin <= d.ttlMax ? d.ttlMax : nil,
             cutFrames: d.cutFrames, fin: d.fin, rstCount: d.rstCount, gaps: r.gaps, gapCount: r.gapCount,
             gapBytes: r.gapBytes, acknowledgedUnseen: acknowledgedUnseen, overlapBytes: r.overlapBytes,
-            conflictingOverlapBytes: r.conflictingBytes, cutBytes: r.cutBytes, lastDataFrame: d.lastDataFrame)
+            conflictingOverlapBytes: r.conflictingBytes, cutBytes: r.cutBytes, lastDataFrame: d.lastDataFrame,
+            sentUnseenAt: d.firstAhead, sentUnseenBytes: d.firstAhead == nil ? nil : d.firstAheadBytes)
     }
 }

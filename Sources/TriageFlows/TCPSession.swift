@@ -118,6 +118,10 @@ public struct DirectionStats: Sendable {
     public var lastFrame: FrameRef?
     public var lastDataFrame: FrameRef?
     public var fin: FinEvent?
+    /// The first frame whose sequence number was past every byte captured from this side so
+    /// far, and by how much: the side had sent bytes the capture never saw.
+    public var firstAhead: FrameRef?
+    public var firstAheadBytes: Int64 = 0
     public var rstCount = 0
     public var highestAck: UInt32 = 0
     var lastAck: UInt32 = 0
@@ -285,6 +289,21 @@ public final class TCPSession {
             handleAck(p, direction: d, at: ref)
         }
         let wire = p.payloadWireLength
+        if !flags.contains(.syn) {
+            let s = stream(d)
+            if s.isStarted {
+                // A FIN takes one sequence number and no byte: packets after it are one ahead.
+                let afterFIN: Int64 = (d == .clientToServer ? stats.client.fin : stats.server.fin) != nil ? 1 : 0
+                let ahead = s.offset(of: h.sequence) - s.highestEnd - afterFIN
+                if ahead > 0 {
+                    if d == .clientToServer {
+                        noteAhead(&stats.client, ahead, at: ref)
+                    } else {
+                        noteAhead(&stats.server, ahead, at: ref)
+                    }
+                }
+            }
+        }
         if wire > 0 {
             let s = stream(d)
             if !s.isStarted {
@@ -351,6 +370,13 @@ public final class TCPSession {
         if p.tcp.window == 0 && !p.tcp.flags.contains(.rst) && !p.tcp.flags.contains(.syn) {
             s.zeroWindows += 1
             if s.firstZeroWindow == nil { s.firstZeroWindow = ref }
+        }
+    }
+
+    private func noteAhead(_ s: inout DirectionStats, _ bytes: Int64, at ref: FrameRef) {
+        if s.firstAhead == nil {
+            s.firstAhead = ref
+            s.firstAheadBytes = bytes
         }
     }
 

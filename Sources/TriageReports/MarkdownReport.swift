@@ -47,7 +47,7 @@ public final class MarkdownReport: AnalysisSink {
         emit("| Confidence | \(v.confidence.level.rawValue): \(cell(v.confidence.reason)) |")
         if let c = v.clientReport, v.isFailure { emit("| Windows client most likely showed | \(c.display): \(cell(c.meaning)) |") }
         emit("| Started | \(t.first.time.iso8601) (frame \(t.first.frame)) |")
-        emit("| TCP | \(cell(Format.tcpLine(t))) |")
+        emit("| TCP | \(cell(Format.tcpLine(t, verdictEnder: v.endedBy))) |")
         emit()
         if !v.details.isEmpty {
             for d in v.details { emit("- \(d)") }

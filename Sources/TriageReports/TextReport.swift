@@ -124,7 +124,7 @@ public final class TextReport: AnalysisSink {
             }
         }
         b.append("      ")
-        Format.tcpLine(t, into: &b)
+        Format.tcpLine(t, verdictEnder: v.endedBy, into: &b)
         if !v.remediation.isEmpty {
             b.append("\n      What to do:")
             for (i, step) in v.remediation.enumerated() {

@@ -163,8 +163,16 @@ import TriageProtocols
     /// Loss on the client-to-server path (the shape of RDP-bruteforce.pcap attempt #22): the
     /// client's ACK and request never reach the server, which keeps repeating its SYN-ACK; the
     /// client retransmits its request for minutes and gives up with an RST.
-    @Test func clientPacketsLostOnTheWayToTheServer() throws {
-        let w = W()
+    struct PathLoss {
+        var ack: Int
+        var retries: [Int]
+        var rst: Int
+    }
+
+    /// The client's handshake ACK and request never reach the server, which repeats its
+    /// SYN-ACK; the client resends its request with FIN for minutes and resets.
+    @discardableResult
+    static func clientPathLoss(_ w: W) -> PathLoss {
         w.send(.c, W.syn, after: 0, ack: 0, options: [2, 4, 0x05, 0xAC])
         w.send(.s, W.syn | W.ack, after: 0.0007, options: [2, 4, 0x05, 0xB4])
         let clientISN = w.client.next &- 1
@@ -183,6 +191,13 @@ import TriageProtocols
             retries.append(w.send(.c, W.fin | W.psh | W.ack, RDPBytes.requestHybrid, after: wait, seq: clientISN &+ 1)!)
         }
         let rst = w.send(.c, W.rst | W.ack, after: 60, seq: clientISN &+ 2 &+ UInt32(RDPBytes.requestHybrid.count))!
+        return PathLoss(ack: ack, retries: retries, rst: rst)
+    }
+
+    @Test func clientPacketsLostOnTheWayToTheServer() throws {
+        let w = W()
+        let lost = Self.clientPathLoss(w)
+        let (ack, retries, rst) = (lost.ack, lost.retries, lost.rst)
         let c = analyze(try w.file("client-path-loss"))
         try #require(c.attempts.count == 1)
         let v = c.attempts[0].verdict
