@@ -134,6 +134,11 @@ struct Reading {
         if tcp.clientSide.cutFrames + tcp.serverSide.cutFrames > 0 {
             out.append("frames cut by the snapshot length")
         }
+        let copies = tcp.clientSide.duplicates + tcp.serverSide.duplicates
+        if copies > 0 {
+            // Same IP ID, sequence and payload: one packet seen twice, not sent twice.
+            out.append("\(copies) frame\(copies == 1 ? "" : "s") recorded twice (a SPAN port or two capture points), counted once and not as retransmissions")
+        }
         if tcp.roleSource != .syn { out.append("the capture started after the connection was opened") }
         if !rdp.lostSync.isEmpty { out.append("the parser lost its place in the \(rdp.lostSync.map(\.rawValue).joined(separator: "/")) stream") }
         return out

@@ -128,7 +128,9 @@ public struct DirectionStats: Sendable {
     var lastWindow: UInt16 = 0
     var hasAck = false
     /// Recent packet signatures, to recognise duplicates.
-    var recent: (PacketSignature, PacketSignature, PacketSignature, PacketSignature) = (.none, .none, .none, .none)
+    /// The same frame from a second capture point or a SPAN port's other VLAN comes within
+    /// a few frames of the first (interleaved with the other direction's), so eight are kept.
+    var recent = InlineArray<8, PacketSignature>(repeating: .none)
     var recentIndex = 0
 }
 
@@ -330,18 +332,11 @@ public final class TCPSession {
     /// Returns false for a copy of a recent frame.
     private func noteSignature(_ sig: PacketSignature, _ s: inout DirectionStats) -> Bool {
         let v6 = isIPv6
-        if sig.isCopy(of: s.recent.0, isIPv6: v6) || sig.isCopy(of: s.recent.1, isIPv6: v6)
-            || sig.isCopy(of: s.recent.2, isIPv6: v6) || sig.isCopy(of: s.recent.3, isIPv6: v6)
-        {
+        for i in s.recent.indices where sig.isCopy(of: s.recent[i], isIPv6: v6) {
             s.duplicates += 1
             return false
         }
-        switch s.recentIndex & 3 {
-        case 0: s.recent.0 = sig
-        case 1: s.recent.1 = sig
-        case 2: s.recent.2 = sig
-        default: s.recent.3 = sig
-        }
+        s.recent[s.recentIndex & 7] = sig
         s.recentIndex &+= 1
         return true
     }
