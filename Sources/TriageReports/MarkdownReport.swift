@@ -74,6 +74,10 @@ public final class MarkdownReport: AnalysisSink {
             emit("> **Input error:** \(e.description)")
             emit()
         }
+        if let w = s.warning {
+            emit("> **Input warning:** \(w.description); the complete frames before it were analysed")
+            emit()
+        }
         let stories = digest.finishStories()
         if !stories.isEmpty {
             emit("### Story")

@@ -141,6 +141,10 @@ public final class TextReport: AnalysisSink {
             emit("")
             emit(paint("  error: \(e.description)", "31"))
         }
+        if let w = s.warning {
+            emit("")
+            emit(paint("  warning: \(w.description); the complete frames before it were analysed", "33"))
+        }
         let stories = digest.finishStories()
         if !stories.isEmpty {
             emit("")
