@@ -765,9 +765,10 @@ public enum Classifier {
     /// between the two, so the TCP close alone would blame the client; the alert came first
     /// and from the server.
     static func credsspAlert(_ r: Reading) -> Verdict? {
-        guard r.usesCredSSP, let tls = r.tls, tls.handshakeComplete, let credssp = r.rdp.credssp,
-            let alert = tls.alerts.first(where: { $0.from == .server && $0.encrypted })
-        else { return nil }
+        guard r.usesCredSSP, let tls = r.tls, tls.handshakeComplete, let credssp = r.rdp.credssp else { return nil }
+        guard let alert = tls.alerts.first(where: { $0.from == .server && $0.encrypted }) else {
+            return credsspAnswerUnseen(r, credssp)
+        }
         // The client's reset before the alert means the client ended it; the alert is then moot.
         if let rst = r.tcp.resets.first(where: { $0.from == .client }), rst.at.frame < alert.at.frame { return nil }
         let authenticate: FrameRef?
@@ -848,6 +849,61 @@ public enum Classifier {
             confidence, stage: .credssp, ender: .server, client: client, remedy: "credssp-failure",
             details: details, evidence: evidence)
     }
+
+    /// The same refusal when the capture missed the server's answer: after the client's
+    /// AUTHENTICATE the client acknowledged a few dozen server bytes the capture never saw
+    /// (one alert record is 31 to 69 bytes with its header), and nothing else came.
+    static func credsspAnswerUnseen(_ r: Reading, _ credssp: CredSSPFacts) -> Verdict? {
+        guard credssp.phase == .authenticate, credssp.likelyErrorReply == nil, let auth = credssp.reachedAt,
+            (r.tcp.serverSide.lastDataFrame?.frame ?? 0) < auth.frame
+        else { return nil }
+        let s = r.tcp.serverSide
+        // Each sign of the unseen answer: the client acknowledging past it, or the server's
+        // own sequence number past it.
+        var signs: [(FrameRef, Int64)] = []
+        for e in [r.tcp.clientSide.fin.map { ($0.at, $0.acknowledgedPeerBytes, $0.serverBytesBefore) }]
+            + r.tcp.resets.filter({ $0.from == .client }).map({ ($0.at, $0.acknowledgedPeerBytes, $0.serverBytesBefore) })
+        {
+            if let (at, acked, seen) = e, let acked, acked > seen { signs.append((at, acked - seen)) }
+        }
+        if let at = s.sentUnseenAt, let n = s.sentUnseenBytes { signs.append((at, n)) }
+        signs = signs.filter { $0.0.frame > auth.frame }.sorted { $0.0.frame < $1.0.frame }
+        guard let first = signs.first, let unseen = signs.map(\.1).max(), unseen <= maxUnseenAnswer else { return nil }
+        let authRecord = credssp.records.first { $0.at == auth }
+        var evidence = [Evidence(
+            first.0,
+            "the client acknowledges \(r.bytes(unseen)) from the server that the capture missed, answering its CredSSP AUTHENTICATE (frame \(auth.frame)\(authRecord.map { ", \(r.bytes(Int64($0.length)))" } ?? ""))")]
+        let serverEnd = [r.tcp.resets.first(where: { $0.from == .server })?.at, s.fin?.at].compactMap { $0 }
+            .min { $0.frame < $1.frame }
+        let close: String
+        if let e = serverEnd {
+            let how = r.tcp.resets.contains { $0.at == e } ? "RST" : "FIN"
+            evidence.append(Evidence(e, "\(how) from the server"))
+            close = how == "RST" ? "; the server then reset the connection" : "; the server then closed the connection"
+        } else if let rst = r.tcp.resets.first(where: { $0.from == .client }) {
+            if rst.at != first.0 { evidence.append(Evidence(rst.at, "RST from the client")) }
+            close = "; the client then reset the connection"
+        } else {
+            close = ""
+        }
+        var details = [
+            "Windows answers refused NLA credentials with one TLS alert record and a reset; a successful logon answers with pubKeyAuth and the connection goes on.",
+            "Wrong password, unknown user and account restrictions look alike without a key log: the server's Security log (event 4625) names the reason.",
+        ]
+        if let fin = r.tcp.clientSide.fin, fin.at.frame < first.0.frame {
+            details.insert("The client half-closed (FIN, frame \(fin.at.frame)) before the server's answer; the answer still came.", at: 0)
+        }
+        return make(
+            r, .credsspFailure, .tlsCredSSP,
+            "\(r.serverName) refused the credentials: its answer to the client's CredSSP AUTHENTICATE (\(r.bytes(unseen)), the size of a TLS alert record) is missing from the capture, but the client acknowledged it\(close).",
+            Confidence(.medium, "the capture missed the server's answer; its size and the close after it match a refusal"),
+            stage: .credssp, ender: .server, client: Knowledge.logonFailure, remedy: "credssp-failure",
+            details: details, evidence: evidence)
+    }
+
+    /// One TLS alert record, with its header, under the costliest cipher (CBC, explicit IV,
+    /// SHA-384 MAC) is under 100 bytes; an errorCode TSRequest too.
+    static let maxUnseenAnswer: Int64 = 100
 
     static func credssp(_ r: Reading) -> Verdict? {
         guard r.usesCredSSP, r.tls?.handshakeComplete == true else { return nil }

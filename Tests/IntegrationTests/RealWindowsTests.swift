@@ -129,6 +129,35 @@ import TriageProtocols
         #expect(v.evidence.dropFirst(2).first?.frame == frames.alert)
     }
 
+    /// The refusal with the server's alert lost before the capture point: the client's FIN
+    /// acknowledges the 31 bytes (a 26-byte alert record and its header) the capture never
+    /// saw; then the server's RST.
+    @Test(arguments: [31, 400])
+    func refusalWithTheAlertMissingFromTheCapture(answer: Int) throws {
+        let w = W()
+        Self.upToCredSSP(w, tls13: false)
+        w.data(.c, RDPBytes.application(81), after: 0.3)
+        w.data(.s, RDPBytes.application(239))
+        w.data(.c, RDPBytes.application(761), after: 0.2)
+        w.send(.s, W.psh | W.ack, RDPBytes.encryptedAlert(answer - 5), after: 1.0, captured: false)
+        let fin = w.send(.c, W.fin | W.ack, after: 0.2)!
+        w.send(.s, W.ack, after: 0.0003)
+        let rst = w.send(.s, W.rst | W.ack, after: 0.00004)!
+        let v = try only(try w.file("nla-refused-unseen-\(answer)")).verdict
+        if answer > 100 {
+            // Too large for an alert: not this rule's to decide.
+            #expect(v.rule != "credssp-alert")
+            return
+        }
+        #expect(v.label == .credsspFailure, "rule \(v.rule): \(v.summary)")
+        #expect(v.cause == .tlsCredSSP)
+        #expect(v.endedBy == .server)
+        #expect(v.confidence.level == .medium)
+        #expect(v.evidence.dropFirst(2).first?.frame == fin)
+        #expect(v.evidence.dropFirst(2).first?.what.contains("31 bytes") == true)
+        #expect(v.evidence.contains { $0.frame == rst })
+    }
+
     /// A client that closes during CredSSP with no alert from the server stays a client abort.
     @Test func clientClosingWithoutAnAlertIsStillTheClients() throws {
         let w = W()
