@@ -381,7 +381,7 @@ public enum Classifier {
         let message: FrameRef
         let what: String
         let due: String
-        if let c = r.confirm, c.failure == nil, r.clientHello == nil, r.rdp.mcsConnectInitial == nil {
+        if let c = r.confirm, c.failure == nil, !r.tlsStarted, r.rdp.mcsConnectInitial == nil {
             message = c.at
             what = "the server's X.224 Connection Confirm (\((r.selected ?? SecurityProtocols(rawValue: 0)).names))"
             due = "its TLS ClientHello"
@@ -507,7 +507,7 @@ public enum Classifier {
 
     /// A successful Connection Confirm, and then the connection ended before TLS started.
     static func afterConfirm(_ r: Reading) -> Verdict? {
-        guard let c = r.confirm, c.failure == nil, r.clientHello == nil, r.rdp.mcsConnectInitial == nil,
+        guard let c = r.confirm, c.failure == nil, !r.tlsStarted, r.rdp.mcsConnectInitial == nil,
             r.tcp.outcome != .open
         else { return nil }
         let selected = r.selected ?? SecurityProtocols(rawValue: 0)
@@ -685,14 +685,16 @@ public enum Classifier {
 
     /// TLS started and did not complete, without an alert.
     static func tlsHandshake(_ r: Reading) -> Verdict? {
-        guard let ch = r.clientHello, r.tls?.handshakeComplete != true else { return nil }
-        var evidence = [Evidence(ch.at, "TLS ClientHello")]
+        // A ServerHello answers a ClientHello even when the capture missed it.
+        guard r.tlsStarted, r.tls?.handshakeComplete != true else { return nil }
+        var evidence: [Evidence] = []
+        if let ch = r.clientHello { evidence.append(Evidence(ch.at, "TLS ClientHello")) }
         if let sh = r.serverHello { evidence.append(Evidence(sh.at, "TLS ServerHello (\(TLSVersion(rawValue: sh.version).name))")) }
         if let cf = r.tls?.certificateFrame { evidence.append(Evidence(cf, "server certificate")) }
         evidence.append(Evidence(r.endingFrame, Wording.ended(r.tcp.outcome, by: r.ender)))
         switch r.ender {
         case .server:
-            if r.serverHello == nil, let acked = r.serverAcknowledgedAtEnd, let start = ch.streamOffset, acked <= start {
+            if r.serverHello == nil, let acked = r.serverAcknowledgedAtEnd, let start = r.clientHello?.streamOffset, acked <= start {
                 // The closing packet does not acknowledge the ClientHello: the server closed regardless.
                 return make(
                     r, .earlyDisconnect, .hostNotAccepting,

@@ -62,6 +62,8 @@ struct Reading {
     var tls: TLSFacts? { rdp.tls }
     var clientHello: TLSFacts.ClientHello? { tls?.clientHello }
     var serverHello: TLSFacts.ServerHello? { tls?.serverHello }
+    /// TLS began: a ClientHello, or a ServerHello answering one the capture missed.
+    var tlsStarted: Bool { clientHello != nil || serverHello != nil }
     var selected: SecurityProtocols? {
         guard let c = confirm, c.failure == nil else { return nil }
         return c.selectedProtocol ?? SecurityProtocols(rawValue: 0)
@@ -110,7 +112,7 @@ struct Reading {
         guard let c = confirm else { return .x224Negotiation }
         if c.failure != nil { return .x224Negotiation }
         if usesTLS {
-            if tls?.handshakeComplete != true { return clientHello == nil ? .x224Negotiation : .tlsHandshake }
+            if tls?.handshakeComplete != true { return tlsStarted ? .tlsHandshake : .x224Negotiation }
             if usesCredSSP {
                 switch credsspPhase {
                 case .credentials, .earlyUserAuthorization, .session: return .mcsConnect

@@ -158,6 +158,46 @@ import TriageProtocols
         #expect(v.evidence.contains { $0.frame == rst })
     }
 
+    /// The ClientHello lost before the capture point (RDP-bruteforce.pcap, client port 61518):
+    /// the server's ServerHello answers it, so TLS began; the rest is the refusal's shape.
+    @Test func refusalWithTheClientHelloMissingFromTheCapture() throws {
+        let w = W()
+        w.handshake()
+        w.data(.c, RDPBytes.requestHybrid, after: 0.3)
+        w.data(.s, RDPBytes.confirmHybrid)
+        w.send(.c, W.psh | W.ack, RDPBytes.clientHello(), after: 0.2, captured: false)
+        w.data(.s, RDPBytes.serverHello() + RDPBytes.serverHelloDone)
+        w.data(.c, RDPBytes.clientKeyExchange + RDPBytes.changeCipherSpec + RDPBytes.finished, after: 0.3)
+        w.data(.s, RDPBytes.changeCipherSpec + RDPBytes.finished)
+        w.data(.c, RDPBytes.application(81), after: 0.3)
+        w.data(.s, RDPBytes.application(239))
+        w.data(.c, RDPBytes.application(761), after: 0.2)
+        let alert = w.data(.s, RDPBytes.encryptedAlert(26), after: 1.0, ackedBy: nil)!
+        w.send(.c, W.fin | W.ack, after: 0.2)
+        w.send(.s, W.rst | W.ack, after: 0.001)
+        let v = try only(try w.file("nla-refused-no-clienthello")).verdict
+        #expect(v.label == .credsspFailure, "rule \(v.rule): \(v.summary)")
+        #expect(v.stage == .credssp)
+        #expect(v.endedBy == .server)
+        #expect(v.evidence.dropFirst(2).first?.frame == alert)
+    }
+
+    /// The same loss, and the client resets after the server's TLS answer: the client left
+    /// during the TLS handshake, not after the negotiation (client port 64279).
+    @Test func clientLeavingAfterTheServerHelloWithTheClientHelloMissing() throws {
+        let w = W()
+        w.handshake()
+        w.data(.c, RDPBytes.requestHybrid, after: 0.3)
+        w.data(.s, RDPBytes.confirmHybrid)
+        w.send(.c, W.psh | W.ack, RDPBytes.clientHello(), after: 0.2, captured: false)
+        w.data(.s, RDPBytes.serverHello() + RDPBytes.serverHelloDone, ackedBy: nil)
+        w.send(.c, W.rst | W.ack, after: 2)
+        let v = try only(try w.file("client-leaves-no-clienthello")).verdict
+        #expect(v.label == .clientAbort, "rule \(v.rule): \(v.summary)")
+        #expect(v.stage == .tlsHandshake)
+        #expect(v.endedBy == .client)
+    }
+
     /// A client that closes during CredSSP with no alert from the server stays a client abort.
     @Test func clientClosingWithoutAnAlertIsStillTheClients() throws {
         let w = W()
