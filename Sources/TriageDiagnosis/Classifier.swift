@@ -783,11 +783,11 @@ public enum Classifier {
         case .challenge:
             // The capture missed the client's third message, but the server acknowledged
             // client bytes past everything captured before its alert: the AUTHENTICATE reached it.
-            guard r.tcp.clientSide.acknowledgedUnseen > 0, let challenge = credssp.reachedAt,
-                challenge.frame < alert.at.frame
-            else { return nil }
+            guard let challenge = credssp.reachedAt, challenge.frame < alert.at.frame else { return nil }
+            let missed = r.tcp.clientSide.gaps.filter { $0.reason == "missing" && $0.frame > challenge.frame }
+            unseen = missed.reduce(Int64(0)) { $0 + $1.length }
+            guard unseen > 0 else { return nil }
             authenticate = nil
-            unseen = r.tcp.clientSide.acknowledgedUnseen
         default:
             return nil
         }
