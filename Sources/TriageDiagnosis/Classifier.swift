@@ -440,6 +440,8 @@ public enum Classifier {
 
     static func noRDPRequest(_ r: Reading) -> Verdict? {
         guard r.tcp.established, r.request == nil, r.rdp.firstClientPayload == nil || r.rdp.firstClientPayload != .x224ConnectionRequest && r.rdp.firstClientPayload != .tls else { return nil }
+        // A TLS handshake on the connection means the request was sent and the capture missed it.
+        if r.tlsStarted { return nil }
         if r.tcp.outcome == .open && r.tcp.clientSide.payloadBytes == 0 {
             return make(
                 r, .incomplete, .none, "The connection was opened but no RDP request was sent before the capture ended.",

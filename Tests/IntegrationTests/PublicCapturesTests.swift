@@ -221,6 +221,11 @@ struct PublicCapturesTests {
             let text = ([a.verdict.summary] + a.verdict.details).joined(separator: " ")
             #expect(!text.contains(" 0 µs") && !text.contains("after -"), "port \(port): \(text)")
         }
+        // 54466: the Connection Request is not captured (the client's ACK in frame 950 is at
+        // Seq=46), its ClientHello (frame 952) and the TLS handshake are; the client resets
+        // (frame 960) right after the server's Finished.
+        let missedRequest = try attempt(54466)
+        expectVerdict(missedRequest, .clientAbort, .clientSide, .tlsHandshake, .client)
         let stalled = try attempt(53254)
         expectVerdict(stalled, .clientAbort, .clientSide, .x224Negotiation, .server)
         #expect(stalled.verdict.evidence.map(\.frame) == [834, 835, 839, 843])

@@ -17,6 +17,11 @@ import TriageProtocols
         w.handshake()
         w.data(.c, RDPBytes.requestHybrid, after: 0.3)
         w.data(.s, RDPBytes.confirmHybrid)
+        tlsAfterConfirm(w, tls13: tls13)
+    }
+
+    /// The TLS handshake, TLS 1.2 (AES-GCM) or 1.3.
+    static func tlsAfterConfirm(_ w: W, tls13: Bool) {
         w.data(.c, RDPBytes.clientHello(tls13: tls13), after: 0.2)
         if tls13 {
             w.data(.s, RDPBytes.serverHello(tls13: true) + RDPBytes.changeCipherSpec + RDPBytes.application(900))
@@ -196,6 +201,22 @@ import TriageProtocols
         #expect(v.label == .clientAbort, "rule \(v.rule): \(v.summary)")
         #expect(v.stage == .tlsHandshake)
         #expect(v.endedBy == .client)
+    }
+
+    /// The X.224 exchange lost before the capture point (client port 54466): the client's
+    /// ClientHello follows 19 bytes the server acknowledged, so a request was sent; the
+    /// client resets after the TLS handshake.
+    @Test func requestMissingFromTheCaptureIsNotANeverSentRequest() throws {
+        let w = W()
+        w.handshake()
+        w.send(.c, W.psh | W.ack, RDPBytes.requestHybrid, after: 0.3, captured: false)
+        w.send(.s, W.psh | W.ack, RDPBytes.confirmHybrid, after: 0.001, captured: false)
+        Self.tlsAfterConfirm(w, tls13: false)
+        w.send(.c, W.rst | W.ack, after: 0.3)
+        let v = try only(try w.file("request-missing")).verdict
+        #expect(!v.summary.contains("never sent an RDP Connection Request"), "\(v.summary)")
+        #expect(v.label == .clientAbort, "rule \(v.rule): \(v.summary)")
+        #expect(v.stage == .tlsHandshake)
     }
 
     /// A client that closes during CredSSP with no alert from the server stays a client abort.
