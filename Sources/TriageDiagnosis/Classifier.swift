@@ -864,19 +864,23 @@ public enum Classifier {
         let s = r.tcp.serverSide
         // Each sign of the unseen answer: the client acknowledging past it, or the server's
         // own sequence number past it.
-        var signs: [(FrameRef, Int64)] = []
-        for e in [r.tcp.clientSide.fin.map { ($0.at, $0.acknowledgedPeerBytes, $0.serverBytesBefore) }]
-            + r.tcp.resets.filter({ $0.from == .client }).map({ ($0.at, $0.acknowledgedPeerBytes, $0.serverBytesBefore) })
+        var signs: [(at: FrameRef, bytes: Int64, what: String)] = []
+        for e in [r.tcp.clientSide.fin.map { ($0.at, $0.acknowledgedPeerBytes, $0.serverBytesBefore, "FIN") }]
+            + r.tcp.resets.filter({ $0.from == .client }).map({ ($0.at, $0.acknowledgedPeerBytes, $0.serverBytesBefore, "RST") })
         {
-            if let (at, acked, seen) = e, let acked, acked > seen { signs.append((at, acked - seen)) }
+            if let (at, acked, seen, how) = e, let acked, acked > seen {
+                signs.append((at, acked - seen, "the client's \(how) acknowledges \(r.bytes(acked - seen)) from the server that the capture missed"))
+            }
         }
-        if let at = s.sentUnseenAt, let n = s.sentUnseenBytes { signs.append((at, n)) }
-        signs = signs.filter { $0.0.frame > auth.frame }.sorted { $0.0.frame < $1.0.frame }
-        guard let first = signs.first, let unseen = signs.map(\.1).max(), unseen <= maxUnseenAnswer else { return nil }
+        if let at = s.sentUnseenAt, let n = s.sentUnseenBytes {
+            signs.append((at, n, "the server's sequence number is \(r.bytes(n)) past what was captured from it"))
+        }
+        signs = signs.filter { $0.at.frame > auth.frame }.sorted { $0.at.frame < $1.at.frame }
+        guard let first = signs.first, let unseen = signs.map(\.bytes).max(), unseen <= maxUnseenAnswer else { return nil }
         let authRecord = credssp.records.first { $0.at == auth }
         var evidence = [Evidence(
-            first.0,
-            "the client acknowledges \(r.bytes(unseen)) from the server that the capture missed, answering its CredSSP AUTHENTICATE (frame \(auth.frame)\(authRecord.map { ", \(r.bytes(Int64($0.length)))" } ?? ""))")]
+            first.at,
+            "\(first.what): the answer to the client's CredSSP AUTHENTICATE (frame \(auth.frame)\(authRecord.map { ", \(r.bytes(Int64($0.length)))" } ?? ""))")]
         let serverEnd = [r.tcp.resets.first(where: { $0.from == .server })?.at, s.fin?.at].compactMap { $0 }
             .min { $0.frame < $1.frame }
         let close: String
@@ -885,7 +889,7 @@ public enum Classifier {
             evidence.append(Evidence(e, "\(how) from the server"))
             close = how == "RST" ? "; the server then reset the connection" : "; the server then closed the connection"
         } else if let rst = r.tcp.resets.first(where: { $0.from == .client }) {
-            if rst.at != first.0 { evidence.append(Evidence(rst.at, "RST from the client")) }
+            if rst.at != first.at { evidence.append(Evidence(rst.at, "RST from the client")) }
             close = "; the client then reset the connection"
         } else {
             close = ""
@@ -894,7 +898,7 @@ public enum Classifier {
             "Windows answers refused NLA credentials with one TLS alert record and a reset; a successful logon answers with pubKeyAuth and the connection goes on.",
             "Wrong password, unknown user and account restrictions look alike without a key log: the server's Security log (event 4625) names the reason.",
         ]
-        if let fin = r.tcp.clientSide.fin, fin.at.frame < first.0.frame {
+        if let fin = r.tcp.clientSide.fin, fin.at.frame < first.at.frame {
             details.insert("The client half-closed (FIN, frame \(fin.at.frame)) before the server's answer; the answer still came.", at: 0)
         }
         return make(

@@ -159,7 +159,7 @@ import TriageProtocols
         #expect(v.endedBy == .server)
         #expect(v.confidence.level == .medium)
         #expect(v.evidence.dropFirst(2).first?.frame == fin)
-        #expect(v.evidence.dropFirst(2).first?.what.contains("31 bytes") == true)
+        #expect(v.evidence.dropFirst(2).first?.what.contains("the client's FIN acknowledges 31 bytes") == true)
         #expect(v.evidence.contains { $0.frame == rst })
     }
 
