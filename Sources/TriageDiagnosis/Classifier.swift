@@ -14,14 +14,17 @@ import TriageProtocols
 /// | ICMP error answers the SYN | icmp-unreachable | network-blockade (resolution-mismatch when DNS pointed at a dead address) |
 /// | SYNs unanswered | syn-unanswered | network-blockade |
 /// | RST whose TTL is not its sender's | reset-by-middlebox | network-blockade |
+/// | server only repeats its SYN-ACK while the client sends | path-loss | network-blockade |
 /// | server speaks something else than RDP | non-rdp-service | resolution-mismatch |
 /// | RDP_NEG_FAILURE | negotiation-failure | tls-credssp |
+/// | server times out a client silent on its turn | client-abort | client-side |
 /// | server closes after the request, before TLS | early-disconnect | host-not-accepting |
 /// | client closes after a valid answer | client-abort | client-side |
 /// | certificate from a TLS-inspection product | (any TLS failure) | client-side |
 /// | TLS fatal alert | tls-alert | tls-credssp |
 /// | large server segments never arrive | mtu-blackhole | network-blockade |
 /// | server closes the TLS handshake without alert | tls-rejected | tls-credssp |
+/// | server alert after the client's CredSSP credentials | credssp-failure | tls-credssp |
 /// | server closes after CredSSP credentials | credssp-failure | tls-credssp |
 /// | server closes after MCS / early authorization | early-disconnect | host-not-accepting |
 /// | reached the session | success | none |
@@ -38,14 +41,17 @@ public enum Classifier {
         Rule(name: "syn-unanswered", decide: synUnanswered),
         Rule(name: "handshake-incomplete", decide: handshakeIncomplete),
         Rule(name: "reset-by-middlebox", decide: resetByMiddlebox),
+        Rule(name: "path-loss", decide: pathLoss),
         Rule(name: "non-rdp-service", decide: nonRDPService),
         Rule(name: "no-rdp-request", decide: noRDPRequest),
         Rule(name: "negotiation-failure", decide: negotiationFailure),
+        Rule(name: "client-stalled", decide: clientStalled),
         Rule(name: "x224-unanswered", decide: x224Unanswered),
         Rule(name: "after-confirm", decide: afterConfirm),
         Rule(name: "tls-alert", decide: tlsAlert),
         Rule(name: "mtu-blackhole", decide: mtuBlackhole),
         Rule(name: "tls-handshake", decide: tlsHandshake),
+        Rule(name: "credssp-alert", decide: credsspAlert),
         Rule(name: "refused-after-tls", decide: refusedAfterHandshake),
         Rule(name: "credssp", decide: credssp),
         Rule(name: "success", decide: success),
@@ -275,7 +281,8 @@ public enum Classifier {
         let spacing = h.synIntervals.map { r.seconds($0) }.joined(separator: ", ")
         let retries = h.synCount > 1 ? " (\(h.synCount) SYNs, retried after \(spacing))" : " (a single SYN)"
         let level: Confidence.Level = h.synCount > 1 ? .high : .medium
-        var details = ["No SYN-ACK, RST or ICMP error came back within \(r.seconds(r.tcp.durationSeconds))\(retries)."]
+        let within = r.tcp.durationSeconds > 0 ? "within \(r.seconds(r.tcp.durationSeconds))" : "before the capture ended"
+        var details = ["No SYN-ACK, RST or ICMP error came back \(within)\(retries)."]
         if h.synCount == 1 { details.append("Only one SYN was captured: the capture may have stopped before the client retried.") }
         return make(
             r, .synUnanswered, .networkBlockade,
@@ -328,6 +335,85 @@ public enum Classifier {
             evidence: [Evidence(rst.at, "RST claiming to be from \(claimed), TTL \(rst.ttl) (\(claimed)'s packets: TTL \(range))")])
     }
 
+    /// The client completed the handshake and sent, but the server only ever repeated its
+    /// SYN-ACK: it never received the client's ACK or data. Loss on the client-to-server
+    /// path, not a server that stopped answering.
+    static func pathLoss(_ r: Reading) -> Verdict? {
+        let h = r.tcp.handshake
+        let s = r.tcp.serverSide
+        let c = r.tcp.clientSide
+        guard r.tcp.established, r.tcp.roleSource == .syn, let completed = h.completed, h.synAckCount >= 2,
+            s.packets == h.synAckCount, s.payloadBytes == 0, c.payloadBytes > 0, r.ender != .server
+        else { return nil }
+        // The client's last packet: how long it kept trying.
+        let clientEnd = r.tcp.resets.first(where: { $0.from == .client })?.at ?? r.tcp.last
+        let tried = clientEnd.time.seconds(since: completed.time)
+        var details = [
+            "The server sent \(h.synAckCount) SYN-ACKs and nothing else: it never received the client's ACK (frame \(completed.frame)) nor its \(r.bytes(c.streamBytes)) of data, although they reached the capture point.",
+        ]
+        details.append("The client kept resending for \(r.seconds(tried)) before it gave up (\(c.retransmissions) retransmission\(c.retransmissions == 1 ? "" : "s") captured).")
+        details.append("A filter or a lossy link between the capture point and the server drops the client's packets while the server's reach the client.")
+        var evidence = [Evidence(completed, "the client's ACK completing the handshake (the server never acknowledges it)")]
+        if let req = r.request {
+            evidence.append(Evidence(req.at, "X.224 Connection Request, never acknowledged by the server"))
+        } else if let re = c.firstRetransmission {
+            evidence.append(Evidence(re, "the client retransmits its data"))
+        }
+        evidence.append(Evidence(clientEnd, "the client gives up, \(r.seconds(tried)) after the handshake"))
+        return make(
+            r, .pathLoss, .networkBlockade,
+            "The client's packets never reached \(r.serverName): the server kept repeating its SYN-ACK while the client sent its ACK and request, then retransmitted for \(r.seconds(tried)) and gave up.",
+            Confidence(c.retransmissions > 0 ? .high : .medium, "the server retransmitted its SYN-ACK after the client's ACK and never acknowledged the client's data"),
+            stage: .tcpHandshake, ender: r.ender, client: Knowledge.timedOut, remedy: "path-loss", details: details,
+            evidence: evidence)
+    }
+
+    /// The server answered and the client owed the next message, sent nothing for a long
+    /// time, and the server closed: a handshake timeout of a stalled client (a hung client,
+    /// or a scanner that opens connections and waits).
+    static func clientStalled(_ r: Reading) -> Verdict? {
+        guard r.tcp.established, r.ender == .server, !r.reachedSession, let end = r.endingFrame,
+            let serverLast = r.tcp.serverSide.lastDataFrame, serverLast.frame > (r.tcp.clientSide.lastDataFrame?.frame ?? 0),
+            r.tls?.alerts.contains(where: { $0.from == .server }) != true, serverGoodbye(r) == nil,
+            end.time.seconds(since: serverLast.time) >= stallSeconds
+        else { return nil }
+        // The server's message the client had to answer, and what was due.
+        let message: FrameRef
+        let what: String
+        let due: String
+        if let c = r.confirm, c.failure == nil, !r.tlsStarted, r.rdp.mcsConnectInitial == nil {
+            message = c.at
+            what = "the server's X.224 Connection Confirm (\((r.selected ?? SecurityProtocols(rawValue: 0)).names))"
+            due = "its TLS ClientHello"
+        } else if let sh = r.serverHello, r.tls?.handshakeComplete != true {
+            message = r.tls?.serverHelloDone ?? sh.at
+            what = "the server's TLS handshake messages"
+            due = "its key exchange and Finished"
+        } else if r.usesCredSSP, r.tls?.handshakeComplete == true, r.credsspPhase == .challenge, let at = r.rdp.credssp?.reachedAt {
+            message = at
+            what = "the server's CredSSP CHALLENGE"
+            due = "its AUTHENTICATE"
+        } else {
+            return nil
+        }
+        let silence = end.time.seconds(since: message.time)
+        let how = r.endedByRST ? "RST" : "FIN"
+        return make(
+            r, .clientAbort, .clientSide,
+            "The client stalled: it sent nothing for \(r.seconds(silence)) after \(what), and \(r.serverName) timed the handshake out with an \(how).",
+            Confidence(.medium, "\(r.seconds(silence)) of silence from the client on its turn, then the server's \(how)"),
+            ender: .server, client: closedDuringSetup(r), remedy: "client-stall",
+            details: ["After \(what) it was the client's turn to send \(due); it only acknowledged. The server's \(how) is its handshake timeout, not a refusal."],
+            evidence: [
+                Evidence(message, "\(what.prefix(1).uppercased() + what.dropFirst()): the client's turn"),
+                Evidence(end, "\(how) from the server after \(r.seconds(silence)) with nothing from the client"),
+            ])
+    }
+
+    /// A server that refuses does so within a second or two of the request; one that closes
+    /// this long after its own answer has waited for the client.
+    static let stallSeconds = 20.0
+
     static func nonRDPService(_ r: Reading) -> Verdict? {
         let kind = r.rdp.firstServerPayload
         let rdpAnswer = kind == .x224ConnectionConfirm || kind == .x224Other
@@ -361,6 +447,8 @@ public enum Classifier {
 
     static func noRDPRequest(_ r: Reading) -> Verdict? {
         guard r.tcp.established, r.request == nil, r.rdp.firstClientPayload == nil || r.rdp.firstClientPayload != .x224ConnectionRequest && r.rdp.firstClientPayload != .tls else { return nil }
+        // A TLS handshake on the connection means the request was sent and the capture missed it.
+        if r.tlsStarted { return nil }
         if r.tcp.outcome == .open && r.tcp.clientSide.payloadBytes == 0 {
             return make(
                 r, .incomplete, .none, "The connection was opened but no RDP request was sent before the capture ended.",
@@ -371,7 +459,7 @@ public enum Classifier {
             r, .incomplete, .none,
             "The client opened TCP to \(r.serverName):\(r.tcp.server.port) and never sent an RDP Connection Request\(sent).",
             Confidence(.medium, "no X.224 Connection Request from the client"), stage: .x224Negotiation,
-            remedy: "no-rdp-request", evidence: [Evidence(r.endingFrame, "connection ended by the \(r.ender.rawValue)")])
+            remedy: "no-rdp-request", evidence: [Evidence(r.endingFrame, Wording.ended(r.tcp.outcome, by: r.ender))])
     }
 
     static func negotiationFailure(_ r: Reading) -> Verdict? {
@@ -383,11 +471,11 @@ public enum Classifier {
             Confidence(.high, "the Connection Confirm carries RDP_NEG_FAILURE \(code.name)"), stage: .x224Negotiation,
             ender: .server, client: Knowledge.negotiationError,
             remedy: Knowledge.remediation["negotiation-\(code.name)"] != nil ? "negotiation-\(code.name)" : "negotiation-other",
-            details: ["The client asked for \(requested); the server answered failure code \(code.rawValue) (\(code.name)); the TCP connection was then closed by the \(r.ender.rawValue)."],
+            details: ["The client asked for \(requested); the server answered failure code \(code.rawValue) (\(code.name)); \(r.ender.party.map { "the TCP connection was then closed by \($0)" } ?? "the TCP connection was still open when the capture ended")."],
             evidence: [
                 Evidence(r.request?.at, "X.224 Connection Request, requested \(requested)"),
                 Evidence(c.at, "X.224 Connection Confirm with RDP_NEG_FAILURE \(code.name)"),
-                Evidence(r.endingFrame, "connection closed by the \(r.ender.rawValue)"),
+                Evidence(r.endingFrame, Wording.ended(r.tcp.outcome, by: r.ender, verb: "closed")),
             ])
     }
 
@@ -395,7 +483,7 @@ public enum Classifier {
     static func x224Unanswered(_ r: Reading) -> Verdict? {
         guard r.tcp.established, let req = r.request, r.confirm == nil else { return nil }
         let requested = req.requestedProtocols?.names ?? "no negotiation (old client)"
-        let evidence = [Evidence(req.at, "X.224 Connection Request (\(requested))"), Evidence(r.endingFrame, "connection ended by the \(r.ender.rawValue)")]
+        let evidence = [Evidence(req.at, "X.224 Connection Request (\(requested))"), Evidence(r.endingFrame, Wording.ended(r.tcp.outcome, by: r.ender))]
         switch r.ender {
         case .server:
             return make(
@@ -406,10 +494,14 @@ public enum Classifier {
                 details: ["This is the case the client's 0x904/0x7 guess was written for: connections disabled, the session limit reached, or an unhealthy listener."],
                 evidence: evidence)
         case .client:
-            let wait = r.endingFrame.map { r.seconds($0.time.seconds(since: req.at.time)) } ?? "?"
+            // Waited from the request to the client's last word (its RST, else the close); a
+            // request sent with the FIN, or only captured at its close, shows no wait at all.
+            let gaveUp = r.tcp.resets.first(where: { $0.from == .client })?.at ?? r.endingFrame
+            let waited = gaveUp.map { $0.time.seconds(since: req.at.time) } ?? 0
+            let wait = waited > 0 ? " after \(r.seconds(waited))" : ""
             return make(
                 r, .earlyDisconnect, .hostNotAccepting,
-                "\(r.serverName) accepted TCP but never answered the X.224 Connection Request; the client gave up after \(wait).",
+                "\(r.serverName) accepted TCP but never answered the X.224 Connection Request; the client gave up\(wait).",
                 Confidence(.medium, "no Connection Confirm came back; the client ended the connection"),
                 stage: .x224Negotiation, ender: .client, client: Knowledge.timedOut, remedy: "early-disconnect",
                 evidence: evidence)
@@ -424,14 +516,14 @@ public enum Classifier {
 
     /// A successful Connection Confirm, and then the connection ended before TLS started.
     static func afterConfirm(_ r: Reading) -> Verdict? {
-        guard let c = r.confirm, c.failure == nil, r.clientHello == nil, r.rdp.mcsConnectInitial == nil,
+        guard let c = r.confirm, c.failure == nil, !r.tlsStarted, r.rdp.mcsConnectInitial == nil,
             r.tcp.outcome != .open
         else { return nil }
         let selected = r.selected ?? SecurityProtocols(rawValue: 0)
         let requested = r.request?.requestedProtocols
         var evidence = [Evidence(c.at, "X.224 Connection Confirm selecting \(selected.names)")]
         if let req = r.request { evidence.insert(Evidence(req.at, "X.224 Connection Request (\(requested?.names ?? "no negotiation"))"), at: 0) }
-        evidence.append(Evidence(r.endingFrame, "connection ended by the \(r.ender.rawValue)"))
+        evidence.append(Evidence(r.endingFrame, Wording.ended(r.tcp.outcome, by: r.ender)))
         if let requested, !selectionIsValid(selected, requested) {
             return make(
                 r, .negotiationFailure, .tlsCredSSP,
@@ -439,7 +531,7 @@ public enum Classifier {
                 Confidence(.high, "the Connection Confirm selects a protocol outside the client's request"),
                 stage: .x224Negotiation, client: Knowledge.negotiationError,
                 remedy: selected.rawValue == 0 ? "negotiation-SSL_NOT_ALLOWED_BY_SERVER" : "negotiation-other",
-                details: ["A compliant server answers RDP_NEG_FAILURE here (SSL_NOT_ALLOWED_BY_SERVER when it only has standard RDP security); this one selected a protocol anyway and the connection was closed by the \(r.ender.rawValue)."],
+                details: ["A compliant server answers RDP_NEG_FAILURE here (SSL_NOT_ALLOWED_BY_SERVER when it only has standard RDP security); this one selected a protocol anyway\(r.ender.party.map { " and the connection was closed by \($0)" } ?? "; the capture ended with the connection open")."],
                 evidence: evidence)
         }
         if r.ender == .client {
@@ -592,19 +684,26 @@ public enum Classifier {
             "\(r.serverName) acknowledged the TLS ClientHello but its answer never arrived: most likely a path MTU black hole dropping the server's large packets.",
             Confidence(.medium, "the server's TCP acknowledgments arrived but no TLS answer for \(r.seconds(waited))"),
             stage: .tlsHandshake, ender: r.ender, client: Knowledge.timedOut, remedy: "mtu-blackhole", details: details,
-            evidence: [Evidence(ch.at, "TLS ClientHello"), Evidence(r.endingFrame, r.ender == .client ? "the client gives up" : "last frame")].filter { $0.frame != nil })
+            evidence: [
+                Evidence(ch.at, "TLS ClientHello"),
+                // The proof the server answered: its sequence number moved past every byte captured from it.
+                Evidence(s.sentUnseenAt, "the server's sequence number is \(r.bytes(s.sentUnseenBytes ?? 0)) past what was captured from it: it sent its answer, which never arrived"),
+                Evidence(r.endingFrame, r.ender == .client ? "the client gives up" : "last frame"),
+            ].filter { $0.frame != nil })
     }
 
     /// TLS started and did not complete, without an alert.
     static func tlsHandshake(_ r: Reading) -> Verdict? {
-        guard let ch = r.clientHello, r.tls?.handshakeComplete != true else { return nil }
-        var evidence = [Evidence(ch.at, "TLS ClientHello")]
+        // A ServerHello answers a ClientHello even when the capture missed it.
+        guard r.tlsStarted, r.tls?.handshakeComplete != true else { return nil }
+        var evidence: [Evidence] = []
+        if let ch = r.clientHello { evidence.append(Evidence(ch.at, "TLS ClientHello")) }
         if let sh = r.serverHello { evidence.append(Evidence(sh.at, "TLS ServerHello (\(TLSVersion(rawValue: sh.version).name))")) }
         if let cf = r.tls?.certificateFrame { evidence.append(Evidence(cf, "server certificate")) }
-        evidence.append(Evidence(r.endingFrame, "connection ended by the \(r.ender.rawValue)"))
+        evidence.append(Evidence(r.endingFrame, Wording.ended(r.tcp.outcome, by: r.ender)))
         switch r.ender {
         case .server:
-            if r.serverHello == nil, let acked = r.serverAcknowledgedAtEnd, let start = ch.streamOffset, acked <= start {
+            if r.serverHello == nil, let acked = r.serverAcknowledgedAtEnd, let start = r.clientHello?.streamOffset, acked <= start {
                 // The closing packet does not acknowledge the ClientHello: the server closed regardless.
                 return make(
                     r, .earlyDisconnect, .hostNotAccepting,
@@ -672,6 +771,155 @@ public enum Classifier {
         return out
     }
 
+    /// How Windows servers refuse NLA credentials (FACTS.md section 4): an alert record
+    /// right after the client's AUTHENTICATE, then a reset. The client's FIN often lands
+    /// between the two, so the TCP close alone would blame the client; the alert came first
+    /// and from the server.
+    static func credsspAlert(_ r: Reading) -> Verdict? {
+        guard r.usesCredSSP, let tls = r.tls, tls.handshakeComplete, let credssp = r.rdp.credssp else { return nil }
+        guard let alert = tls.alerts.first(where: { $0.from == .server && $0.encrypted }) else {
+            return credsspAnswerUnseen(r, credssp)
+        }
+        // The client's reset before the alert means the client ended it; the alert is then moot.
+        if let rst = r.tcp.resets.first(where: { $0.from == .client }), rst.at.frame < alert.at.frame { return nil }
+        let authenticate: FrameRef?
+        let unseen: Int64
+        switch credssp.phase {
+        case .authenticate:
+            guard let at = credssp.reachedAt, at.frame < alert.at.frame else { return nil }
+            authenticate = at
+            unseen = 0
+        case .challenge:
+            // The capture missed the client's third message, but the server acknowledged
+            // client bytes past everything captured before its alert: the AUTHENTICATE reached it.
+            guard let challenge = credssp.reachedAt, challenge.frame < alert.at.frame else { return nil }
+            let missed = r.tcp.clientSide.gaps.filter { $0.reason == "missing" && $0.frame > challenge.frame }
+            unseen = missed.reduce(Int64(0)) { $0 + $1.length }
+            guard unseen > 0 else { return nil }
+            authenticate = nil
+        default:
+            return nil
+        }
+        let authRecord = authenticate.flatMap { at in credssp.records.first { $0.at == at } }
+        let answering = authRecord.map { "the client's CredSSP AUTHENTICATE (frame \($0.at.frame), \(r.bytes(Int64($0.length))))" }
+            ?? "the client's CredSSP AUTHENTICATE (not captured: the server acknowledged \(r.bytes(unseen)) the capture missed)"
+        let hidden = tls.isTLS13
+        var evidence = [Evidence(
+            alert.at,
+            hidden
+                ? "the server's last record, too small for anything but an alert (TLS 1.3 hides its type), answering \(answering)"
+                : "TLS alert record from the server (content type 21, body encrypted), answering \(answering)")]
+        var details: [String] = []
+        // The server's own close: its FIN or RST, whichever came first.
+        let serverEnd = [r.tcp.resets.first(where: { $0.from == .server })?.at, r.tcp.serverSide.fin?.at]
+            .compactMap { $0 }.min { $0.frame < $1.frame }
+        if let fin = r.tcp.clientSide.fin {
+            if fin.at.frame > alert.at.frame {
+                evidence.append(Evidence(fin.at, "the client's FIN, after the server's alert"))
+                details.append("The client's FIN (frame \(fin.at.frame)) came after the server's alert (frame \(alert.at.frame)): the client was closing because the server refused it.")
+            } else {
+                details.append("The client half-closed (FIN, frame \(fin.at.frame)) right after sending its credentials; the server's alert in frame \(alert.at.frame) is still its answer to them.")
+            }
+        }
+        if let end = serverEnd {
+            let how = r.tcp.resets.contains { $0.from == .server && $0.at == end } ? "RST" : "FIN"
+            evidence.append(Evidence(end, "\(how) from the server"))
+        }
+        let status = credssp.errorCode.map { code in
+            Knowledge.ntstatus[code]?.name ?? "NTSTATUS 0x\(String(code, radix: 16, uppercase: true))"
+        }
+        let client: ClientReport
+        if let code = credssp.errorCode, let k = Knowledge.ntstatus[code] {
+            client = ClientReport(code: k.client, meaning: "CredSSP logon failure: \(k.name)")
+        } else {
+            client = Knowledge.logonFailure
+        }
+        details.append("Wrong password, unknown user and account restrictions look alike without a key log: the server's Security log (event 4625) names the reason.")
+        let confidence: Confidence
+        if status != nil {
+            confidence = Confidence(.high, "the server's TSRequest errorCode")
+        } else if hidden {
+            confidence = Confidence(.medium, "TLS 1.3 hides the alert: a record too small for anything else, the server's last, right after the client's AUTHENTICATE")
+        } else if authenticate == nil {
+            confidence = Confidence(.medium, "a TLS alert record from the server after the CredSSP challenge; the client's AUTHENTICATE is missing from the capture")
+        } else {
+            confidence = Confidence(.high, "a TLS alert record from the server right after the client's AUTHENTICATE")
+        }
+        let close: String
+        if let e = serverEnd {
+            close = r.tcp.resets.contains { $0.at == e } ? " and reset the connection" : " and closed the connection"
+        } else if let rst = r.tcp.resets.first(where: { $0.from == .client }) {
+            close = "; the client then reset the connection"
+            evidence.append(Evidence(rst.at, "RST from the client, after the server's alert"))
+        } else {
+            close = ""
+        }
+        return make(
+            r, .credsspFailure, .tlsCredSSP,
+            "\(r.serverName) refused the credentials: it answered the client's CredSSP AUTHENTICATE with a TLS alert\(hidden ? " (hidden by TLS 1.3)" : "")\(status.map { " (\($0))" } ?? "")\(close).",
+            confidence, stage: .credssp, ender: .server, client: client, remedy: "credssp-failure",
+            details: details, evidence: evidence)
+    }
+
+    /// The same refusal when the capture missed the server's answer: after the client's
+    /// AUTHENTICATE the client acknowledged a few dozen server bytes the capture never saw
+    /// (one alert record is 31 to 69 bytes with its header), and nothing else came.
+    static func credsspAnswerUnseen(_ r: Reading, _ credssp: CredSSPFacts) -> Verdict? {
+        guard credssp.phase == .authenticate, credssp.likelyErrorReply == nil, let auth = credssp.reachedAt,
+            (r.tcp.serverSide.lastDataFrame?.frame ?? 0) < auth.frame
+        else { return nil }
+        let s = r.tcp.serverSide
+        // Each sign of the unseen answer: the client acknowledging past it, or the server's
+        // own sequence number past it.
+        var signs: [(at: FrameRef, bytes: Int64, what: String)] = []
+        for e in [r.tcp.clientSide.fin.map { ($0.at, $0.acknowledgedPeerBytes, $0.serverBytesBefore, "FIN") }]
+            + r.tcp.resets.filter({ $0.from == .client }).map({ ($0.at, $0.acknowledgedPeerBytes, $0.serverBytesBefore, "RST") })
+        {
+            if let (at, acked, seen, how) = e, let acked, acked > seen {
+                signs.append((at, acked - seen, "the client's \(how) acknowledges \(r.bytes(acked - seen)) from the server that the capture missed"))
+            }
+        }
+        if let at = s.sentUnseenAt, let n = s.sentUnseenBytes {
+            signs.append((at, n, "the server's sequence number is \(r.bytes(n)) past what was captured from it"))
+        }
+        signs = signs.filter { $0.at.frame > auth.frame }.sorted { $0.at.frame < $1.at.frame }
+        guard let first = signs.first, let unseen = signs.map(\.bytes).max(), unseen <= maxUnseenAnswer else { return nil }
+        let authRecord = credssp.records.first { $0.at == auth }
+        var evidence = [Evidence(
+            first.at,
+            "\(first.what): the answer to the client's CredSSP AUTHENTICATE (frame \(auth.frame)\(authRecord.map { ", \(r.bytes(Int64($0.length)))" } ?? ""))")]
+        let serverEnd = [r.tcp.resets.first(where: { $0.from == .server })?.at, s.fin?.at].compactMap { $0 }
+            .min { $0.frame < $1.frame }
+        let close: String
+        if let e = serverEnd {
+            let how = r.tcp.resets.contains { $0.at == e } ? "RST" : "FIN"
+            evidence.append(Evidence(e, "\(how) from the server"))
+            close = how == "RST" ? "; the server then reset the connection" : "; the server then closed the connection"
+        } else if let rst = r.tcp.resets.first(where: { $0.from == .client }) {
+            if rst.at != first.at { evidence.append(Evidence(rst.at, "RST from the client")) }
+            close = "; the client then reset the connection"
+        } else {
+            close = ""
+        }
+        var details = [
+            "Windows answers refused NLA credentials with one TLS alert record and a reset; a successful logon answers with pubKeyAuth and the connection goes on.",
+            "Wrong password, unknown user and account restrictions look alike without a key log: the server's Security log (event 4625) names the reason.",
+        ]
+        if let fin = r.tcp.clientSide.fin, fin.at.frame < first.at.frame {
+            details.insert("The client half-closed (FIN, frame \(fin.at.frame)) before the server's answer; the answer still came.", at: 0)
+        }
+        return make(
+            r, .credsspFailure, .tlsCredSSP,
+            "\(r.serverName) refused the credentials: its answer to the client's CredSSP AUTHENTICATE (\(r.bytes(unseen)), the size of a TLS alert record) is missing from the capture, but the client acknowledged it\(close).",
+            Confidence(.medium, "the capture missed the server's answer; its size and the close after it match a refusal"),
+            stage: .credssp, ender: .server, client: Knowledge.logonFailure, remedy: "credssp-failure",
+            details: details, evidence: evidence)
+    }
+
+    /// One TLS alert record, with its header, under the costliest cipher (CBC, explicit IV,
+    /// SHA-384 MAC) is under 100 bytes; an errorCode TSRequest too.
+    static let maxUnseenAnswer: Int64 = 100
+
     static func credssp(_ r: Reading) -> Verdict? {
         guard r.usesCredSSP, r.tls?.handshakeComplete == true else { return nil }
         let phase = r.credsspPhase
@@ -681,7 +929,7 @@ public enum Classifier {
         }
         let records = r.rdp.credssp?.records ?? []
         var evidence = records.prefix(6).map { Evidence($0.at, "CredSSP record from the \($0.from.rawValue) (\($0.length) bytes)") }
-        evidence.append(Evidence(r.endingFrame, "connection ended by the \(r.ender.rawValue)"))
+        evidence.append(Evidence(r.endingFrame, Wording.ended(r.tcp.outcome, by: r.ender)))
         let status = r.rdp.credssp?.errorCode.map { code -> String in
             let n = Knowledge.ntstatus[code]?.name ?? "NTSTATUS 0x\(String(code, radix: 16, uppercase: true))"
             return n
@@ -705,13 +953,17 @@ public enum Classifier {
             }
             return make(
                 r, .credsspFailure, .tlsCredSSP,
-                "\(r.serverName) ended CredSSP (NLA) at the \(phase.rawValue) step, before the client sent its credentials.",
+                phase == .none
+                    ? "\(r.serverName) ended the connection after the TLS handshake, before CredSSP (NLA) began."
+                    : "\(r.serverName) ended CredSSP (NLA) at the \(phase.rawValue) step, before the client sent its credentials.",
                 Confidence(.medium, "the server closed during the CredSSP exchange"), stage: .credssp, ender: .server,
                 client: closedDuringSetup(r), remedy: "credssp-early", evidence: evidence)
         case .client:
             return make(
                 r, .clientAbort, .clientSide,
-                "The client ended CredSSP (NLA) at the \(phase.rawValue) step, after the server's answer.",
+                phase == .none
+                    ? "The client ended the connection after the TLS handshake, before CredSSP (NLA) began."
+                    : "The client ended CredSSP (NLA) at the \(phase.rawValue) step, after the server's answer.",
                 Confidence(.medium, "the client closed during the CredSSP exchange"), stage: .credssp, ender: .client,
                 client: ClientReport(code: "local", meaning: "the client's own CredSSP error, e.g. \"the function requested is not supported\" (encryption oracle remediation) or a cancelled credential prompt"),
                 remedy: "credssp-early", evidence: evidence)
@@ -746,8 +998,8 @@ public enum Classifier {
         let ending: String
         switch r.tcp.outcome {
         case .open: ending = "still open when the capture ended"
-        case .closed: ending = "closed by the \(ender.rawValue)"
-        case .reset: ending = "reset by the \(ender.rawValue)"
+        case .closed: ending = ender.party.map { "closed by \($0)" } ?? "closed"
+        case .reset: ending = ender.party.map { "reset by \($0)" } ?? "reset"
         default: ending = r.tcp.outcome.rawValue
         }
         return make(
@@ -763,7 +1015,7 @@ public enum Classifier {
     /// After the security handshake, before the session: MCS, licensing, early user authorization.
     static func afterSecurity(_ r: Reading) -> Verdict? {
         guard r.tcp.established, r.confirm != nil else { return nil }
-        let evidence = [Evidence(r.endingFrame, "connection ended by the \(r.ender.rawValue)")]
+        let evidence = [Evidence(r.endingFrame, Wording.ended(r.tcp.outcome, by: r.ender))]
         switch r.ender {
         case .server:
             if r.reachedSession {
@@ -800,9 +1052,9 @@ public enum Classifier {
         case .reset:
             return make(
                 r, .reset, r.ender == .server ? .hostNotAccepting : r.ender == .client ? .clientSide : .none,
-                "The connection was reset by the \(r.ender.rawValue) at the \(r.stage.rawValue) stage.",
+                "\(r.ender.party.map { "The connection was reset by \($0)" } ?? "The connection was reset") at the \(r.stage.rawValue) stage.",
                 Confidence(.low, "an RST with no further explanation in the capture"), client: Knowledge.socketClosed,
-                evidence: [Evidence(r.endingFrame, "RST from the \(r.ender.rawValue)")])
+                evidence: [Evidence(r.endingFrame, r.ender.party.map { "RST from \($0)" } ?? "RST")])
         default:
             return make(
                 r, .incomplete, .none,

@@ -129,6 +129,14 @@ public enum Knowledge {
             "Allow ICMP type 3 code 4 (\"fragmentation needed\") and ICMPv6 type 2 (\"packet too big\") through firewalls on the path, or clamp the TCP MSS on the tunnel/router (`iptables -t mangle -A FORWARD -p tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu`).",
             "As a workaround, lower the MTU of the client's VPN interface: `netsh interface ipv4 set subinterface \"VPN\" mtu=1350 store=persistent`.",
         ],
+        "path-loss": [
+            "The client's packets stop on the way to the server while the server's reach the client: check firewalls, ACLs and NAT state on the path from the client (`Test-NetConnection -ComputerName {server} -Port {port}`), and compare with a capture on the server, which will miss the client's ACK and data.",
+            "Look for asymmetric routing (the return path bypasses a stateful firewall that then drops the client's packets) and for loss on the client's uplink (VPN, Wi-Fi, mobile).",
+        ],
+        "client-stall": [
+            "The client stopped answering in the middle of the handshake and the server timed it out: check the client (a hung client, security software holding the connection, or a scanner or brute-force tool that opens connections and waits).",
+            "If the client was a legitimate user, check the path for loss of the client's packets (retransmissions in the capture) and capture on the client.",
+        ],
         "negotiation-SSL_REQUIRED_BY_SERVER": [
             "The server only accepts TLS (or NLA) but the client offered standard RDP security only: use a client that supports TLS, or on the server allow RDP security: `HKLM\\SYSTEM\\CurrentControlSet\\Control\\Terminal Server\\WinStations\\RDP-Tcp\\SecurityLayer` = 0 (not recommended).",
             "For FreeRDP clients, drop `/sec:rdp` (or use `/sec:tls` / `/sec:nla`).",

@@ -62,6 +62,8 @@ struct Reading {
     var tls: TLSFacts? { rdp.tls }
     var clientHello: TLSFacts.ClientHello? { tls?.clientHello }
     var serverHello: TLSFacts.ServerHello? { tls?.serverHello }
+    /// TLS began: a ClientHello, or a ServerHello answering one the capture missed.
+    var tlsStarted: Bool { clientHello != nil || serverHello != nil }
     var selected: SecurityProtocols? {
         guard let c = confirm, c.failure == nil else { return nil }
         return c.selectedProtocol ?? SecurityProtocols(rawValue: 0)
@@ -110,7 +112,7 @@ struct Reading {
         guard let c = confirm else { return .x224Negotiation }
         if c.failure != nil { return .x224Negotiation }
         if usesTLS {
-            if tls?.handshakeComplete != true { return clientHello == nil ? .x224Negotiation : .tlsHandshake }
+            if tls?.handshakeComplete != true { return tlsStarted ? .tlsHandshake : .x224Negotiation }
             if usesCredSSP {
                 switch credsspPhase {
                 case .credentials, .earlyUserAuthorization, .session: return .mcsConnect
@@ -133,6 +135,11 @@ struct Reading {
         if cut > 0 { out.append("\(cut) bytes not reassembled (memory limit)") }
         if tcp.clientSide.cutFrames + tcp.serverSide.cutFrames > 0 {
             out.append("frames cut by the snapshot length")
+        }
+        let copies = tcp.clientSide.duplicates + tcp.serverSide.duplicates
+        if copies > 0 {
+            // Same IP ID, sequence and payload: one packet seen twice, not sent twice.
+            out.append("\(copies) frame\(copies == 1 ? "" : "s") recorded twice (a SPAN port or two capture points), counted once and not as retransmissions")
         }
         if tcp.roleSource != .syn { out.append("the capture started after the connection was opened") }
         if tcp.evicted == true {

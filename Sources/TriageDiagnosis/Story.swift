@@ -84,6 +84,11 @@ public struct Story: Sendable, Codable, Equatable {
         if let neg = failures.last?.negotiationFailure, last.label == .success {
             narrative += " The client changed its security settings after \(neg)."
         }
+        // FACTS.md section 4: users retry with another password seconds after "The logon
+        // attempt failed".
+        if last.label == .success, g.count >= 2, g[g.count - 2].label == .credsspFailure {
+            narrative += " A retry after a failed logon succeeded: the user most likely corrected the password or user name."
+        }
         if last.label != .success { narrative += " The last one: " + last.summary }
         return Story(
             client: first.client.address, server: first.server, attempts: g.map(\.id), outcome: outcome, cause: cause,

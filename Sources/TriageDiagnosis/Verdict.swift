@@ -10,6 +10,8 @@ public enum Label: String, Sendable, Codable, CaseIterable {
     case resetByMiddlebox = "reset-by-middlebox"
     case reset
     case mtuBlackhole = "mtu-blackhole"
+    /// The client's packets stop reaching the server after the handshake.
+    case pathLoss = "path-loss"
     case negotiationFailure = "negotiation-failure"
     case tlsAlert = "tls-alert"
     case tlsRejected = "tls-rejected"
@@ -119,4 +121,45 @@ public struct Verdict: Sendable, Codable, Equatable {
     /// A failed attempt. `incomplete` is not one: the capture ended before the outcome (or
     /// the attempt was no RDP request), and the exit status should not claim a failure.
     public var isFailure: Bool { label != .success && label != .incomplete }
+}
+
+extension Ender {
+    /// The party in a sentence ("the client", "a device between client and server"); nil
+    /// when nobody ended the attempt.
+    public var party: String? {
+        switch self {
+        case .client: "the client"
+        case .server: "the server"
+        case .middlebox: "a device between client and server"
+        case .none: nil
+        }
+    }
+}
+
+/// The sentences about how a connection ended, in one place: every rule and report says it
+/// the same way, and none can name "the none" or blame the server for a forged RST.
+public enum Wording {
+    /// "connection ended by the server" (with `verb` "reset", "closed", ...); when nobody
+    /// ended it, what the capture shows instead.
+    public static func ended(_ outcome: TCPOutcome, by ender: Ender, verb: String = "ended") -> String {
+        if let party = ender.party { return "connection \(verb) by \(party)" }
+        switch outcome {
+        case .open: return "connection still open when the capture ended"
+        case .synUnanswered: return "no answer to the SYN before the capture ended"
+        case .handshakeIncomplete: return "handshake not completed before the capture ended"
+        case .icmpUnreachable: return "ICMP error answering the SYN"
+        case .refused, .reset: return "connection reset"
+        case .closed: return "connection closed"
+        }
+    }
+
+    /// The TCP close as the reports' TCP line says it: "reset by server", or, for an RST
+    /// the verdict found forged, "reset by middlebox (posing as server)".
+    public static func tcpClose(_ outcome: TCPOutcome, by side: Side?, verdictEnder: Ender?) -> String {
+        guard let side else { return outcome.rawValue }
+        if verdictEnder == .middlebox && (outcome == .reset || outcome == .refused) {
+            return "\(outcome.rawValue) by middlebox (posing as \(side.rawValue))"
+        }
+        return "\(outcome.rawValue) by \(side.rawValue)"
+    }
 }

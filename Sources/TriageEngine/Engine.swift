@@ -43,6 +43,9 @@ public struct InputSummary: Sendable, Codable, Equatable {
     /// Set when the input could not be read (completely): the attempts before the problem
     /// were still analysed.
     public var error: CaptureError?
+    /// Set when the input's last record was cut short (a capture stopped while writing):
+    /// every complete frame before it was analysed, so the input counts as read.
+    public var warning: CaptureError?
     /// Frames skipped by the BPF filter.
     public var filteredOut: Int
     /// Bytes reassembly held at its peak, over all sessions.
@@ -51,10 +54,11 @@ public struct InputSummary: Sendable, Codable, Equatable {
     public var failures: Int
 
     public init(input: String, stats: TrackerStats, error: CaptureError?, filteredOut: Int, peakReassemblyBytes: Int,
-                attempts: Int, failures: Int) {
+                attempts: Int, failures: Int, warning: CaptureError? = nil) {
         self.input = input
         self.stats = stats
         self.error = error
+        self.warning = warning
         self.filteredOut = filteredOut
         self.peakReassemblyBytes = peakReassemblyBytes
         self.attempts = attempts
@@ -103,6 +107,12 @@ public protocol PrerenderingSink: AnalysisSink {
 
 public struct EngineOptions: Sendable {
     public var tracker = TrackerConfiguration()
+    /// Where input warnings go (a capture whose last record is cut short): one line each, on
+    /// standard error unless the caller says otherwise, whatever the report format.
+    public var warn: @Sendable (String) -> Void = { line in
+        let bytes = Array("rdptriage: \(line)\n".utf8)
+        _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+    }
     /// A BPF filter applied to every frame (frame numbers still count every frame).
     public var filter: String?
     /// Most finished attempts held back to restore start order.
@@ -192,6 +202,7 @@ public final class Engine {
         let linkType = source.linkType
         var decoded = DecodedPacket()
         var failure: CaptureError?
+        var cutShort: CaptureError?
         let readOnly = stop == .read
         let decodeOnly = stop == .decode
         var handBack = ReadAheadHandBack(source: source, verdicts: verdicts, options: options)
@@ -207,13 +218,21 @@ public final class Engine {
                     at: FrameRef(frame: raw.frameNumber, time: raw.timestamp))
             }
         } catch {
-            failure = error
+            // A record cut short can only be the last: the file ended inside it (tcpdump
+            // killed while writing). Everything before it was read as usual.
+            if error.kind == .truncated {
+                cutShort = error
+                options.warn("warning: \(error.description); the complete frames before it were analysed")
+            } else {
+                failure = error
+            }
         }
         tracker.finishAll()
         verdicts.finish()
         let summary = InputSummary(
             input: source.name, stats: tracker.stats, error: failure, filteredOut: source.filteredOut,
-            peakReassemblyBytes: tracker.budget.peak, attempts: order.emitted, failures: order.failures)
+            peakReassemblyBytes: tracker.budget.peak, attempts: order.emitted, failures: order.failures,
+            warning: cutShort)
         sink.end(summary)
         return summary
     }

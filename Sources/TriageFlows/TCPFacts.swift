@@ -65,6 +65,11 @@ public struct SideFacts: Sendable, Codable, Equatable {
     /// and out-of-order counters are left at zero, since they would count nonsense (absent
     /// when false).
     public var sequenceNonsense: Bool? = nil
+    /// The first of this side's frames whose sequence number was past every byte captured
+    /// from it, and the bytes between: it had sent data the capture never saw (lost before
+    /// the capture point, or a segment still to be retransmitted).
+    public var sentUnseenAt: FrameRef? = nil
+    public var sentUnseenBytes: Int64? = nil
 }
 
 /// The handshake timeline.
@@ -191,7 +196,8 @@ extension TCPFacts {
             ttlMin: d.ttlMin <= d.ttlMax ? d.ttlMin : nil, ttlMax: d.ttlMin <= d.ttlMax ? d.ttlMax : nil,
             cutFrames: d.cutFrames, fin: d.fin, rstCount: d.rstCount, gaps: r.gaps, gapCount: r.gapCount,
             gapBytes: r.gapBytes, acknowledgedUnseen: acknowledgedUnseen, overlapBytes: r.overlapBytes,
-            conflictingOverlapBytes: r.conflictingBytes, cutBytes: r.cutBytes, lastDataFrame: d.lastDataFrame)
+            conflictingOverlapBytes: r.conflictingBytes, cutBytes: r.cutBytes, lastDataFrame: d.lastDataFrame,
+            sentUnseenAt: d.firstAhead, sentUnseenBytes: d.firstAhead == nil ? nil : d.firstAheadBytes)
         if r.implausibleSegments > 0 { facts.implausibleSegments = r.implausibleSegments }
         if r.sequenceNonsense {
             facts.sequenceNonsense = true
@@ -205,6 +211,8 @@ extension TCPFacts {
             facts.acknowledgedUnseen = 0
             facts.overlapBytes = 0
             facts.conflictingOverlapBytes = 0
+            facts.sentUnseenAt = nil
+            facts.sentUnseenBytes = nil
         }
         return facts
     }

@@ -118,13 +118,19 @@ public struct DirectionStats: Sendable {
     public var lastFrame: FrameRef?
     public var lastDataFrame: FrameRef?
     public var fin: FinEvent?
+    /// The first frame whose sequence number was past every byte captured from this side so
+    /// far, and by how much: the side had sent bytes the capture never saw.
+    public var firstAhead: FrameRef?
+    public var firstAheadBytes: Int64 = 0
     public var rstCount = 0
     public var highestAck: UInt32 = 0
     var lastAck: UInt32 = 0
     var lastWindow: UInt16 = 0
     var hasAck = false
     /// Recent packet signatures, to recognise duplicates.
-    var recent: (PacketSignature, PacketSignature, PacketSignature, PacketSignature) = (.none, .none, .none, .none)
+    /// The same frame from a second capture point or a SPAN port's other VLAN comes within
+    /// a few frames of the first (interleaved with the other direction's), so eight are kept.
+    var recent = InlineArray<8, PacketSignature>(repeating: .none)
     var recentIndex = 0
 }
 
@@ -287,6 +293,22 @@ public final class TCPSession {
             handleAck(p, direction: d, at: ref)
         }
         let wire = p.payloadWireLength
+        if !flags.contains(.syn) {
+            let s = stream(d)
+            if s.isStarted {
+                // A FIN takes one sequence number and no byte: packets after it are one ahead.
+                let afterFIN: Int64 = (d == .clientToServer ? stats.client.fin : stats.server.fin) != nil ? 1 : 0
+                let ahead = s.offset(of: h.sequence) - s.highestEnd - afterFIN
+                // Further ahead than any window is a wild sequence number, not unseen data.
+                if ahead > 0 && ahead <= StreamReassembler.maxPlausibleAckJump {
+                    if d == .clientToServer {
+                        noteAhead(&stats.client, ahead, at: ref)
+                    } else {
+                        noteAhead(&stats.server, ahead, at: ref)
+                    }
+                }
+            }
+        }
         if wire > 0 {
             let s = stream(d)
             if !s.isStarted {
@@ -316,18 +338,11 @@ public final class TCPSession {
     /// Returns false for a copy of a recent frame.
     private func noteSignature(_ sig: PacketSignature, _ s: inout DirectionStats) -> Bool {
         let v6 = isIPv6
-        if sig.isCopy(of: s.recent.0, isIPv6: v6) || sig.isCopy(of: s.recent.1, isIPv6: v6)
-            || sig.isCopy(of: s.recent.2, isIPv6: v6) || sig.isCopy(of: s.recent.3, isIPv6: v6)
-        {
+        for i in s.recent.indices where sig.isCopy(of: s.recent[i], isIPv6: v6) {
             s.duplicates += 1
             return false
         }
-        switch s.recentIndex & 3 {
-        case 0: s.recent.0 = sig
-        case 1: s.recent.1 = sig
-        case 2: s.recent.2 = sig
-        default: s.recent.3 = sig
-        }
+        s.recent[s.recentIndex & 7] = sig
         s.recentIndex &+= 1
         return true
     }
@@ -356,6 +371,13 @@ public final class TCPSession {
         if p.tcp.window == 0 && !p.tcp.flags.contains(.rst) && !p.tcp.flags.contains(.syn) {
             s.zeroWindows += 1
             if s.firstZeroWindow == nil { s.firstZeroWindow = ref }
+        }
+    }
+
+    private func noteAhead(_ s: inout DirectionStats, _ bytes: Int64, at ref: FrameRef) {
+        if s.firstAhead == nil {
+            s.firstAhead = ref
+            s.firstAheadBytes = bytes
         }
     }
 

@@ -75,6 +75,8 @@ public final class JSONReport: AnalysisSink {
         out.line("      \"filtered_out\": \(s.filteredOut),")
         out.line("      \"peak_reassembly_bytes\": \(s.peakReassemblyBytes),")
         out.line("      \"error\": \(s.error.map { encode($0, level: 3) } ?? "null"),")
+        // Only when there is one, so that reports of whole files keep their shape.
+        if let w = s.warning { out.line("      \"warning\": \(encode(w, level: 3)),") }
         out.line("      \"summary\": {\"attempts\": \(s.attempts), \"failures\": \(s.failures)}")
         out.write("    }")
         totals.inputs += 1

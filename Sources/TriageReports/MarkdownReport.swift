@@ -98,7 +98,7 @@ public final class MarkdownReport: AnalysisSink {
         emit("| Confidence | \(v.confidence.level.rawValue): \(prose(v.confidence.reason)) |")
         if let c = v.clientReport, v.isFailure { emit("| Windows client most likely showed | \(c.display): \(prose(c.meaning)) |") }
         emit("| Started | \(t.first.time.iso8601) (frame \(t.first.frame)) |")
-        emit("| TCP | \(prose(Format.tcpLine(t))) |")
+        emit("| TCP | \(prose(Format.tcpLine(t, verdictEnder: v.endedBy))) |")
         emit()
         if !v.details.isEmpty {
             for d in v.details { emit("- \(prose(d))") }
@@ -123,6 +123,10 @@ public final class MarkdownReport: AnalysisSink {
     public func end(_ s: InputSummary) {
         if let e = s.error {
             emit("> **Input error:** \(prose(Printable.escapingControls(e.description)))")
+            emit()
+        }
+        if let w = s.warning {
+            emit("> **Input warning:** \(w.description); the complete frames before it were analysed")
             emit()
         }
         let stories = digest.finishStories()

@@ -141,20 +141,26 @@ enum Format {
         return b.text(from: 0)
     }
 
-    static func tcpLine(_ t: TCPFacts) -> String {
+    static func tcpLine(_ t: TCPFacts, verdictEnder: Ender? = nil) -> String {
         var b = OutputBytes(capacity: 256)
-        tcpLine(t, into: &b)
+        tcpLine(t, verdictEnder: verdictEnder, into: &b)
         return b.text(from: 0)
     }
 
     /// The TCP summary line, appended to `b` (once per attempt in every report: written
     /// straight into the report's bytes, where appending to a String cost several times more).
-    static func tcpLine(_ t: TCPFacts, into b: inout OutputBytes) {
+    /// `verdictEnder` is who the verdict found ended it: an RST it found forged is not
+    /// called the server's (or the client's) here either.
+    static func tcpLine(_ t: TCPFacts, verdictEnder: Ender? = nil, into b: inout OutputBytes) {
         b.append("TCP ")
-        b.append(t.outcome.rawValue)
-        if let by = t.endedBy {
-            b.append(" by ")
-            b.append(by.rawValue)
+        if verdictEnder == .middlebox {
+            b.append(Wording.tcpClose(t.outcome, by: t.endedBy, verdictEnder: verdictEnder))
+        } else {
+            b.append(t.outcome.rawValue)
+            if let by = t.endedBy {
+                b.append(" by ")
+                b.append(by.rawValue)
+            }
         }
         let h = t.handshake
         if h.synCount > 0 {

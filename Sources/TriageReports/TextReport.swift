@@ -124,7 +124,7 @@ public final class TextReport: AnalysisSink {
             }
         }
         b.append("      ")
-        Format.tcpLine(t, into: &b)
+        Format.tcpLine(t, verdictEnder: v.endedBy, into: &b)
         if !v.remediation.isEmpty {
             b.append("\n      What to do:")
             for (i, step) in v.remediation.enumerated() {
@@ -140,6 +140,10 @@ public final class TextReport: AnalysisSink {
         if let e = s.error {
             emit("")
             emit(paint("  error: \(Printable.escapingControls(e.description))", "31"))
+        }
+        if let w = s.warning {
+            emit("")
+            emit(paint("  warning: \(w.description); the complete frames before it were analysed", "33"))
         }
         let stories = digest.finishStories()
         if !stories.isEmpty {

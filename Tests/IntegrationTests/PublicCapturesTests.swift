@@ -203,4 +203,56 @@ struct PublicCapturesTests {
             #expect(t.endedBy?.rawValue == want.1, "port \(t.client.port): ended by \(t.endedBy?.rawValue ?? "-")")
         }
     }
+
+    /// RDP-bruteforce.pcap read by hand (`tshark -d tcp.port==3389,tls`, by client port):
+    /// - NLA refusals: after the client's third CredSSP record (741-832 bytes) the server sends
+    ///   an Encrypted Alert record (content type 21: 26 bytes under AES-GCM, 32 under TLS 1.0,
+    ///   64 under CBC), then the client's FIN and the server's RST (or the client's RST).
+    ///   60404's AUTHENTICATE is not in the capture, but the server acknowledged its 805 bytes.
+    ///   64800 and 63803: the alert is not in the capture, but after the AUTHENTICATE the
+    ///   client acknowledges 69 server bytes never captured (Ack=1690 / 1694 against 1621 /
+    ///   1625 captured: the size of the 64-byte alert records this server family sends).
+    /// - 50227, 65163, 64551: the server retransmits its SYN-ACK after the client's ACK
+    ///   ("previous segment not captured": the client had sent 41-44 bytes), the client
+    ///   resends its request with FIN for minutes and resets.
+    /// - 53254: the server's Connection Confirm (HYBRID, frame 839), the client's ACKs, then
+    ///   nothing until the server's RST (frame 843) 90 s later.
+    @Test func bruteForceRealWindowsShapes() throws {
+        let c = try load("initconf/RDP-bruteforce.pcap")
+        func attempt(_ port: UInt16) throws -> Attempt {
+            try #require(c.attempts.first { $0.facts.tcp.client.port == port }, "no attempt from port \(port)")
+        }
+        let refusals: [UInt16: Int] = [
+            61736: 257, 52320: 283, 52795: 353, 61488: 397, 62822: 458, 58332: 488, 18591: 522, 50668: 665,
+            56199: 761, 57627: 826, 60404: 185,
+            // The alert itself is missing; the client's FIN (64800) or RST (63803) acknowledges
+            // 69 server bytes past the capture, after the AUTHENTICATE.
+            64800: 944, 63803: 75,
+            // The ClientHello (client bytes 45-211) is missing; the server's ServerHello
+            // (frame 773) answers it, and the rest of the exchange is whole.
+            61518: 784,
+        ]
+        for (port, alert) in refusals.sorted(by: { $0.key < $1.key }) {
+            let a = try attempt(port)
+            expectVerdict(a, .credsspFailure, .tlsCredSSP, .credssp, .server)
+            #expect(a.verdict.evidence.dropFirst(2).first?.frame == alert, "port \(port)")
+        }
+        for port: UInt16 in [50227, 65163, 64551] {
+            let a = try attempt(port)
+            #expect(a.verdict.label.rawValue == "path-loss", "port \(port): \(a.verdict.summary)")
+            #expect(a.verdict.cause == .networkBlockade)
+            #expect(a.verdict.endedBy == .client)
+            let text = ([a.verdict.summary] + a.verdict.details).joined(separator: " ")
+            #expect(!text.contains(" 0 µs") && !text.contains("after -"), "port \(port): \(text)")
+        }
+        // 54466: the Connection Request is not captured (the client's ACK in frame 950 is at
+        // Seq=46), its ClientHello (frame 952) and the TLS handshake are; the client resets
+        // (frame 960) right after the server's Finished.
+        let missedRequest = try attempt(54466)
+        expectVerdict(missedRequest, .clientAbort, .clientSide, .tlsHandshake, .client)
+        let stalled = try attempt(53254)
+        expectVerdict(stalled, .clientAbort, .clientSide, .x224Negotiation, .server)
+        #expect(stalled.verdict.evidence.map(\.frame) == [834, 835, 839, 843])
+        #expect(stalled.verdict.summary.contains("90.000 s"))
+    }
 }

@@ -37,7 +37,8 @@ import sys
 
 LABELS = {"success", "syn-unanswered", "rst-refused", "icmp-unreachable", "reset-by-middlebox",
           "reset", "mtu-blackhole", "negotiation-failure", "tls-alert", "tls-rejected",
-          "credssp-failure", "early-disconnect", "client-abort", "non-rdp-service", "incomplete"}
+          "credssp-failure", "early-disconnect", "client-abort", "non-rdp-service", "incomplete",
+          "path-loss"}
 CAUSES = {"network-blockade", "tls-credssp", "host-not-accepting", "resolution-mismatch",
           "client-side", "none"}
 STAGES = {"tcp-handshake", "x224-negotiation", "tls-handshake", "credssp", "mcs-connect",
