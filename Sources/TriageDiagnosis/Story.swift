@@ -38,8 +38,11 @@ public struct AttemptSummary: Sendable, Codable, Equatable {
 public struct Story: Sendable, Codable, Equatable {
     public var client: IPAddress
     public var server: Endpoint
-    /// Attempt ids (1-based numbers as reports show them are id + 1).
+    /// Ids of the attempts the narrative names (1-based numbers as reports show them are id + 1):
+    /// all of them, or the first and last few of a long series.
     public var attempts: [Int]
+    /// How many attempts the story covers.
+    public var attemptCount: Int
     /// The overall outcome: success if the last attempt succeeded.
     public var outcome: Label
     public var cause: Cause
@@ -54,52 +57,128 @@ public struct Story: Sendable, Codable, Equatable {
     }
 
     static func story(first: AttemptSummary, last: AttemptSummary, group g: [AttemptSummary]) -> Story {
+        var group = StoryGroup(g[0])
+        for a in g.dropFirst() { group.add(a) }
+        return story(group)
+    }
+
+    /// The story of a group: its first attempts and its last one told one by one, those in
+    /// between (a flood's thousands) only counted.
+    static func story(_ g: StoryGroup) -> Story {
         var parts: [String] = []
-        var previous: AttemptSummary?
-        for a in g {
+        func told(_ a: AttemptSummary, after previous: AttemptSummary?) -> String {
             var what = "#\(a.id + 1) " + (a.label == .success ? "succeeded" : a.label.rawValue)
             if let neg = a.negotiationFailure { what += " (\(neg))" }
             if let p = previous {
                 what += " \(Numbers.fixed(max(0, a.start.time.seconds(since: p.end.time)), 3, trim: true)) s later"
             }
-            parts.append(what)
+            return what
+        }
+        var previous: AttemptSummary?
+        for a in g.head {
+            parts.append(told(a, after: previous))
             previous = a
         }
-        let failures = g.filter { $0.label != .success }
+        if g.omitted > 0 {
+            let labels = g.omittedLabels.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key.rawValue < $1.key.rawValue }
+                .map { "\($0.value) \($0.key == .success ? "succeeded" : $0.key.rawValue)" }
+            parts.append("… \(g.omitted) more (\(labels.joined(separator: ", "))) …")
+        }
+        // After the counted ones, the next told attempt has no told predecessor to time from.
+        if g.omitted > 0 { previous = nil }
+        for a in g.tail where a.id > (g.head.last?.id ?? -1) {
+            parts.append(told(a, after: previous))
+            previous = a
+        }
+        let first = g.head[0]
+        let last = g.last
         let outcome: Label
         let cause: Cause
         var narrative: String
         if last.label == .success {
             outcome = .success
             cause = .none
-            narrative = failures.isEmpty
+            narrative = g.failures == 0
                 ? "\(g.count) attempts from \(first.client.address) to \(first.server), all successful: "
-                : "\(first.client.address) reached \(first.server) after \(failures.count) failed attempt\(failures.count == 1 ? "" : "s"): "
+                : "\(first.client.address) reached \(first.server) after \(g.failures) failed attempt\(g.failures == 1 ? "" : "s"): "
         } else {
             outcome = last.label
             cause = last.cause
             narrative = "\(first.client.address) never reached \(first.server) in \(g.count) attempts: "
         }
         narrative += parts.joined(separator: ", ") + "."
-        if let neg = failures.last?.negotiationFailure, last.label == .success {
+        if let neg = g.lastFailureNegotiation, last.label == .success {
             narrative += " The client changed its security settings after \(neg)."
         }
         // FACTS.md section 4: users retry with another password seconds after "The logon
         // attempt failed".
-        if last.label == .success, g.count >= 2, g[g.count - 2].label == .credsspFailure {
+        if last.label == .success, g.count >= 2, g.tail.count >= 2, g.tail[g.tail.count - 2].label == .credsspFailure {
             narrative += " A retry after a failed logon succeeded: the user most likely corrected the password or user name."
         }
         if last.label != .success { narrative += " The last one: " + last.summary }
+        var ids = g.head.map(\.id)
+        for a in g.tail where a.id > (ids.last ?? -1) { ids.append(a.id) }
         return Story(
-            client: first.client.address, server: first.server, attempts: g.map(\.id), outcome: outcome, cause: cause,
-            narrative: narrative)
+            client: first.client.address, server: first.server, attempts: ids, attemptCount: g.count, outcome: outcome,
+            cause: cause, narrative: narrative)
+    }
+}
+
+/// What a story keeps of its group: the first attempts and the last two whole, the rest
+/// counted, so a client retrying 50,000 times costs no more than one retrying ten times.
+struct StoryGroup {
+    /// Attempts told one by one at the start of the story.
+    static let headCount = 4
+    private(set) var head: [AttemptSummary]
+    /// The last two attempts (the one before the last decides "a retry after a failed logon").
+    private(set) var tail: [AttemptSummary]
+    private(set) var count = 1
+    private(set) var failures = 0
+    /// Attempts neither in `head` nor among the last two: counted by label.
+    private(set) var omittedLabels: [Label: Int] = [:]
+    private(set) var omitted = 0
+    private(set) var lastFailureNegotiation: String?
+
+    init(_ a: AttemptSummary) {
+        head = [a]
+        tail = [a]
+        note(a)
+    }
+
+    var last: AttemptSummary { tail[tail.count - 1] }
+
+    mutating func add(_ a: AttemptSummary) {
+        count += 1
+        note(a)
+        // Only the last attempt's summary is ever told.
+        if head.count < Self.headCount {
+            if !head.isEmpty { head[head.count - 1].summary = "" }
+            head.append(a)
+        }
+        if tail.count == 2 {
+            let leaving = tail.removeFirst()
+            if leaving.id > head[head.count - 1].id {
+                omitted += 1
+                omittedLabels[leaving.label, default: 0] += 1
+            }
+        }
+        if !tail.isEmpty { tail[tail.count - 1].summary = "" }
+        tail.append(a)
+    }
+
+    private mutating func note(_ a: AttemptSummary) {
+        if a.label != .success {
+            failures += 1
+            lastFailureNegotiation = a.negotiationFailure
+        }
     }
 }
 
 /// Builds stories as attempts arrive, in bounded memory: a client/server pair quiet for
 /// longer than `idleSeconds` of capture time is closed (its story kept when it had two or
 /// more attempts, forgotten otherwise), so a capture with 100,000 one-off connections does
-/// not keep them all.
+/// not keep them all. At most `maxGroups` pairs are open (past it the one idle longest is
+/// closed) and `maxStories` stories are kept (the rest are counted).
 public final class StoryBuilder {
     struct Key: Hashable {
         var client: IPAddress
@@ -117,25 +196,40 @@ public final class StoryBuilder {
     }
 
     let idleSeconds: Double
-    private var groups: [Key: [AttemptSummary]] = [:]
+    let maxGroups: Int
+    let maxStories: Int
+    private var groups: [Key: StoryGroup] = [:]
     /// Open groups by the end of their last attempt, earliest first, so that closing the idle
     /// ones does not walk every open group.
     private var endings = Heap<Ending>()
     private var closed: [(Int, Story)] = []
     private var latest = Timestamp(nanoseconds: Int64.min)
     private var added = 0
+    /// Stories told beyond `maxStories`: counted, not kept.
+    public private(set) var storiesOmitted = 0
 
-    public init(idleSeconds: Double = 900) { self.idleSeconds = idleSeconds }
+    public init(idleSeconds: Double = 900, maxGroups: Int = 65_536, maxStories: Int = 1_000) {
+        self.idleSeconds = idleSeconds
+        self.maxGroups = maxGroups
+        self.maxStories = maxStories
+    }
 
     public func add(_ a: AttemptSummary) {
         let key = Key(client: a.client.address, server: a.server)
-        // Only the last attempt's summary is ever told; earlier ones keep their label.
-        if let n = groups[key]?.count, n > 0 { groups[key]![n - 1].summary = "" }
-        groups[key, default: []].append(a)
+        if groups[key] != nil {
+            groups[key]!.add(a)
+        } else {
+            if groups.count >= maxGroups { closeOldest() }
+            groups[key] = StoryGroup(a)
+        }
         endings.insert(Ending(end: a.end.time, attempt: a.id, key: key))
         if a.start.time > latest { latest = a.start.time }
         added += 1
         if added % 1024 == 0 { closeIdle() }
+        // Stale entries pile up when groups keep growing: rebuild from the open groups.
+        if endings.count > 4 * max(groups.count, 1024) {
+            endings = Heap(groups.map { Ending(end: $0.value.last.end.time, attempt: $0.value.last.id, key: $0.key) })
+        }
     }
 
     /// Closes every group whose last attempt ended more than `idleSeconds` before the latest
@@ -143,15 +237,29 @@ public final class StoryBuilder {
     private func closeIdle() {
         while let first = endings.min, latest.seconds(since: first.end) > idleSeconds {
             endings.removeMin()
-            guard let g = groups[first.key], g.last?.id == first.attempt else { continue }  // stale
+            guard let g = groups[first.key], g.last.id == first.attempt else { continue }  // stale
             groups[first.key] = nil
             keep(g)
         }
     }
 
-    private func keep(_ g: [AttemptSummary]) {
-        guard g.count >= 2, let first = g.first, let last = g.last else { return }
-        closed.append((first.start.frame, Story.story(first: first, last: last, group: g)))
+    /// Closes the group whose last attempt ended first.
+    private func closeOldest() {
+        while let first = endings.popMin() {
+            guard let g = groups[first.key], g.last.id == first.attempt else { continue }  // stale
+            groups[first.key] = nil
+            keep(g)
+            return
+        }
+    }
+
+    private func keep(_ g: StoryGroup) {
+        guard g.count >= 2 else { return }
+        guard closed.count < maxStories else {
+            storiesOmitted += 1
+            return
+        }
+        closed.append((g.head[0].start.frame, Story.story(g)))
     }
 
     /// Every story, ordered by its first attempt.

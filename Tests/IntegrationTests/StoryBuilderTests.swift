@@ -37,12 +37,16 @@ import TriageFlows
         struct Group: Equatable {
             var client: IPAddress
             var server: Endpoint
+            /// The attempts a story names: all, or the first four and the last two.
             var attempts: [Int]
+            var count: Int
         }
 
         func keep(_ g: [AttemptSummary]) {
             guard g.count >= 2, let first = g.first else { return }
-            closed.append((first.start.frame, Group(client: first.client.address, server: first.server, attempts: g.map(\.id))))
+            let ids = g.map(\.id)
+            let named = ids.count <= 6 ? ids : Array(ids.prefix(4) + ids.suffix(2))
+            closed.append((first.start.frame, Group(client: first.client.address, server: first.server, attempts: named, count: ids.count)))
         }
 
         func finish() -> [Group] {
@@ -73,7 +77,9 @@ import TriageFlows
                 builder.add(a)
                 reference.add(a)
             }
-            let got = builder.finish().map { Reference.Group(client: $0.client, server: $0.server, attempts: $0.attempts) }
+            let got = builder.finish().map {
+                Reference.Group(client: $0.client, server: $0.server, attempts: $0.attempts, count: $0.attemptCount)
+            }
             let want = reference.finish()
             #expect(got.count == want.count, "round \(round)")
             #expect(got == want, "round \(round)")
@@ -97,5 +103,52 @@ import TriageFlows
         #expect(refused.outcome == .rstRefused)
         #expect(refused.cause == .hostNotAccepting)
         #expect(refused.narrative.hasPrefix("192.0.2.10 never reached 198.51.100.20:3389 in 2 attempts: #1 rst-refused, #2 rst-refused 0.008 s later."))
+    }
+
+    /// A client retrying 50,000 times: the story names the first four and the last two
+    /// attempts and counts the rest by label (issue 12: a story never lists more than a
+    /// handful of attempt numbers inline).
+    @Test func longSeriesAreCountedNotListed() throws {
+        let template = try #require(analyze(Repo.captures + "/rst-refused.pcap").attempts.first)
+        var a = AttemptSummary(id: 0, facts: template.facts, verdict: template.verdict)
+        let builder = StoryBuilder()
+        for i in 0..<50_000 {
+            a.id = i
+            a.start = FrameRef(frame: 2 * i + 1, time: Timestamp(nanoseconds: 1_700_000_000_000_000_000 + Int64(i) * 1_000_000))
+            a.end = FrameRef(frame: 2 * i + 2, time: Timestamp(nanoseconds: 1_700_000_000_000_000_000 + Int64(i) * 1_000_000 + 500_000))
+            builder.add(a)
+        }
+        let story = try #require(builder.finish().first)
+        #expect(story.attemptCount == 50_000)
+        #expect(story.attempts == [0, 1, 2, 3, 49_998, 49_999])
+        // Each attempt starts 0.5 ms after the previous one ended.
+        #expect(story.narrative.hasPrefix(
+            "192.0.2.10 never reached 198.51.100.20:3389 in 50000 attempts: #1 rst-refused, #2 rst-refused 0.001 s later, "
+                + "#3 rst-refused 0.001 s later, #4 rst-refused 0.001 s later, … 49994 more (49994 rst-refused) …, "
+                + "#49999 rst-refused, #50000 rst-refused 0.001 s later. The last one: "))
+    }
+
+    /// Past `maxGroups` open client/server pairs the one idle longest is closed, and past
+    /// `maxStories` stories are counted, not kept.
+    @Test func groupsAndStoriesAreBounded() throws {
+        let template = try #require(analyze(Repo.captures + "/rst-refused.pcap").attempts.first)
+        var a = AttemptSummary(id: 0, facts: template.facts, verdict: template.verdict)
+        let builder = StoryBuilder(maxGroups: 10, maxStories: 5)
+        var id = 0
+        // 40 clients, two attempts each, one after the other: every pair is a story.
+        for client in 0..<40 {
+            for _ in 0..<2 {
+                a.id = id
+                a.client = Endpoint(IPAddress(ipv4: 0xC000_0200 | UInt32(client)), 50_000)
+                a.start = FrameRef(frame: id + 1, time: Timestamp(nanoseconds: 1_700_000_000_000_000_000 + Int64(id) * 1_000_000))
+                a.end = a.start
+                builder.add(a)
+                id += 1
+            }
+        }
+        let stories = builder.finish()
+        #expect(stories.count == 5)
+        #expect(builder.storiesOmitted == 35)
+        #expect(stories.map(\.attempts) == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]])
     }
 }
