@@ -99,6 +99,16 @@ public struct Analyze: ParsableCommand {
     @Option(name: .long, help: "Most bytes all sessions together may hold for reassembly.")
     public var maxBuffer: Int = 256 << 20
 
+    @Option(
+        name: .long,
+        help: "Most connections followed at once; past it the oldest half-open one (a SYN flood) is reported as it stands.")
+    public var maxSessions: Int = 10_000
+
+    @Option(
+        name: .long,
+        help: "Attempts shown one by one per server and verdict; the rest are counted in a summary (0: show all).")
+    public var maxRepeats: Int = 20
+
     @Flag(name: .long, help: ArgumentHelp("Benchmarking: read files on the packet thread, not ahead on a thread of their own.", visibility: .hidden))
     public var benchNoReadAhead = false
 
@@ -114,6 +124,8 @@ public struct Analyze: ParsableCommand {
         }
         if maxSessionBuffer < 4096 { throw ValidationError("--max-session-buffer must be at least 4096") }
         if maxBuffer < maxSessionBuffer { throw ValidationError("--max-buffer must be at least --max-session-buffer") }
+        if maxSessions < 16 { throw ValidationError("--max-sessions must be at least 16") }
+        if maxRepeats < 0 { throw ValidationError("--max-repeats must be 0 (show all) or more") }
         if keylog != nil && export == nil { throw ValidationError("--keylog is used with --export") }
         if force && export == nil { throw ValidationError("--force is used with --export") }
         if keylog != nil && redact {
@@ -139,12 +151,14 @@ public struct Analyze: ParsableCommand {
         engineOptions.tracker.detectRDPOnAnyPort = !noDetect
         engineOptions.tracker.streamLimits.perStream = maxSessionBuffer
         engineOptions.tracker.memoryLimit = maxBuffer
+        engineOptions.tracker.maxSessions = maxSessions
         engineOptions.stopAfter = benchStopAfter.flatMap(PipelineStage.init(rawValue:))
         engineOptions.readAhead = !benchNoReadAhead
 
         var reportOptions = ReportOptions()
         reportOptions.reported = reported.flatMap(ReportedCode.init)
         reportOptions.color = ColorMode(rawValue: color) ?? .auto
+        reportOptions.maxRepeats = maxRepeats
         if redact { reportOptions.redactor = Redactor() }
 
         // Checked before the output is opened: opening it truncates it.
@@ -206,6 +220,10 @@ public struct Analyze: ParsableCommand {
                         "rdptriage: \(file): exported \(n) failed attempt\(n == 1 ? "" : "s") to \(exporter.directory)/ "
                             + "(\(outcome.written.count) files: "
                             + outcome.written.map { ($0 as NSString).lastPathComponent }.joined(separator: ", ") + ")")
+                }
+                if collector.notKept > 0 {
+                    printError(
+                        "rdptriage: \(file): \(collector.notKept) more failed attempts not exported (the first \(collector.limit) were)")
                 }
             }
             attempts += summary.attempts

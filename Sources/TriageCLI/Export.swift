@@ -13,16 +13,25 @@ import TriageReports
     import Darwin
 #endif
 
-/// Passes the analysis on to the report and keeps the failed attempts for `--export`.
+/// Passes the analysis on to the report and keeps the failed attempts for `--export`: the
+/// first `limit` of an input (a flood's millions would be as many files).
 final class FailureCollector: AnalysisSink {
     let next: any AnalysisSink
+    let limit: Int
     private(set) var failed: [Attempt] = []
+    /// Failed attempts past the limit: counted, not exported.
+    private(set) var notKept = 0
 
-    init(forwardingTo next: any AnalysisSink) { self.next = next }
+    init(forwardingTo next: any AnalysisSink, limit: Int = 1_000) {
+        self.next = next
+        self.limit = limit
+    }
 
     func begin(_ input: InputInfo) { next.begin(input) }
     func attempt(_ a: Attempt) {
-        if a.verdict.isFailure { failed.append(a) }
+        if a.verdict.isFailure {
+            if failed.count < limit { failed.append(a) } else { notKept += 1 }
+        }
         next.attempt(a)
     }
     func end(_ s: InputSummary) { next.end(s) }

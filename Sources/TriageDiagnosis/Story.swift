@@ -70,7 +70,10 @@ public struct Story: Sendable, Codable, Equatable {
             var what = "#\(a.id + 1) " + (a.label == .success ? "succeeded" : a.label.rawValue)
             if let neg = a.negotiationFailure { what += " (\(neg))" }
             if let p = previous {
-                what += " \(Numbers.fixed(max(0, a.start.time.seconds(since: p.end.time)), 3, trim: true)) s later"
+                // Never "0 s later": attempts that overlap, or follow within half a millisecond,
+                // are said to.
+                let gap = a.start.time.seconds(since: p.end.time)
+                what += gap < 0 ? " while #\(p.id + 1) was still open" : gap < 0.0005 ? " right after" : " \(Numbers.fixed(gap, 3, trim: true)) s later"
             }
             return what
         }

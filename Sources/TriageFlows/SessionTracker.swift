@@ -22,7 +22,7 @@ public struct TrackerConfiguration: Sendable {
     public var maxCandidates = 65536
     /// Most sessions open at once (a few kilobytes each). Past it the oldest is reported as it
     /// stands, half-open handshakes first (a SYN flood or scan), so memory stays bounded.
-    public var maxSessions = 20_000
+    public var maxSessions = 10_000
     public var dnsCapacity = 4096
 
     public init() {}
@@ -403,7 +403,9 @@ public final class SessionTracker {
         guard second < s.wheelSecond else { return }
         unfile(s)
         s.wheelSecond = second
-        wheel[Self.slot(second)].append(s)
+        let slot = Self.slot(second)
+        s.wheelIndex = wheel[slot].count
+        wheel[slot].append(s)
     }
 
     /// Takes `s` out of the wheel, so that the wheel never keeps a finished session (and
@@ -412,10 +414,20 @@ public final class SessionTracker {
         guard s.wheelSecond != .max else { return }
         let slot = Self.slot(s.wheelSecond)
         s.wheelSecond = .max
-        if let i = wheel[slot].lastIndex(where: { $0 === s }) {
-            wheel[slot].swapAt(i, wheel[slot].count - 1)
-            wheel[slot].removeLast()
+        // Its place in the slot is known: a flood puts thousands of sessions in one slot, and
+        // searching it for each would make evicting them quadratic.
+        var i = s.wheelIndex
+        if !(i >= 0 && i < wheel[slot].count && wheel[slot][i] === s) {
+            guard let found = wheel[slot].lastIndex(where: { $0 === s }) else { return }
+            i = found
         }
+        let last = wheel[slot].count - 1
+        if i != last {
+            wheel[slot].swapAt(i, last)
+            wheel[slot][i].wheelIndex = i
+        }
+        wheel[slot].removeLast()
+        s.wheelIndex = -1
     }
 
     private func handleICMP(_ p: DecodedPacket, quoted q: QuotedDatagram, at ref: FrameRef) {
@@ -448,6 +460,7 @@ public final class SessionTracker {
                 // one out); anything else would be stale and is dropped.
                 guard !s.finalized, s.wheelSecond != .max, Self.slot(s.wheelSecond) == slot else { continue }
                 if s.wheelSecond > nowSecond {
+                    s.wheelIndex = wheel[slot].count
                     wheel[slot].append(s)  // due in a later turn of the wheel
                 } else if now.seconds(since: s.lastFrame.time) >= wait(s) {
                     s.wheelSecond = .max

@@ -210,6 +210,8 @@ public final class TCPSession {
     public internal(set) var evicted = false
     /// The tracker's timer-wheel slot (capture second) holding this session's live entry.
     var wheelSecond: Int64 = .max
+    /// Its position in that second's wheel slot.
+    var wheelIndex = -1
     /// Anything protocol layers want to keep with the session (set by the consumer factory).
     public var consumer: (any StreamConsumer)?
 

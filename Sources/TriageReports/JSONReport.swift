@@ -20,7 +20,7 @@ public final class JSONReport: AnalysisSink {
     public init(output: ReportOutput, options: ReportOptions) {
         out = output
         self.options = options
-        digest = InputDigest(reported: options.reported)
+        digest = InputDigest(reported: options.reported, maxRepeats: options.maxRepeats)
     }
 
     /// Encodes a value to sit at `level` inside the document.
@@ -46,7 +46,7 @@ public final class JSONReport: AnalysisSink {
         out.write(inputCount == 0 ? "\n" : ",\n")
         inputCount += 1
         attemptsInInput = 0
-        digest = InputDigest(reported: options.reported)
+        digest = InputDigest(reported: options.reported, maxRepeats: options.maxRepeats)
         out.line("    {")
         out.line("      \"input\": \(string(input.input)),")
         out.line("      \"link_type\": \(input.linkType.map(string) ?? "null"),")
@@ -68,6 +68,15 @@ public final class JSONReport: AnalysisSink {
     public func end(_ s: InputSummary) {
         out.line(attemptsInInput == 0 ? "]," : "\n      ],")
         out.line("      \"stories\": \(encode(digest.finishStories(), level: 3)),")
+        // Only when some were left out, so that reports of ordinary captures keep their shape.
+        if digest.storiesOmitted > 0 { out.line("      \"stories_not_shown\": \(digest.storiesOmitted),") }
+        let repeated = digest.repeatedVerdicts()
+        if !repeated.isEmpty {
+            out.line("      \"repeated_verdicts\": \(encode(Array(repeated.prefix(InputDigest.maxRepeatLines)), level: 3)),")
+            out.line("      \"attempts_not_shown\": \(digest.notShown),")
+            out.line("      \"clients\": \(digest.clientCount),")
+            out.line("      \"attempts_answered\": \(digest.answered),")
+        }
         if let m = digest.reportedMatch() {
             out.line("      \"reported\": \(encode(m, level: 3)),")
         }
@@ -104,7 +113,7 @@ extension JSONReport: PrerenderingSink {
     }
 
     public func attempt(_ a: Attempt, prerendered: [UInt8]) {
-        digest.add(a)
+        guard digest.add(a) else { return }
         out.write(attemptsInInput == 0 ? "\n        " : ",\n        ")
         attemptsInInput += 1
         out.write(bytes: prerendered)

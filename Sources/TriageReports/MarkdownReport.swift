@@ -16,7 +16,7 @@ public final class MarkdownReport: AnalysisSink {
     public init(output: ReportOutput, options: ReportOptions) {
         out = output
         self.options = options
-        digest = InputDigest(reported: options.reported)
+        digest = InputDigest(reported: options.reported, maxRepeats: options.maxRepeats)
     }
 
     func emit(_ s: String = "") { out.line(options.redactor?.apply(s) ?? s) }
@@ -76,7 +76,7 @@ public final class MarkdownReport: AnalysisSink {
     }
 
     public func begin(_ input: InputInfo) {
-        digest = InputDigest(reported: options.reported)
+        digest = InputDigest(reported: options.reported, maxRepeats: options.maxRepeats)
         emit("## rdptriage: \(Self.code(input.input == "-" ? "standard input" : input.input))")
         emit()
     }
@@ -85,7 +85,7 @@ public final class MarkdownReport: AnalysisSink {
         options.redactor?.register(a)
         let t = a.facts.tcp
         let v = a.verdict
-        digest.add(a)
+        guard digest.add(a) else { return }
         emit("### Attempt \(t.id + 1): `\(v.label.rawValue)` — \(t.client) → \(t.server)")
         emit()
         emit("**\(prose(v.summary))**")
@@ -134,6 +134,19 @@ public final class MarkdownReport: AnalysisSink {
             emit("### Story")
             emit()
             for st in stories { emit("- \(prose(st.narrative))") }
+            if digest.storiesOmitted > 0 { emit("- … and \(digest.storiesOmitted) more stories, not shown.") }
+            emit()
+        }
+        let repeated = digest.repeatedVerdicts()
+        if !repeated.isEmpty {
+            emit("### Repeated verdicts, counted instead of shown")
+            emit()
+            for r in repeated.prefix(InputDigest.maxRepeatLines) { emit("- \(prose(r.sentence)).") }
+            if repeated.count > InputDigest.maxRepeatLines {
+                emit("- … and \(repeated.count - InputDigest.maxRepeatLines) more groups of repeated verdicts.")
+            }
+            emit()
+            if let line = digest.repeatsLine { emit(prose(line) + ".") }
             emit()
         }
         if let code = options.reported, let m = digest.reportedMatch() {

@@ -33,6 +33,8 @@ public struct ReportOptions {
     public var redactor: Redactor?
     /// Show every detail (text format).
     public var verbose = false
+    /// Attempts shown one by one per server and verdict; the rest are counted (0: all).
+    public var maxRepeats = 20
 
     public init() {}
 }
@@ -66,10 +68,35 @@ public struct ReportedMatch: Sendable, Encodable {
     public var explanation: String
 }
 
+/// Attempts with one verdict at one server beyond the first few: counted, not shown one by
+/// one (a scan or flood would otherwise make a report as large as the capture).
+public struct RepeatedVerdicts: Sendable, Encodable {
+    /// `address:port`, or nil when too many servers were seen to keep each apart.
+    public var server: String?
+    public var label: Label
+    public var cause: Cause
+    public var stage: Stage
+    public var endedBy: Ender
+    /// Attempts not shown, and the numbers (1-based) of the first and last of them.
+    public var notShown: Int
+    public var firstNotShown: Int
+    public var lastNotShown: Int
+    /// Distinct client addresses among them, counted up to `clientsCounted`.
+    public var clients: Int
+    public var moreClients: Bool
+
+    var sentence: String {
+        let who = clients == 1 ? "1 client" : (moreClients ? "more than \(clients) clients" : "\(clients) clients")
+        return "\(server ?? "other servers"): \(notShown) more \(label.rawValue) attempt\(notShown == 1 ? "" : "s") "
+            + "(\(cause.rawValue), \(stage.rawValue), ended by \(endedBy.rawValue)), #\(firstNotShown)–#\(lastNotShown), from \(who)"
+    }
+}
+
 /// What every report format gathers about an input while its attempts stream past: label
-/// counts, stories and `--reported` matches, in bounded memory.
+/// counts, stories, `--reported` matches and repeated verdicts, in bounded memory.
 final class InputDigest {
     let reported: ReportedCode?
+    let maxRepeats: Int
     private(set) var labelCounts: [Label: Int] = [:]
     private(set) var total = 0
     private var stories = StoryBuilder()
@@ -77,13 +104,93 @@ final class InputDigest {
     private var near: [AttemptSummary] = []
     static let maxMatches = 1000
 
-    init(reported: ReportedCode?) { self.reported = reported }
+    struct RepeatKey: Hashable {
+        var server: Endpoint?
+        var label: Label
+        var cause: Cause
+        var stage: Stage
+        var endedBy: Ender
+    }
+    struct RepeatCount {
+        var seen = 0
+        var notShown = 0
+        var first = 0
+        var last = 0
+        var clients: Set<IPAddress> = []
+        var moreClients = false
+    }
+    private var repeats: [RepeatKey: RepeatCount] = [:]
+    /// Distinct servers kept apart, distinct clients counted: past these, "other servers" and
+    /// "more than N clients".
+    static let maxRepeatKeys = 65_536
+    static let clientsCounted = 1_024
+    /// Every client address of the input, counted up to `maxClients`, and attempts a server answered.
+    private var clients: Set<IPAddress> = []
+    private(set) var moreClients = false
+    static let maxClients = 65_536
+    private(set) var answered = 0
+    private(set) var notShown = 0
 
-    func add(_ a: Attempt) {
+    init(reported: ReportedCode?, maxRepeats: Int = 20) {
+        self.reported = reported
+        self.maxRepeats = maxRepeats
+    }
+
+    /// Takes an attempt; returns whether the report shows it one by one.
+    @discardableResult
+    func add(_ a: Attempt) -> Bool {
         let s = AttemptSummary(id: a.facts.tcp.id, facts: a.facts, verdict: a.verdict)
         labelCounts[s.label, default: 0] += 1
         total += 1
+        if a.facts.tcp.handshake.synAck != nil || a.facts.tcp.serverSide.packets > 0 { answered += 1 }
+        if clients.count < Self.maxClients { clients.insert(s.client.address) } else if !clients.contains(s.client.address) { moreClients = true }
         stories.add(s)
+        noteMatch(s)
+        return noteRepeat(a)
+    }
+
+    var clientCount: Int { clients.count }
+
+    private func noteRepeat(_ a: Attempt) -> Bool {
+        guard maxRepeats > 0 else { return true }
+        let v = a.verdict
+        var key = RepeatKey(server: a.facts.tcp.server, label: v.label, cause: v.cause, stage: v.stage, endedBy: v.endedBy)
+        if repeats[key] == nil && repeats.count >= Self.maxRepeatKeys { key.server = nil }
+        var r = repeats[key] ?? RepeatCount()
+        r.seen += 1
+        let show = r.seen <= maxRepeats
+        if !show {
+            let number = a.facts.tcp.id + 1
+            if r.notShown == 0 { r.first = number }
+            r.notShown += 1
+            r.last = number
+            notShown += 1
+            let client = a.facts.tcp.client.address
+            if r.clients.count < Self.clientsCounted { r.clients.insert(client) } else if !r.clients.contains(client) { r.moreClients = true }
+        }
+        repeats[key] = r
+        return show
+    }
+
+    /// The verdicts counted instead of shown, largest first.
+    func repeatedVerdicts() -> [RepeatedVerdicts] {
+        repeats.filter { $0.value.notShown > 0 }.map { key, r in
+            RepeatedVerdicts(
+                server: key.server.map { "\($0)" }, label: key.label, cause: key.cause, stage: key.stage,
+                endedBy: key.endedBy, notShown: r.notShown, firstNotShown: r.first, lastNotShown: r.last,
+                clients: r.clients.count, moreClients: r.moreClients)
+        }.sorted { ($0.notShown, $1.firstNotShown) > ($1.notShown, $0.firstNotShown) }
+    }
+
+    /// "1000000 attempts from 200 clients, 0 answered by a server; 999980 not shown one by one",
+    /// when some were not shown.
+    var repeatsLine: String? {
+        guard notShown > 0 else { return nil }
+        let who = moreClients ? "more than \(clients.count) clients" : "\(clients.count) client\(clients.count == 1 ? "" : "s")"
+        return "\(total) attempts from \(who), \(answered) answered by a server; \(notShown) not shown one by one (--max-repeats \(maxRepeats))"
+    }
+
+    private func noteMatch(_ s: AttemptSummary) {
         guard let code = reported else { return }
         if code.matches(s.clientReport) {
             if hits.count < Self.maxMatches { hits.append(s) }
@@ -96,6 +203,10 @@ final class InputDigest {
     var labelList: [String] { labelCounts.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.value) \($0.key.rawValue)" } }
 
     func finishStories() -> [Story] { stories.finish() }
+    /// Stories past the builder's limit (known once `finishStories` ran).
+    var storiesOmitted: Int { stories.storiesOmitted }
+    /// Repeated-verdict lines a report lists; past it, the rest are counted.
+    static let maxRepeatLines = 100
 
     /// What `--reported` found, when it was given.
     func reportedMatch() -> ReportedMatch? {

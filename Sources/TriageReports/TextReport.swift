@@ -15,7 +15,7 @@ public final class TextReport: AnalysisSink {
     public init(output: ReportOutput, options: ReportOptions) {
         out = output
         self.options = options
-        digest = InputDigest(reported: options.reported)
+        digest = InputDigest(reported: options.reported, maxRepeats: options.maxRepeats)
         switch options.color {
         case .always: color = true
         case .never: color = false
@@ -37,15 +37,16 @@ public final class TextReport: AnalysisSink {
     func emit(_ s: String) { out.line(options.redactor?.apply(s) ?? s) }
 
     public func begin(_ input: InputInfo) {
-        digest = InputDigest(reported: options.reported)
+        digest = InputDigest(reported: options.reported, maxRepeats: options.maxRepeats)
         var head = input.input == "-" ? "standard input" : Printable.escapingControls(input.input)
         if let lt = input.linkType { head += " (\(lt))" }
         emit(bold(head))
     }
 
     public func attempt(_ a: Attempt) {
+        // Stories and summaries name hidden attempts' hosts too: every attempt is learned.
         options.redactor?.register(a)
-        digest.add(a)
+        guard digest.add(a) else { return }
         text.truncate(to: 0)
         block(a, into: &text)
         if let redactor = options.redactor {
@@ -150,6 +151,16 @@ public final class TextReport: AnalysisSink {
             emit("")
             emit(bold("  Story"))
             for st in stories { emit("    " + st.narrative) }
+            if digest.storiesOmitted > 0 { emit("    … and \(digest.storiesOmitted) more stories, not shown.") }
+        }
+        let repeated = digest.repeatedVerdicts()
+        if !repeated.isEmpty {
+            emit("")
+            emit(bold("  Repeated verdicts, counted instead of shown"))
+            for r in repeated.prefix(InputDigest.maxRepeatLines) { emit("    " + r.sentence + ".") }
+            if repeated.count > InputDigest.maxRepeatLines {
+                emit("    … and \(repeated.count - InputDigest.maxRepeatLines) more groups of repeated verdicts.")
+            }
         }
         if let code = options.reported, let m = digest.reportedMatch() {
             emit("")
@@ -163,6 +174,7 @@ public final class TextReport: AnalysisSink {
                 + (s.stats.cutFrames > 0 ? ", \(s.stats.cutFrames) cut by the snapshot length" : "")
                 + (s.stats.ipFragments > 0 ? ", \(s.stats.ipFragments) IP fragments (not reassembled)" : "")
                 + (s.filteredOut > 0 ? ", \(s.filteredOut) filtered out" : "") + ".")
+        if let line = digest.repeatsLine { emit("  " + line + ".") }
         if s.attempts == 0 && s.error == nil {
             emit("  No RDP connection attempt in this input (TCP 3389, --port ports, or an X.224 Connection Request on any port).")
         }
