@@ -189,7 +189,6 @@ public final class Engine {
                 _ = Self.facts(session, dns: dns)
             }
         }
-        let linkType = source.linkType
         var decoded = DecodedPacket()
         var failure: CaptureError?
         let readOnly = stop == .read
@@ -200,7 +199,7 @@ public final class Engine {
             while let raw = try reader.next() {
                 if let direct = handBack.frameRead() { reader = direct }
                 if readOnly { continue }
-                PacketDecoder.decode(raw.bytes, linkType: linkType, into: &decoded)
+                PacketDecoder.decode(raw.bytes, linkType: raw.linkType, into: &decoded)
                 if decodeOnly { continue }
                 tracker.process(
                     decoded, bytes: raw.bytes, frameLength: raw.originalLength,
