@@ -21,6 +21,9 @@ public final class PcapFileSource: PacketSource {
     public let isClassicPcap: Bool
     /// The snapshot length the file declares.
     public let snapshotLength: Int
+    /// The file's link types, each once: the first is `linkType`; pcapng files may have more
+    /// (those of the interfaces described before the first frame).
+    public let linkTypes: [LinkType]
 
     /// libpcap's handle for classic pcap; nil for pcapng, which `pcapng` reads.
     private let handle: OpaquePointer?
@@ -79,6 +82,7 @@ public final class PcapFileSource: PacketSource {
             pcapng = reader
             let first = reader.firstInterface
             linkType = first.linkType
+            linkTypes = reader.openingLinkTypes
             // No limit (0) is what libpcap reports as its largest snapshot length.
             snapshotLength = first.snapLength == 0 ? 262_144 : Int(clamping: first.snapLength)
             // From here on `deinit` closes the stream, also when the initializer throws.
@@ -101,6 +105,7 @@ public final class PcapFileSource: PacketSource {
         snapshotLength = Int(pcap_snapshot(h))
         let dlt = LinkType(rawValue: pcap_datalink(h))
         linkType = dlt
+        linkTypes = [dlt]
         // From here on `deinit` closes the handle, also when the initializer throws.
         try Self.checkLinkType(dlt, path)
         if let filter, !filter.isEmpty {

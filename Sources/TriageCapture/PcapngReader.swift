@@ -19,6 +19,8 @@ final class PcapngReader {
     /// The first section's first interface: what the file is said to be.
     private(set) var firstInterface = Pcapng.Interface(linkType: .ethernet, snapLength: 0, clock: .init())
     private(set) var filteredOut = 0
+    /// The link types of the interfaces described before the first frame, each once.
+    private(set) var openingLinkTypes: [LinkType] = []
 
     private let file: UnsafeMutablePointer<FILE>
     private var buffer: UnsafeMutableRawPointer
@@ -36,23 +38,27 @@ final class PcapngReader {
 
     static let initialCapacity = 4 << 20
 
-    /// Reads up to the first interface, so the file's link type and snapshot length are known
-    /// before any frame, and a file that describes no interface is an error.
+    /// Reads the first section's interfaces up to its first frame, so the file's link types and
+    /// snapshot length are known before any frame, and a file that describes no interface is an
+    /// error.
     init(file: UnsafeMutablePointer<FILE>, name: String) throws(CaptureError) {
         self.file = file
         self.name = name
         capacity = Self.initialCapacity
         buffer = .allocate(byteCount: capacity, alignment: 16)
         interfaces.reserveCapacity(8)
-        // Stops after the first interface, or at the end; no frame can come before it (a packet
-        // block names an interface of its section, so one before any is an error).
-        _ = try readBlock(stopAtInterface: true)
+        // A packet block before any interface is read, to fail: it names one its section lacks.
+        while let type = try peekType() {
+            if !interfaces.isEmpty && (Self.isPacket(type) || type == .sectionHeader) { break }
+            _ = try readBlock(oneBlock: true)
+        }
         guard !interfaces.isEmpty else {
             throw CaptureError(
                 input: name, kind: .corrupt, detail: "pcapng file describes no interface (no Interface Description Block)",
                 byteOffset: bufferOffset + Int64(start))
         }
         firstInterface = interfaces[0]
+        for i in interfaces where !openingLinkTypes.contains(i.linkType) { openingLinkTypes.append(i.linkType) }
     }
 
     deinit { buffer.deallocate() }
@@ -63,6 +69,14 @@ final class PcapngReader {
         filter = f
         if let problem = f.compile(for: firstInterface.linkType) {
             throw CaptureError(input: name, kind: .badFilter, detail: "bad BPF filter \"\(expression)\": \(problem)")
+        }
+        // The other interfaces read so far; later ones are compiled for as they come.
+        for (k, i) in interfaces.enumerated() {
+            if let problem = f.compile(for: i.linkType), i.linkType.isSupported {
+                throw CaptureError(
+                    input: name, kind: .badFilter,
+                    detail: "bad BPF filter \"\(expression)\" for interface \(k) (\(i.linkType)): \(problem)")
+            }
         }
     }
 
@@ -86,9 +100,9 @@ final class PcapngReader {
     }
 
     /// Reads blocks until one holds a frame (nil at the end of the input), taking in section
-    /// headers and interfaces on the way and skipping blocks of other types; with
-    /// `stopAtInterface`, returns nil after the first interface instead.
-    private func readBlock(stopAtInterface: Bool = false) throws(CaptureError) -> RawPacket? {
+    /// headers and interfaces on the way and skipping blocks of other types; with `oneBlock`,
+    /// returns nil after one block that holds no frame instead of going on.
+    private func readBlock(oneBlock: Bool = false) throws(CaptureError) -> RawPacket? {
         while true {
             let blockOffset = bufferOffset + Int64(start)
             guard try fill(8) else {
@@ -124,6 +138,7 @@ final class PcapngReader {
                 }
                 inSection = true
                 interfaces.removeAll(keepingCapacity: true)
+                if oneBlock { return nil }
             case .interfaceDescription:
                 let i: Pcapng.Interface
                 do throws(Pcapng.Problem) { i = try Pcapng.interface(block, order) } catch {
@@ -137,7 +152,7 @@ final class PcapngReader {
                         byteOffset: blockOffset)
                 }
                 interfaces.append(i)
-                if stopAtInterface { return nil }
+                if oneBlock { return nil }
             case .enhancedPacket, .simplePacket, .packet:
                 frameNumber += 1
                 let r: Pcapng.PacketRecord
@@ -151,9 +166,16 @@ final class PcapngReader {
                     originalLength: r.originalLength, linkType: i.linkType,
                     bytes: UnsafeRawBufferPointer(rebasing: block[r.dataOffset..<(r.dataOffset + r.capturedLength)]))
             default:
-                continue
+                if oneBlock { return nil }
             }
         }
+    }
+
+    /// The next block's type, without taking it; nil at the end of the input (or when it ends
+    /// inside the block's header, which reading the block reports).
+    private func peekType() throws(CaptureError) -> Pcapng.BlockType? {
+        guard try fill(8) else { return nil }
+        return Pcapng.BlockType(rawValue: Pcapng.read32(unread, 0, order) ?? 0)
     }
 
     /// The bytes read and not yet taken.

@@ -119,6 +119,7 @@ struct MixedLinkTypeTests {
         #expect(r.status == 1, "\(r.stderr)")
         #expect(r.stderr.isEmpty)
         #expect(r.stdout.contains("\"negotiation-failure\"") && r.stdout.contains("\"rst-refused\""))
+        #expect(r.stdout.contains("\"link_type\": \"Ethernet + raw IP\""))
         let onlyOne = try Run.program(
             Repo.executable, ["analyze", "--format", "json", "--filter", "tcp port 60464", merged])
         #expect(onlyOne.stdout.contains("\"negotiation-failure\"") && !onlyOne.stdout.contains("\"rst-refused\""))

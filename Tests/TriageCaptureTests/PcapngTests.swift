@@ -114,6 +114,7 @@ func readUntilError(_ path: String) -> (frames: [Read], error: CaptureError?) {
         let f = dir.write("mixed.pcapng", Self.mixed(bigEndian: bigEndian).bytes)
         let s = try PcapFileSource(path: f)
         #expect(s.linkType == .ethernet)
+        #expect(s.linkTypes == [.ethernet, .raw])
         #expect(s.snapshotLength == 262_144)
         #expect(!s.isClassicPcap)
         let r = try readFrames(f).frames
@@ -122,6 +123,23 @@ func readUntilError(_ path: String) -> (frames: [Read], error: CaptureError?) {
         #expect(r.map(\.bytes) == [ethernetSYN, PcapWriter.syn, ethernetSYN])
         #expect(r.map(\.time) == [1_700_000_000_000_001_000, 1_700_000_000_000_000_002, 1_700_000_000_500_000_000])
         #expect(r.map(\.original) == [ethernetSYN.count, PcapWriter.syn.count, 1514])
+    }
+
+    /// An interface may be described after frames of others (a capture that added one while
+    /// running): its frames take its link type; the file's link types are those known at first.
+    @Test func interfaceDescribedAfterFrames() throws {
+        var b = PcapngBuilder()
+        b.section()
+        b.interface(linkType: 101)
+        b.enhanced(interface: 0, ticks: 1, PcapWriter.syn)
+        b.interface(linkType: 1)
+        b.enhanced(interface: 1, ticks: 2, ethernetSYN)
+        let dir = TempDir()
+        let f = dir.write("later.pcapng", b.bytes)
+        #expect(try PcapFileSource(path: f).linkTypes == [.raw])
+        let r = try readFrames(f).frames
+        #expect(r.map(\.linkType) == [.raw, .ethernet])
+        #expect(r.map(\.number) == [1, 2])
     }
 
     /// if_tsresol: powers of ten either side of nanoseconds and powers of two; if_tsoffset.
