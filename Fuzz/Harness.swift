@@ -52,7 +52,7 @@ final class FuzzSource: PacketSource {
         clock += steps == 127 ? 700_000_000_000 : steps * 5_000_000
         return RawPacket(
             frameNumber: frame, timestamp: Timestamp(nanoseconds: clock), capturedLength: n,
-            originalLength: timing & 0x80 != 0 ? n + 100 : n, bytes: bytes)
+            originalLength: timing & 0x80 != 0 ? n + 100 : n, linkType: linkType, bytes: bytes)
     }
 }
 

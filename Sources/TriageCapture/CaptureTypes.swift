@@ -13,6 +13,13 @@ public struct LinkType: RawRepresentable, Hashable, Sendable, CustomStringConver
     public static let ipv6 = LinkType(rawValue: 229)
     public static let linuxSLL2 = LinkType(rawValue: 276)
 
+    /// The link type a capture file's LINKTYPE_ value stands for (pcap-linktype(7)): files
+    /// store LINKTYPE_RAW (101) where libpcap's API uses DLT_RAW; the others we decode are the same
+    /// in both.
+    public init(fileValue: UInt32) {
+        self = fileValue == 101 ? .raw : LinkType(rawValue: Int32(truncatingIfNeeded: fileValue))
+    }
+
     public var isSupported: Bool {
         switch self {
         case .null, .ethernet, .raw, .rawOpenBSD, .loop, .linuxSLL, .ipv4, .ipv6, .linuxSLL2: true

@@ -6,14 +6,17 @@ public struct RawPacket {
     public var timestamp: Timestamp
     public var capturedLength: Int
     public var originalLength: Int
+    /// The frame's own link type: in pcapng each interface has one, and one file may mix them.
+    public var linkType: LinkType
     public var bytes: UnsafeRawBufferPointer
 
     public init(frameNumber: Int, timestamp: Timestamp, capturedLength: Int, originalLength: Int,
-                bytes: UnsafeRawBufferPointer) {
+                linkType: LinkType, bytes: UnsafeRawBufferPointer) {
         self.frameNumber = frameNumber
         self.timestamp = timestamp
         self.capturedLength = capturedLength
         self.originalLength = originalLength
+        self.linkType = linkType
         self.bytes = bytes
     }
 }
@@ -23,6 +26,8 @@ public struct RawPacket {
 public protocol PacketSource: AnyObject {
     /// What to call the source in messages: the file path, `-` for standard input, or the interface.
     var name: String { get }
+    /// The link type of the input's first interface; each frame carries its own
+    /// (`RawPacket.linkType`), which differs from this one in a pcapng file that mixes them.
     var linkType: LinkType { get }
     /// The next frame, `nil` at the end of the input. A live source returns `nil` when stopped.
     func next() throws(CaptureError) -> RawPacket?

@@ -6,21 +6,30 @@ import CPcap
     import Darwin
 #endif
 
-/// Reads a pcap or pcapng file (or standard input, `-`) through libpcap, with
-/// nanosecond timestamps whatever the file's resolution.
+/// Reads a pcap or pcapng file (or standard input, `-`), with nanosecond timestamps whatever
+/// the file's resolution: classic pcap through libpcap, pcapng through `PcapngReader`, which
+/// (unlike libpcap) reads files whose interfaces have different link types.
 ///
 /// Before libpcap sees a named file we check it ourselves, so that a directory, an empty
 /// file or a file of another format gets a message that says so plainly.
 public final class PcapFileSource: PacketSource {
     public let name: String
     public let linkType: LinkType
-    public private(set) var filteredOut = 0
+    public var filteredOut: Int { pcapng?.filteredOut ?? libpcapFilteredOut }
+    private var libpcapFilteredOut = 0
     /// The file is classic pcap (so record offsets can be computed), not pcapng.
     public let isClassicPcap: Bool
     /// The snapshot length the file declares.
     public let snapshotLength: Int
+    /// The file's link types, each once: the first is `linkType`; pcapng files may have more
+    /// (those of the interfaces described before the first frame).
+    public let linkTypes: [LinkType]
 
-    private let handle: OpaquePointer
+    /// libpcap's handle for classic pcap; nil for pcapng, which `pcapng` reads.
+    private let handle: OpaquePointer?
+    private let pcapng: PcapngReader?
+    /// The stream `pcapng` reads (libpcap owns it otherwise).
+    private let file: UnsafeMutablePointer<FILE>
     private var program = bpf_program()
     private var hasFilter = false
     private var frameNumber = 0
@@ -59,6 +68,28 @@ public final class PcapFileSource: PacketSource {
         }
         let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: Self.readBufferSize)
         setvbuf(file, buffer, _IOFBF, Self.readBufferSize)
+        if Self.peekMagic(file) == Self.pcapngMagic {
+            readBuffer = buffer
+            self.file = file
+            handle = nil
+            isClassicPcap = false
+            let reader: PcapngReader
+            do throws(CaptureError) { reader = try PcapngReader(file: file, name: path) } catch {
+                fclose(file)
+                buffer.deallocate()
+                throw error
+            }
+            pcapng = reader
+            let first = reader.firstInterface
+            linkType = first.linkType
+            linkTypes = reader.openingLinkTypes
+            // No limit (0) is what libpcap reports as its largest snapshot length.
+            snapshotLength = first.snapLength == 0 ? 262_144 : Int(clamping: first.snapLength)
+            // From here on `deinit` closes the stream, also when the initializer throws.
+            try Self.checkLinkType(linkType, path)
+            if let filter, !filter.isEmpty { try reader.setFilter(filter) }
+            return
+        }
         guard let h = pcap_fopen_offline_with_tstamp_precision(file, UInt32(PCAP_TSTAMP_PRECISION_NANO), &errbuf)
         else {
             // libpcap leaves the stream open when it refuses it.
@@ -67,18 +98,16 @@ public final class PcapFileSource: PacketSource {
             throw Self.openError(path: path, message: String(decoding: errbuf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
         }
         readBuffer = buffer
+        self.file = file
         handle = h
+        pcapng = nil
         isClassicPcap = pcap_major_version(h) == 2
         snapshotLength = Int(pcap_snapshot(h))
         let dlt = LinkType(rawValue: pcap_datalink(h))
         linkType = dlt
+        linkTypes = [dlt]
         // From here on `deinit` closes the handle, also when the initializer throws.
-        guard dlt.isSupported else {
-            let dltName = pcap_datalink_val_to_name(dlt.rawValue).map { String(cString: $0) } ?? "unknown"
-            throw CaptureError(
-                input: path, kind: .unsupportedLinkType,
-                detail: "unsupported link type \(dlt.rawValue) (\(dltName)); rdptriage reads Ethernet, Linux cooked v1/v2, raw IP and BSD loopback")
-        }
+        try Self.checkLinkType(dlt, path)
         if let filter, !filter.isEmpty {
             // The filter is applied by us, not by libpcap, so that frame numbers still count
             // every frame in the file and match Wireshark's.
@@ -92,11 +121,41 @@ public final class PcapFileSource: PacketSource {
 
     deinit {
         if hasFilter { pcap_freecode(&program) }
-        pcap_close(handle)  // closes the stream too
+        if let handle {
+            pcap_close(handle)  // closes the stream too
+        } else {
+            fclose(file)
+        }
         readBuffer.deallocate()
     }
 
+    /// pcapng's first block type, the Section Header Block's (the same in either byte order).
+    static let pcapngMagic: UInt32 = 0x0A0D_0D0A
+
+    /// The first four bytes, big-endian, put back for whoever reads the stream next (libpcap
+    /// or `PcapngReader`): a pipe cannot be rewound, and glibc's `ungetc` takes back as many
+    /// bytes as were just read. nil when fewer than four came (libpcap then says what is wrong).
+    static func peekMagic(_ file: UnsafeMutablePointer<FILE>) -> UInt32? {
+        var head: (UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0)
+        let n = withUnsafeMutableBytes(of: &head) { fread($0.baseAddress, 1, 4, file) }
+        withUnsafeBytes(of: head) { bytes in
+            for i in stride(from: n - 1, through: 0, by: -1) { ungetc(Int32(bytes[i]), file) }
+        }
+        guard n == 4 else { return nil }
+        return UInt32(head.0) << 24 | UInt32(head.1) << 16 | UInt32(head.2) << 8 | UInt32(head.3)
+    }
+
+    static func checkLinkType(_ dlt: LinkType, _ path: String) throws(CaptureError) {
+        guard !dlt.isSupported else { return }
+        let dltName = pcap_datalink_val_to_name(dlt.rawValue).map { String(cString: $0) } ?? "unknown"
+        throw CaptureError(
+            input: path, kind: .unsupportedLinkType,
+            detail: "unsupported link type \(dlt.rawValue) (\(dltName)); rdptriage reads Ethernet, Linux cooked v1/v2, raw IP and BSD loopback")
+    }
+
     public func next() throws(CaptureError) -> RawPacket? {
+        if let pcapng { return try pcapng.next() }
+        guard let handle else { return nil }
         while true {
             if finished { return nil }
             var header: UnsafeMutablePointer<pcap_pkthdr>?
@@ -110,13 +169,13 @@ public final class PcapFileSource: PacketSource {
                 let caplen = Int(header.pointee.caplen)
                 nextRecordOffset += 16 + Int64(caplen)
                 if hasFilter && pcap_offline_filter(&program, header, data) == 0 {
-                    filteredOut += 1
+                    libpcapFilteredOut += 1
                     continue
                 }
                 let ts = Timestamp(seconds: seconds(header.pointee.ts.tv_sec), nanos: Int64(header.pointee.ts.tv_usec))
                 return RawPacket(
                     frameNumber: frameNumber, timestamp: ts, capturedLength: caplen,
-                    originalLength: Int(header.pointee.len),
+                    originalLength: Int(header.pointee.len), linkType: linkType,
                     bytes: UnsafeRawBufferPointer(start: data, count: caplen))
             case PCAP_ERROR_BREAK:
                 finished = true
@@ -139,7 +198,7 @@ public final class PcapFileSource: PacketSource {
     }
 
     private func currentFileOffset() -> Int64? {
-        guard let f = pcap_file(handle) else { return nil }
+        guard let handle, let f = pcap_file(handle) else { return nil }
         let o = ftell(f)
         return o >= 0 ? Int64(o) : nil
     }

@@ -13,11 +13,13 @@ public final class PcapWriter {
     private let dumper: OpaquePointer
     /// The name errors give (the file's final name, not the temporary one it is written under).
     public let path: String
+    public let linkType: LinkType
 
     /// Writes to `descriptor`, which the caller opened (exclusively, so no link is followed);
     /// the writer owns it from here on, also when this throws.
     public init(descriptor: Int32, path: String, linkType: LinkType, snapshotLength: Int) throws(CaptureError) {
         self.path = path
+        self.linkType = linkType
         guard let d = pcap_open_dead_with_tstamp_precision(
             linkType.rawValue, Int32(clamping: max(snapshotLength, 65535)), UInt32(PCAP_TSTAMP_PRECISION_NANO))
         else {

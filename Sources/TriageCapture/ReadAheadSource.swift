@@ -72,7 +72,7 @@ public final class ReadAheadSource: PacketSource {
                     }
                     return RawPacket(
                         frameNumber: e.frameNumber, timestamp: e.timestamp, capturedLength: e.captured,
-                        originalLength: e.original,
+                        originalLength: e.original, linkType: e.linkType,
                         bytes: UnsafeRawBufferPointer(start: b.storage + e.offset, count: e.captured))
                 }
                 batchFilteredOut = b.filteredOut
@@ -108,6 +108,7 @@ public final class ReadAheadSource: PacketSource {
             var timestamp: Timestamp
             var captured: Int
             var original: Int
+            var linkType: LinkType
             var offset: Int
         }
 
@@ -158,7 +159,7 @@ public final class ReadAheadSource: PacketSource {
             entries.append(
                 Entry(
                     frameNumber: p.frameNumber, timestamp: p.timestamp, captured: n, original: p.originalLength,
-                    offset: used))
+                    linkType: p.linkType, offset: used))
             used += n
         }
     }

@@ -172,7 +172,7 @@ public final class Engine {
             let source: any PacketSource =
                 options.readAhead
                 ? ReadAheadSource(file, batchBytes: options.readAheadBatchBytes, batches: options.readAheadBatches) : file
-            return analyze(source: source, sink: sink, snapshotLength: file.snapshotLength)
+            return analyze(source: source, sink: sink, snapshotLength: file.snapshotLength, linkTypes: file.linkTypes)
         } catch {
             sink.begin(InputInfo(input: path, linkType: nil, snapshotLength: nil))
             let summary = InputSummary(
@@ -184,9 +184,13 @@ public final class Engine {
     }
 
     /// Analyses any packet source until it ends (a file's end, or a stopped live capture).
+    /// `linkTypes`: what the source is known to mix (a pcapng file's interfaces), for the report.
     @discardableResult
-    public func analyze(source: any PacketSource, sink: any AnalysisSink, snapshotLength: Int? = nil) -> InputSummary {
-        sink.begin(InputInfo(input: source.name, linkType: source.linkType.description, snapshotLength: snapshotLength))
+    public func analyze(source: any PacketSource, sink: any AnalysisSink, snapshotLength: Int? = nil,
+                        linkTypes: [LinkType]? = nil) -> InputSummary {
+        var names: [String] = []
+        for t in linkTypes ?? [source.linkType] where !names.contains(t.description) { names.append(t.description) }
+        sink.begin(InputInfo(input: source.name, linkType: names.joined(separator: " + "), snapshotLength: snapshotLength))
         let order = ReorderBuffer(window: options.reorderWindow, sink: sink)
         let verdicts = VerdictStage(order: order, batchSize: options.verdictBatch)
         let stop = options.stopAfter
@@ -199,7 +203,6 @@ public final class Engine {
                 _ = Self.facts(session, dns: dns)
             }
         }
-        let linkType = source.linkType
         var decoded = DecodedPacket()
         var failure: CaptureError?
         var cutShort: CaptureError?
@@ -211,7 +214,7 @@ public final class Engine {
             while let raw = try reader.next() {
                 if let direct = handBack.frameRead() { reader = direct }
                 if readOnly { continue }
-                PacketDecoder.decode(raw.bytes, linkType: linkType, into: &decoded)
+                PacketDecoder.decode(raw.bytes, linkType: raw.linkType, into: &decoded)
                 if decodeOnly { continue }
                 tracker.process(
                     decoded, bytes: raw.bytes, frameLength: raw.originalLength,

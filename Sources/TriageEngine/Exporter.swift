@@ -37,33 +37,49 @@ public enum Exporter {
             for item in items { close(item.descriptor) }
             throw error
         }
-        var writers: [PcapWriter] = []
-        for (i, item) in items.enumerated() {
-            do throws(CaptureError) {
-                writers.append(
-                    try PcapWriter(
-                        descriptor: item.descriptor, path: item.path, linkType: source.linkType,
-                        snapshotLength: source.snapshotLength))
-            } catch {
-                for later in items[(i + 1)...] { close(later.descriptor) }
-                throw error
-            }
+        // Each pcap gets the link type of its first frame (a pcapng input may mix them), so
+        // writers are made when that frame comes; one that got none is made at the end.
+        var writers = [PcapWriter?](repeating: nil, count: items.count)
+        var pending = Set(items.indices)
+        func closePending() {
+            for i in pending { close(items[i].descriptor) }
+            pending.removeAll()
+        }
+        func writer(_ i: Int, _ linkType: LinkType) throws(CaptureError) -> PcapWriter {
+            if let w = writers[i] { return w }
+            pending.remove(i)
+            let w = try PcapWriter(
+                descriptor: items[i].descriptor, path: items[i].path, linkType: linkType,
+                snapshotLength: source.snapshotLength)
+            writers[i] = w
+            return w
         }
         let selections = items.map { Selection($0.attempt.facts) }
         let lastFrame = selections.map(\.last).max() ?? 0
         var counts = [Int](repeating: 0, count: items.count)
         var decoded = DecodedPacket()
-        while let raw = try source.next() {
-            if raw.frameNumber > lastFrame { break }
-            PacketDecoder.decode(raw.bytes, linkType: source.linkType, into: &decoded)
-            for (i, s) in selections.enumerated() where s.contains(raw.frameNumber, decoded) {
-                var bytes = Array(raw.bytes)
-                if let rewrite { PacketRewriter.rewrite(&bytes, linkType: source.linkType, rewrite) }
-                writers[i].write(bytes, timestamp: raw.timestamp, originalLength: raw.originalLength)
-                counts[i] += 1
+        do throws(CaptureError) {
+            while let raw = try source.next() {
+                if raw.frameNumber > lastFrame { break }
+                PacketDecoder.decode(raw.bytes, linkType: raw.linkType, into: &decoded)
+                for (i, s) in selections.enumerated() where s.contains(raw.frameNumber, decoded) {
+                    let w = try writer(i, raw.linkType)
+                    guard w.linkType == raw.linkType else {
+                        throw CaptureError(
+                            input: items[i].path, kind: .unsupportedLinkType,
+                            detail: "cannot export: the attempt's frames come from interfaces of different link types (\(w.linkType), then \(raw.linkType) at frame \(raw.frameNumber)); a pcap file holds one")
+                    }
+                    var bytes = Array(raw.bytes)
+                    if let rewrite { PacketRewriter.rewrite(&bytes, linkType: raw.linkType, rewrite) }
+                    w.write(bytes, timestamp: raw.timestamp, originalLength: raw.originalLength)
+                    counts[i] += 1
+                }
             }
+            for i in items.indices { try writer(i, source.linkType).finish() }
+        } catch {
+            closePending()
+            throw error
         }
-        for w in writers { try w.finish() }
         return counts
     }
 

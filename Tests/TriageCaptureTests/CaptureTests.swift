@@ -9,6 +9,7 @@ enum PcapWriter {
     static func be32(_ v: UInt32) -> [UInt8] { le32(v).reversed() }
     static func le16(_ v: UInt16) -> [UInt8] { [UInt8(v & 0xff), UInt8(v >> 8)] }
     static func be16(_ v: UInt16) -> [UInt8] { le16(v).reversed() }
+    static func le64(_ v: UInt64) -> [UInt8] { le32(UInt32(v & 0xffff_ffff)) + le32(UInt32(v >> 32)) }
 
     /// Classic pcap. `nano` picks the nanosecond magic; `bigEndian` writes swapped headers.
     static func pcap(linkType: UInt32 = 101, snaplen: UInt32 = 65535, nano: Bool = false, bigEndian: Bool = false,

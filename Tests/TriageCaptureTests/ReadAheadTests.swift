@@ -42,7 +42,7 @@ final class ScriptedSource: PacketSource {
         for k in 0..<n { buffer[k] = Self.byte(i, k) }
         return RawPacket(
             frameNumber: i, timestamp: Timestamp(seconds: Int64(i), nanos: 7), capturedLength: n,
-            originalLength: n + 1, bytes: UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+            originalLength: n + 1, linkType: linkType, bytes: UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
     }
 }
 

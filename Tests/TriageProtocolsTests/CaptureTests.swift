@@ -31,7 +31,7 @@ import TriageFlows
         }
         var packet = DecodedPacket()
         while let raw = try source.next() {
-            PacketDecoder.decode(raw.bytes, linkType: source.linkType, into: &packet)
+            PacketDecoder.decode(raw.bytes, linkType: raw.linkType, into: &packet)
             tracker.process(packet, bytes: raw.bytes, frameLength: raw.originalLength, at: FrameRef(frame: raw.frameNumber, time: raw.timestamp))
         }
         tracker.finishAll()
