@@ -40,7 +40,6 @@ public enum Pcapng {
         case optionPastBlock(code: UInt16)
         case unknownInterface(id: UInt32, count: Int)
         case capturedPastBlock(captured: UInt32, room: Int)
-        case capturedAboveSnapLength(captured: UInt32, snapLength: UInt32)
 
         public var description: String {
             switch self {
@@ -55,7 +54,6 @@ public enum Pcapng {
             case .unknownInterface(let id, let n):
                 "packet names interface \(id), but its section describes \(n == 0 ? "none" : "only \(n) (0-\(n - 1))")"
             case .capturedPastBlock(let c, let r): "captured length \(c) exceeds the \(r) bytes its block holds"
-            case .capturedAboveSnapLength(let c, let s): "captured length \(c) exceeds the interface's snapshot length \(s)"
             }
         }
     }
@@ -210,8 +208,8 @@ public enum Pcapng {
         guard Int(interface) < interfaces.count else { throw .unknownInterface(id: interface, count: interfaces.count) }
         let room = block.count - header - 4
         guard Int(captured) <= room else { throw .capturedPastBlock(captured: captured, room: room) }
-        let snap = interfaces[Int(interface)].snapLength
-        guard snap == 0 || captured <= snap else { throw .capturedAboveSnapLength(captured: captured, snapLength: snap) }
+        // A captured length above the interface's snapshot length is read as it is: the block
+        // holds the bytes, and tshark reads such frames too.
         return PacketRecord(
             interface: Int(interface), ticks: ticks, capturedLength: Int(captured), originalLength: Int(original),
             dataOffset: header)
