@@ -37,6 +37,17 @@ public enum Exporter {
             for item in items { close(item.descriptor) }
             throw error
         }
+        let selections = items.map { Selection($0.attempt.facts) }
+        let lastFrame = selections.map(\.last).max() ?? 0
+        // Names in TCP payloads are found in each connection's reassembled streams first
+        // (a certificate spans segments), then written into the frames that carry them.
+        var edits: [StreamEdits] = []
+        if let rewrite {
+            do throws(CaptureError) { edits = try streamEdits(input: input, selections, lastFrame: lastFrame, rewrite) } catch {
+                for item in items { close(item.descriptor) }
+                throw error
+            }
+        }
         var writers: [PcapWriter] = []
         for (i, item) in items.enumerated() {
             do throws(CaptureError) {
@@ -49,8 +60,6 @@ public enum Exporter {
                 throw error
             }
         }
-        let selections = items.map { Selection($0.attempt.facts) }
-        let lastFrame = selections.map(\.last).max() ?? 0
         var counts = [Int](repeating: 0, count: items.count)
         var decoded = DecodedPacket()
         while let raw = try source.next() {
@@ -58,7 +67,10 @@ public enum Exporter {
             PacketDecoder.decode(raw.bytes, linkType: source.linkType, into: &decoded)
             for (i, s) in selections.enumerated() where s.contains(raw.frameNumber, decoded) {
                 var bytes = Array(raw.bytes)
-                if let rewrite { PacketRewriter.rewrite(&bytes, linkType: source.linkType, rewrite) }
+                if let rewrite {
+                    let payload = i < edits.count ? edits[i].payloadEdits(decoded, client: s.client) : []
+                    PacketRewriter.rewrite(&bytes, linkType: source.linkType, rewrite, payload: payload)
+                }
                 writers[i].write(bytes, timestamp: raw.timestamp, originalLength: raw.originalLength)
                 counts[i] += 1
             }
@@ -67,14 +79,109 @@ public enum Exporter {
         return counts
     }
 
+    /// Reads the input once to gather the start of each selected connection's two streams
+    /// and find the names in them.
+    static func streamEdits(input: String, _ selections: [Selection], lastFrame: Int, _ rw: PacketRewrite)
+        throws(CaptureError) -> [StreamEdits]
+    {
+        let source = try PcapFileSource(path: input)
+        var prefixes = selections.map { _ in (client: StreamPrefix(), server: StreamPrefix()) }
+        var decoded = DecodedPacket()
+        while let raw = try source.next() {
+            if raw.frameNumber > lastFrame { break }
+            PacketDecoder.decode(raw.bytes, linkType: source.linkType, into: &decoded)
+            guard decoded.transport == IPProto.tcp, !decoded.problem.blocksTransport else { continue }
+            for (i, s) in selections.enumerated() where s.contains(raw.frameNumber, decoded) {
+                let end = min(raw.bytes.count, decoded.payloadOffset + decoded.payloadLength)
+                let payload = decoded.payloadOffset < end ? Array(raw.bytes[decoded.payloadOffset..<end]) : []
+                if Endpoint(decoded.source, decoded.tcp.sourcePort) == s.client {
+                    prefixes[i].client.add(decoded.tcp, payload)
+                } else {
+                    prefixes[i].server.add(decoded.tcp, payload)
+                }
+            }
+        }
+        return prefixes.map { p in
+            StreamEdits(
+                client: (p.client.base, p.client.edits(NameLocator.clientStream(p.client.contiguousBytes), rw)),
+                server: (p.server.base, p.server.edits(NameLocator.serverStream(p.server.contiguousBytes), rw)))
+        }
+    }
+
+    /// The first bytes of one direction of a connection, placed by sequence number.
+    struct StreamPrefix {
+        /// The names sit in a connection's first PDUs; a certificate chain fits well within this.
+        static let limit = 128 * 1024
+        /// Sequence number of the stream's first byte (after the SYN; else the first data seen).
+        var base: UInt32?
+        var bytes: [UInt8] = []
+        var known: [Bool] = []
+
+        mutating func add(_ tcp: TCPHeader, _ payload: [UInt8]) {
+            if tcp.flags.contains(.syn) {
+                if base == nil { base = tcp.sequence &+ 1 }
+                return
+            }
+            guard !payload.isEmpty else { return }
+            if base == nil { base = tcp.sequence }
+            guard let base else { return }
+            let offset = Int(Int32(bitPattern: tcp.sequence &- base))
+            guard offset >= 0, offset < Self.limit else { return }
+            let end = min(Self.limit, offset + payload.count)
+            if bytes.count < end {
+                bytes += [UInt8](repeating: 0, count: end - bytes.count)
+                known += [Bool](repeating: false, count: end - known.count)
+            }
+            for i in offset..<end where !known[i] {
+                bytes[i] = payload[i - offset]
+                known[i] = true
+            }
+        }
+
+        /// The bytes up to the first gap: parsing stops where the stream is not known.
+        var contiguousBytes: [UInt8] {
+            let gap = known.firstIndex(of: false) ?? known.count
+            return Array(bytes[..<gap])
+        }
+
+        func edits(_ fields: [NameField], _ rw: PacketRewrite) -> [(Int, [UInt8])] {
+            let stream = contiguousBytes
+            var out: [(Int, [UInt8])] = []
+            for f in fields {
+                guard let parts = f.replacement(for: rw.name(f), in: stream) else { continue }
+                for (r, b) in zip(f.ranges, parts) { out.append((r.lowerBound, b)) }
+            }
+            return out
+        }
+    }
+
+    /// Where to overwrite names in each direction of a connection: stream offsets from `base`.
+    struct StreamEdits {
+        var client: (base: UInt32?, edits: [(Int, [UInt8])])
+        var server: (base: UInt32?, edits: [(Int, [UInt8])])
+
+        /// The edits that fall in this segment, at offsets into its payload.
+        func payloadEdits(_ p: DecodedPacket, client endpoint: Endpoint) -> [PayloadEdit] {
+            guard p.transport == IPProto.tcp, !p.problem.blocksTransport, p.payloadLength > 0 else { return [] }
+            let side = Endpoint(p.source, p.tcp.sourcePort) == endpoint ? client : server
+            guard let base = side.base, !side.edits.isEmpty else { return [] }
+            let offset = Int(Int32(bitPattern: p.tcp.sequence &- base))
+            return side.edits.compactMap { (at, bytes) in
+                at + bytes.count > offset && at < offset + p.payloadLength ? PayloadEdit(offset: at - offset, bytes: bytes) : nil
+            }
+        }
+    }
+
     /// Which frames belong to an attempt.
     struct Selection {
+        let client: Endpoint
         let key: FlowKey
         let first: Int
         let last: Int
         let extra: Set<Int>
 
         init(_ f: AttemptFacts) {
+            client = f.tcp.client
             key = FlowKey(f.tcp.client, f.tcp.server)
             var extra = Set(f.tcp.icmp.map(\.at.frame))
             for d in f.dns {
