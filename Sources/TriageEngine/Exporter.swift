@@ -68,7 +68,11 @@ public enum Exporter {
             for (i, s) in selections.enumerated() where s.contains(raw.frameNumber, decoded) {
                 var bytes = Array(raw.bytes)
                 if let rewrite {
-                    let payload = i < edits.count ? edits[i].payloadEdits(decoded, client: s.client) : []
+                    let payload =
+                        i >= edits.count ? []
+                        : decoded.transport == IPProto.tcp
+                            ? edits[i].payloadEdits(decoded, client: s.client)
+                            : edits[i].quotedEdits(bytes, decoded, client: s.client)
                     PacketRewriter.rewrite(&bytes, linkType: source.linkType, rewrite, payload: payload)
                 }
                 writers[i].write(bytes, timestamp: raw.timestamp, originalLength: raw.originalLength)
@@ -168,6 +172,34 @@ public enum Exporter {
             let offset = Int(Int32(bitPattern: p.tcp.sequence &- base))
             return side.edits.compactMap { (at, bytes) in
                 at + bytes.count > offset && at < offset + p.payloadLength ? PayloadEdit(offset: at - offset, bytes: bytes) : nil
+            }
+        }
+
+        /// An ICMP error quoting one of the connection's segments with its payload (ICMPv6
+        /// quotes as much as fits): the same edits at the quoted payload, as offsets into the
+        /// ICMP payload (which starts with the quoted IP header).
+        func quotedEdits(_ f: [UInt8], _ p: DecodedPacket, client endpoint: Endpoint) -> [PayloadEdit] {
+            guard p.icmp.isError, let q = p.icmp.quoted, q.proto == IPProto.tcp, let sequence = q.tcpSequence else { return [] }
+            let inner = p.payloadOffset
+            guard inner < f.count else { return [] }
+            let v6 = f[inner] >> 4 == 6
+            let ipHeader = v6 ? 40 : Int(f[inner] & 0x0f) * 4
+            // The quoted IP datagram's own length bounds its payload (padding may follow).
+            let ipLength = v6 ? (inner + 6 < f.count ? 40 + (Int(f[inner + 4]) << 8 | Int(f[inner + 5])) : 0)
+                : (inner + 3 < f.count ? Int(f[inner + 2]) << 8 | Int(f[inner + 3]) : 0)
+            guard ipHeader >= 20, inner + ipHeader + 13 <= f.count, !v6 || f[inner + 6] == IPProto.tcp else { return [] }
+            let tcpHeader = Int(f[inner + ipHeader + 12] >> 4) * 4
+            let start = ipHeader + tcpHeader
+            let end = min(f.count - inner, ipLength)
+            guard tcpHeader >= 20, start < end else { return [] }
+            let side = Endpoint(q.source, q.sourcePort) == endpoint ? client : server
+            guard let base = side.base, !side.edits.isEmpty else { return [] }
+            let offset = Int(Int32(bitPattern: sequence &- base))
+            // Clipped at both ends: the quoted headers before the payload are not a name's.
+            return side.edits.compactMap { (at, bytes) in
+                let from = max(at, offset)
+                let to = min(at + bytes.count, offset + end - start)
+                return from < to ? PayloadEdit(offset: start + from - offset, bytes: Array(bytes[(from - at)..<(to - at)])) : nil
             }
         }
     }

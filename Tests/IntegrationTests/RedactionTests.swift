@@ -80,13 +80,14 @@ import Testing
     }
 
     /// A one-letter cookie and an IP-literal SNI: the exported frames differ from the
-    /// originals only in the addresses, their checksums, the cookie and the SNI; `mstshash`,
-    /// `Cookie`, the ClientHello's random and every other byte stay as they were.
+    /// originals only in the addresses, their checksums, the cookie and the SNI (also where
+    /// an ICMP error quotes the Connection Request); `mstshash`, `Cookie`, the ClientHello's
+    /// random and every other byte stay as they were.
     @Test func onlyNameFieldsChangeInExportedFrames() throws {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = dir + "/short.pcap"
-        let capture = SyntheticCapture(cookie: "e", serverName: "198.51.100.20")
+        let capture = SyntheticCapture(cookie: "e", serverName: "198.51.100.20", icmpQuotingTheRequest: true)
         try Data(capture.pcap).write(to: URL(fileURLWithPath: path))
         let r = try Run.program(exe, ["analyze", "--redact", "--export", dir + "/out", path])
         #expect(r.status == 1, "\(r.stderr)")
@@ -96,7 +97,7 @@ import Testing
         try #require(exported.frames.count == original.frames.count)
         for (n, (e, o)) in zip(exported.frames, original.frames).enumerated() {
             try #require(e.count == o.count, "frame \(n + 1) changed length")
-            var allowed = Set(10..<20).union(36..<38)  // IPv4 checksum and addresses, TCP checksum
+            var allowed = capture.headerFields[n] ?? []
             for r in capture.nameRanges[n] ?? [] { allowed.formUnion(r) }
             for i in 0..<o.count where !allowed.contains(i) {
                 #expect(e[i] == o[i], "frame \(n + 1) byte \(i): 0x\(String(o[i], radix: 16)) became 0x\(String(e[i], radix: 16))")
@@ -262,8 +263,10 @@ struct SyntheticCapture {
     var pcap: [UInt8] = []
     /// Per frame index: where the cookie and the SNI lie in the frame.
     var nameRanges: [Int: [Range<Int>]] = [:]
+    /// Per frame index: the addresses and checksums a rewrite changes.
+    var headerFields: [Int: Set<Int>] = [:]
 
-    init(cookie: String, serverName: String) {
+    init(cookie: String, serverName: String, icmpQuotingTheRequest: Bool = false) {
         func be16(_ v: Int) -> [UInt8] { [UInt8(v >> 8 & 0xff), UInt8(v & 0xff)] }
         func be32(_ v: UInt32) -> [UInt8] { (0..<4).reversed().map { UInt8(truncatingIfNeeded: v >> (8 * UInt32($0))) } }
         func le32(_ v: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: v >> (8 * UInt32($0))) } }
@@ -285,6 +288,7 @@ struct SyntheticCapture {
             let tcpSum = SyntheticCapture.checksum(pseudo + tcp)
             tcp[16] = UInt8(tcpSum >> 8)
             tcp[17] = UInt8(tcpSum & 0xff)
+            headerFields[frames.count] = Set(10..<20).union(36..<38)
             frames.append(ip + tcp)
             let advance = UInt32(payload.count) + (flags & 0x03 != 0 ? 1 : 0)
             if fromClient { seq.c &+= advance } else { seq.s &+= advance }
@@ -297,6 +301,21 @@ struct SyntheticCapture {
         let cr: [UInt8] = [UInt8(6 + line.count + 8), 0xE0, 0, 0, 0, 0, 0] + line + [1, 0, 8, 0, 1, 0, 0, 0]
         nameRanges[frames.count] = [(40 + 4 + 7 + 17)..<(40 + 4 + 7 + 17 + cookie.utf8.count)]
         segment(fromClient: true, flags: 0x18, [3, 0] + be16(4 + cr.count) + cr)
+        if icmpQuotingTheRequest {
+            // A router's "fragmentation needed" quoting the whole Connection Request datagram.
+            let quoted = frames[frames.count - 1]
+            var icmp: [UInt8] = [3, 4, 0, 0, 0, 0] + be16(576) + quoted
+            let icmpSum = SyntheticCapture.checksum(icmp)
+            icmp[2] = UInt8(icmpSum >> 8)
+            icmp[3] = UInt8(icmpSum & 0xff)
+            var ip: [UInt8] = [0x45, 0] + be16(20 + icmp.count) + [0, 2, 0, 0, 64, 1, 0, 0] + [192, 0, 2, 1] + client
+            let ipSum = SyntheticCapture.checksum(ip)
+            ip[10] = UInt8(ipSum >> 8)
+            ip[11] = UInt8(ipSum & 0xff)
+            nameRanges[frames.count] = nameRanges[frames.count - 1]!.map { ($0.lowerBound + 28)..<($0.upperBound + 28) }
+            headerFields[frames.count] = Set(10..<20).union(22..<24).union(38..<48).union(64..<66)
+            frames.append(ip + icmp)
+        }
         // Connection Confirm with RDP_NEG_RSP selecting PROTOCOL_SSL.
         let cc: [UInt8] = [14, 0xD0, 0, 0, 0x12, 0x34, 0, 2, 0, 8, 0, 1, 0, 0, 0]
         segment(fromClient: false, flags: 0x18, [3, 0] + be16(4 + cc.count) + cc)
@@ -330,9 +349,13 @@ struct SyntheticCapture {
         return ~UInt16(s)
     }
 
-    /// The IPv4 header and TCP checksums of a raw IPv4 frame are right.
+    /// The IPv4 header and TCP checksums of a raw IPv4 frame are right (for an ICMP error,
+    /// its own checksum and those of the datagram it quotes).
     static func checksumsVerify(_ f: [UInt8]) -> Bool {
         guard f.count >= 40 else { return false }
+        if f[9] == 1 {
+            return checksum(Array(f[0..<20])) == 0 && checksum(Array(f[20...])) == 0 && checksumsVerify(Array(f[28...]))
+        }
         let pseudo = Array(f[12..<20]) + [0, 6, UInt8((f.count - 20) >> 8), UInt8((f.count - 20) & 0xff)]
         return checksum(Array(f[0..<20])) == 0 && checksum(pseudo + Array(f[20...])) == 0
     }
