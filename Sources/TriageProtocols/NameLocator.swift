@@ -10,15 +10,13 @@ import TriageDecoding
 /// (MS-RDPBCGR 2.2.1.4.3.1). Encrypted records and anything after the connection's first
 /// PDUs are not read. Ranges are offsets into the given stream.
 public enum NameLocator {
-    /// Most PDUs or records looked at per direction: the names come in the first few.
-    static let maxUnits = 32
-
     /// The client's stream from its first byte.
     public static func clientStream(_ stream: [UInt8]) -> [NameField] {
         var out: [NameField] = []
         withCursor(stream) { c in
-            for _ in 0..<maxUnits {
-                guard let byte = c.peekUInt8() else { return }
+            // Each turn consumes a PDU or a record, or stops: the caller bounds the stream.
+            while !c.isEmpty {
+                let byte = c.peekUInt8() ?? 0
                 if byte == TPKTHeader.version {
                     guard var (_, payload) = try? TPKTHeader.readPacket(&c), let tpdu = try? X224.parseTPDU(&payload)
                     else { return }
@@ -53,8 +51,9 @@ public enum NameLocator {
         var handshake: [UInt8] = []
         var origin: [Int] = []
         withCursor(stream) { c in
-            for _ in 0..<maxUnits {
-                guard let byte = c.peekUInt8() else { return }
+            // Each turn consumes a PDU or a record, or stops: the caller bounds the stream.
+            while !c.isEmpty {
+                let byte = c.peekUInt8() ?? 0
                 if byte == TPKTHeader.version {
                     guard var (_, payload) = try? TPKTHeader.readPacket(&c), let tpdu = try? X224.parseTPDU(&payload)
                     else { return }

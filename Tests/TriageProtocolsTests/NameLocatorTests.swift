@@ -111,6 +111,39 @@ import TriageFlows
         #expect(out.count == server.count)
     }
 
+    /// The same handshake cut into small records: a name split between two records is
+    /// still found, as ranges that skip the record header between its parts.
+    @Test func certificateSplitAcrossRecords() throws {
+        let server = Self.stream(CaptureFixtures.bruteHybrid, .serverToClient)
+        // The X.224 Connection Confirm, then the handshake records.
+        let tpkt = Int(server[2]) << 8 | Int(server[3])
+        var handshake: [UInt8] = []
+        var at = tpkt
+        while at + 5 <= server.count, server[at] == 22 {
+            let length = Int(server[at + 3]) << 8 | Int(server[at + 4])
+            guard at + 5 + length <= server.count else { break }
+            handshake += server[(at + 5)..<(at + 5 + length)]
+            at += 5 + length
+        }
+        let whole = NameLocator.serverStream(server)
+        #expect(!whole.isEmpty)
+        var spanning = 0
+        for size in [7, 13, 37, 61, 100] {
+            var split = Array(server[..<tpkt])
+            for chunk in stride(from: 0, to: handshake.count, by: size) {
+                let part = handshake[chunk..<min(chunk + size, handshake.count)]
+                split += [22, 3, 3, UInt8(part.count >> 8), UInt8(part.count & 0xff)] + part
+            }
+            let cut = NameLocator.serverStream(split)
+            #expect(cut.map(\.shown) == whole.map(\.shown), "records of \(size) bytes")
+            spanning += cut.filter { $0.ranges.count > 1 }.count
+            for (a, b) in zip(whole, cut) {
+                #expect(a.ranges.flatMap { Array(server[$0]) } == b.ranges.flatMap { Array(split[$0]) }, "\(size): \(a.shown)")
+            }
+        }
+        #expect(spanning > 0, "some name spans two records")
+    }
+
     /// Mutated and cut streams: the locator never traps, and every range it gives lies
     /// inside the stream.
     @Test func hostileStreamsNeverTrap() {
