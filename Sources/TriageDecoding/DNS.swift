@@ -120,6 +120,60 @@ public struct DNSMessage: Sendable, Equatable {
         return out
     }
 
+    /// Where the names of a message sit (questions, owners of records, CNAME, NS and PTR
+    /// targets), label by label, for rewriting them in an exported capture. Stops at the
+    /// first thing that does not parse, keeping the names found before it.
+    public static func nameFields(_ message: UnsafeRawBufferPointer) -> [NameField] {
+        var c = ByteCursor(message)
+        guard c.skip(4), let qd = c.readUInt16BE(), let an = c.readUInt16BE(), let ns = c.readUInt16BE(),
+            let ar = c.readUInt16BE()
+        else { return [] }
+        var out: [NameField] = []
+        func name() -> Bool {
+            guard let f = nameField(&c, message: message) else { return false }
+            if !f.ranges.isEmpty { out.append(f) }
+            return true
+        }
+        for _ in 0..<min(Int(qd), 256) {
+            guard name(), c.skip(4) else { return out }
+        }
+        for _ in 0..<min(Int(an) + Int(ns) + Int(ar), 256) {
+            guard name(), let type = c.readUInt16BE(), c.skip(6), let length = c.readUInt16BE(),
+                var data = c.readSlice(Int(length))
+            else { return out }
+            // CNAME, NS and PTR data is a name (RFC 1035 3.3.1, 3.3.11, 3.3.12).
+            if type == RecordType.cname || type == 2 || type == 12 {
+                guard let f = nameField(&data, message: message) else { return out }
+                if !f.ranges.isEmpty { out.append(f) }
+            }
+        }
+        return out
+    }
+
+    /// One name's labels as ranges of the message, read as `readName` reads it.
+    static func nameField(_ c: inout ByteCursor, message: UnsafeRawBufferPointer) -> NameField? {
+        var probe = c
+        guard let shown = try? readName(&probe, message: message) else { return nil }
+        var ranges: [Range<Int>] = []
+        var cursor = c
+        var jumps = 0
+        while let len = cursor.readUInt8(), len != 0 {
+            if len & 0xC0 == 0xC0 {
+                guard let low = cursor.readUInt8() else { return nil }
+                let target = Int(len & 0x3f) << 8 | Int(low)
+                jumps += 1
+                guard jumps <= 32, target < message.count else { return nil }
+                cursor = ByteCursor(message, from: target, to: message.count)
+                continue
+            }
+            let start = cursor.offset
+            guard cursor.skip(Int(len)) else { return nil }
+            ranges.append(start..<cursor.offset)
+        }
+        c = probe
+        return NameField(ranges, kind: .host, encoding: .bytes, shown: shown)
+    }
+
     /// RFC 1035 section 4.1.4: labels with compression pointers; pointer loops and
     /// overlong names are errors.
     static func readName(_ c: inout ByteCursor, message: UnsafeRawBufferPointer) throws(DecodeError) -> String {

@@ -1,27 +1,40 @@
 import TriageCapture
 
 /// How to disguise a frame before it leaves in an exported capture: pseudonyms for
-/// addresses, and same-length replacements for names inside payloads (a cookie, a DNS
-/// name, a client name), so no length field or sequence number changes.
+/// addresses, and for names at the places parsers found them (a DNS name here, a cookie or
+/// certificate name in `PayloadEdit`s), written with the same length so no length field or
+/// sequence number changes. Nothing is found by searching a payload for a name's text: a
+/// short name would match inside unrelated bytes.
 public struct PacketRewrite {
     public var address: (IPAddress) -> IPAddress
     /// Replacement for a six-byte MAC address (Ethernet, Linux cooked headers).
     public var mac: ([UInt8]) -> [UInt8]
-    /// Byte strings to replace inside transport payloads; each pair has equal lengths.
-    public var replacements: [([UInt8], [UInt8])]
+    /// The pseudonym of a name (`host-3`); `NameField.replacement` fits it to the field.
+    public var name: (NameField) -> String
 
     public init(address: @escaping (IPAddress) -> IPAddress, mac: @escaping ([UInt8]) -> [UInt8],
-                replacements: [([UInt8], [UInt8])]) {
+                name: @escaping (NameField) -> String) {
         self.address = address
         self.mac = mac
-        self.replacements = replacements.filter { $0.0.count == $0.1.count && !$0.0.isEmpty }
+        self.name = name
+    }
+}
+
+/// Bytes to write over a frame's transport payload, at an offset into that payload
+/// (negative when the field began in an earlier segment); only the part inside is written.
+public struct PayloadEdit: Sendable, Equatable {
+    public var offset: Int
+    public var bytes: [UInt8]
+    public init(offset: Int, bytes: [UInt8]) {
+        self.offset = offset
+        self.bytes = bytes
     }
 }
 
 /// Rewrites a captured frame in place. The frame keeps its length; IPv4 header, TCP, UDP,
 /// ICMP and ICMPv6 checksums are recomputed when the datagram was captured whole.
 public enum PacketRewriter {
-    public static func rewrite(_ frame: inout [UInt8], linkType: LinkType, _ rw: PacketRewrite) {
+    public static func rewrite(_ frame: inout [UInt8], linkType: LinkType, _ rw: PacketRewrite, payload edits: [PayloadEdit] = []) {
         var p = DecodedPacket()
         frame.withUnsafeBytes { PacketDecoder.decode($0, linkType: linkType, into: &p) }
         rewriteLinkAddresses(&frame, linkType: linkType, rw)
@@ -29,11 +42,12 @@ public enum PacketRewriter {
         let net = p.networkOffset
         let v6 = p.network == .ipv6
         rewriteIPAddresses(&frame, at: net, v6: v6, rw)
-        if !p.problem.blocksTransport || p.problem == .laterFragment {
-            replaceStrings(&frame, from: p.payloadOffset, count: p.payloadLength, rw)
+        if !p.problem.blocksTransport {
+            applyEdits(&frame, from: p.payloadOffset, count: p.payloadLength, edits)
         }
         if p.transport == IPProto.udp && !p.problem.blocksTransport && (p.udpSourcePort == 53 || p.udpDestinationPort == 53) {
             rewriteDNSAddresses(&frame, from: p.payloadOffset, count: p.payloadLength, rw)
+            rewriteDNSNames(&frame, from: p.payloadOffset, count: p.payloadLength, rw)
         }
         if (p.transport == IPProto.icmp || p.transport == IPProto.icmpv6), p.icmp.isError {
             // The quoted datagram starts right after the 8-byte ICMP header.
@@ -120,19 +134,25 @@ public enum PacketRewriter {
         for i in 0..<8 { f[at + 8 + i] = UInt8(truncatingIfNeeded: a.low >> (56 - 8 * UInt64(i))) }
     }
 
-    static func replaceStrings(_ f: inout [UInt8], from start: Int, count: Int, _ rw: PacketRewrite) {
+    static func applyEdits(_ f: inout [UInt8], from start: Int, count: Int, _ edits: [PayloadEdit]) {
         let end = min(f.count, start + max(0, count))
         guard start >= 0, start < end else { return }
-        for (old, new) in rw.replacements where old.count <= end - start {
-            var i = start
-            while i + old.count <= end {
-                if f[i] == old[0] && f[i..<(i + old.count)].elementsEqual(old) {
-                    f.replaceSubrange(i..<(i + old.count), with: new)
-                    i += old.count
-                } else {
-                    i += 1
-                }
+        for e in edits {
+            for (i, b) in e.bytes.enumerated() {
+                let at = start + e.offset + i
+                if at >= start && at < end { f[at] = b }
             }
+        }
+    }
+
+    /// The names in a DNS message, label by label.
+    static func rewriteDNSNames(_ f: inout [UInt8], from start: Int, count: Int, _ rw: PacketRewrite) {
+        let end = min(f.count, start + max(0, count))
+        guard start >= 0, start < end else { return }
+        let fields = f.withUnsafeBytes { raw in DNSMessage.nameFields(UnsafeRawBufferPointer(rebasing: raw[start..<end])) }
+        for field in fields.map({ $0.shifted(by: start) }) {
+            guard let parts = field.replacement(for: rw.name(field), in: f) else { continue }
+            for (r, bytes) in zip(field.ranges, parts) { f.replaceSubrange(r, with: bytes) }
         }
     }
 

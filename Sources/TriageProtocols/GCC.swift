@@ -42,6 +42,8 @@ public struct ClientCoreData: Sendable, Equatable {
     public var connectionType: UInt8?
     /// serverSelectedProtocol: the protocol the server picked in the RDP_NEG_RSP, echoed.
     public var serverSelectedProtocol: UInt32?
+    /// Where `clientName`'s characters (without the NUL padding) lie in the parsed buffer.
+    public var clientNameRange: Range<Int>? = nil
 
     static func parse(_ b: inout ByteCursor) throws(ParseError) -> ClientCoreData {
         var core = ClientCoreData(
@@ -51,7 +53,13 @@ public struct ClientCoreData: Sendable, Equatable {
         _ = try b.u16le("SASSequence")
         core.keyboardLayout = try b.u32le("keyboardLayout")
         core.clientBuild = try b.u32le("clientBuild")
-        core.clientName = utf16String(try b.slice(32, "clientName"))
+        let name = try b.slice(32, "clientName")
+        core.clientName = utf16String(name)
+        var units = 0
+        while units < 16, let lo = name.peekUInt8(at: 2 * units), let hi = name.peekUInt8(at: 2 * units + 1), lo | hi != 0 {
+            units += 1
+        }
+        core.clientNameRange = name.offset..<(name.offset + 2 * units)
         // Optional tail, in order; each read stops quietly when the block ends.
         guard let kt = b.readUInt32LE() else { return core }
         core.keyboardType = kt
@@ -117,6 +125,8 @@ public struct ServerSecurityData: Sendable, Equatable {
     public var encryptionLevel: UInt32
     public var serverRandomLength: UInt32?
     public var certificate: ServerCertificate?
+    /// Where each X.509 certificate's DER lies in the parsed buffer (CERT_CHAIN_VERSION_2).
+    public var certificateRanges: [Range<Int>] = []
 }
 
 /// Server Network Data, TS_UD_SC_NET (MS-RDPBCGR 2.2.1.4.4).
@@ -160,6 +170,21 @@ public enum ServerCertificate: Sendable, Equatable {
     static let versionX509: UInt32 = 2
     /// More certificates than any real chain has: the count is treated as malformed.
     static let maxChainLength = 16
+
+    /// The DER certificates' places in an X.509 chain (empty for other versions).
+    static func derRanges(_ base: UnsafeRawBufferPointer, from start: Int, to end: Int) -> [Range<Int>] {
+        var c = ByteCursor(base, from: start, to: end)
+        guard let version = c.readUInt32LE(), version & 0x7FFF_FFFF == versionX509, let count = c.readUInt32LE(),
+            count <= UInt32(maxChainLength)
+        else { return [] }
+        var out: [Range<Int>] = []
+        for _ in 0..<Int(count) {
+            guard let length = c.readUInt32LE(), length <= UInt32(c.remaining) else { break }
+            out.append(c.offset..<(c.offset + Int(length)))
+            _ = c.skip(Int(length))
+        }
+        return out
+    }
 
     static func parse(_ c: inout ByteCursor) throws(ParseError) -> ServerCertificate {
         let dwVersion = try c.u32le("dwVersion")
@@ -294,7 +319,9 @@ public enum GCC {
                     try b.skipBytes(Int(randomLength), "serverRandom")
                     if certLength > 0 {
                         var cert = try b.slice(Int(certLength), "serverCertificate")
+                        let start = cert.offset
                         sec.certificate = try ServerCertificate.parse(&cert)
+                        sec.certificateRanges = ServerCertificate.derRanges(cert.base, from: start, to: cert.end)
                     }
                 }
                 out.security = sec

@@ -123,6 +123,10 @@ public struct X224ConnectionRequest: Sendable, Equatable {
     public var correlationInfo: NegotiationCorrelationInfo?
     /// Bytes after the parsed structures (unknown extensions), kept as a count.
     public var trailingBytes: Int
+    /// Where the cookie's IDENTIFIER and the routing token line lie in the parsed buffer,
+    /// for a redacted export to overwrite them.
+    public var cookieRange: Range<Int>? = nil
+    public var routingTokenRange: Range<Int>? = nil
 }
 
 /// What a Connection Confirm carries after the fixed X.224 fields (MS-RDPBCGR 2.2.1.2).
@@ -235,8 +239,10 @@ public enum X224 {
                 var value = line
                 _ = value.skip(cookiePrefix.count)
                 cr.cookie = value.asciiString(limit: maxLineLength)
+                cr.cookieRange = value.offset..<value.end
             } else {
                 cr.routingToken = line.asciiString(limit: maxLineLength)
+                cr.routingTokenRange = line.offset..<line.end
             }
         }
         if startsWithNegotiationRequest(h) {

@@ -18,10 +18,8 @@ public final class Redactor {
     private var replacements: [(String, String, Boundary)] = []
     private var sorted = true
     private var hostCount = 0
-    private var userCount = 0
+    private var counters: [String: Int] = [:]
     private var macs: [[UInt8]: [UInt8]] = [:]
-    /// Every registered name and its pseudonym, for the same-length forms used in pcaps.
-    private var namePseudonyms: [(String, String)] = []
 
     enum Boundary {
         case ipv4
@@ -50,19 +48,47 @@ public final class Redactor {
         hostCount += 1
         let p = "host-\(hostCount)"
         names[n.lowercased()] = p
-        namePseudonyms.append((n, p))
         add(n, p, .name)
         if n.lowercased() != n { add(n.lowercased(), p, .name) }
     }
 
-    public func registerUser(_ name: String) {
+    public func registerUser(_ name: String) { register(name, prefix: "user", minimum: 1) }
+
+    /// The DOMAIN of `DOMAIN\user`.
+    public func registerDomain(_ name: String) { register(name, prefix: "domain", minimum: 1) }
+
+    /// Values that identify a host without being text anyone reads: certificate serial
+    /// numbers and fingerprints.
+    func registerToken(_ value: String, prefix: String) { register(value, prefix: prefix, minimum: 2) }
+
+    private func register(_ name: String, prefix: String, minimum: Int) {
         let n = name.trimmed
-        guard !n.isEmpty, names[n.lowercased()] == nil else { return }
-        userCount += 1
-        let p = "user-\(userCount)"
+        guard n.count >= minimum, names[n.lowercased()] == nil else { return }
+        let count = (counters[prefix] ?? 0) + 1
+        counters[prefix] = count
+        let p = "\(prefix)-\(count)"
         names[n.lowercased()] = p
-        namePseudonyms.append((n, p))
         add(n, p, .name)
+    }
+
+    /// A name that may be an address literal (an SNI, a SAN): an address gets the
+    /// address's pseudonym.
+    func registerHostOrAddress(_ name: String) {
+        if let a = IPAddress(name.trimmed) { _ = pseudonym(for: a) } else { registerHost(name) }
+    }
+
+    /// A cookie's IDENTIFIER: `DOMAIN\user`, `user@domain` or a user name, each part
+    /// with its own pseudonym (the separator stays, so the report still shows the form).
+    func registerCookie(_ cookie: String) {
+        if let slash = cookie.firstIndex(of: "\\") {
+            registerDomain(String(cookie[..<slash]))
+            registerUser(String(cookie[cookie.index(after: slash)...]))
+        } else if let at = cookie.firstIndex(of: "@"), at != cookie.startIndex, cookie.index(after: at) != cookie.endIndex {
+            registerUser(String(cookie[..<at]))
+            registerHost(String(cookie[cookie.index(after: at)...]))
+        } else {
+            registerUser(cookie)
+        }
     }
 
     /// Registers everything identifying in an attempt.
@@ -78,48 +104,47 @@ public final class Redactor {
             _ = pseudonym(for: d.resolver)
             _ = pseudonym(for: d.asker)
         }
-        if let cookie = f.rdp.connectionRequest?.cookie {
-            // The cookie is `mstshash=NAME`; NAME is often DOMAIN\user or the user.
-            registerUser(cookie)
-            if let user = cookie.split(separator: "\\").last, user.count < cookie.count { registerUser(String(user)) }
-        }
+        if let cookie = f.rdp.connectionRequest?.cookie { registerCookie(cookie) }
         if let token = f.rdp.connectionRequest?.routingToken { registerHost(token) }
         if let name = f.rdp.mcsConnectInitial?.clientName { registerHost(name) }
-        if let sni = f.rdp.tls?.clientHello?.serverName { registerHost(sni) }
+        if let sni = f.rdp.tls?.clientHello?.serverName { registerHostOrAddress(sni) }
         for c in (f.rdp.tls?.certificates ?? []) + (f.rdp.mcsConnectResponse?.certificates ?? []) {
-            for cn in Self.commonNames(c.subject) + Self.commonNames(c.issuer) { registerHost(cn) }
-            for san in c.subjectAlternativeNames { registerHost(san) }
+            for value in Self.nameValues(c.subject) + Self.nameValues(c.issuer) { registerHost(value) }
+            for san in c.subjectAlternativeNames {
+                let value = san.split(separator: ":", maxSplits: 1).count == 2 && !san.hasPrefix("DirName:")
+                    ? String(san.split(separator: ":", maxSplits: 1)[1]) : san
+                registerHostOrAddress(value)
+            }
+            registerToken(c.serialNumber, prefix: "serial")
+            registerToken(c.sha256, prefix: "sha256")
         }
     }
 
-    /// The same pseudonyms for the bytes of an exported capture: addresses in IP headers
-    /// (and in ICMP-quoted headers), MAC addresses, and names inside payloads replaced by
-    /// strings of the same length (ASCII, UTF-16LE and DNS label forms), so no length or
-    /// sequence number changes.
-    public func packetRewrite() -> PacketRewrite {
-        var pairs: [([UInt8], [UInt8])] = []
-        for (original, pseudonym) in namePseudonyms {
-            let same = Self.sameLength(original, pseudonym)
-            for (o, p) in [(original, same), (original.lowercased(), same.lowercased()), (original.uppercased(), same.uppercased())] {
-                pairs.append((Array(o.utf8), Array(p.utf8)))
-                pairs.append((Self.utf16le(o), Self.utf16le(p)))
-                if o.contains("."), let ol = Self.dnsLabels(o), let pl = Self.dnsLabels(p) { pairs.append((ol, pl)) }
-            }
-            // A name shown with `\xNN` escapes (Printable.escaping) is found in the frames by
-            // its original bytes, with a pseudonym of their length.
-            if let raw = Printable.unescaped(original) {
-                let shape = String(raw.map { $0 == UInt8(ascii: ".") ? "." : "a" })
-                let p = Array(Self.sameLength(shape, pseudonym).utf8)
-                pairs.append((raw, p))
-                if let rl = Self.dnsLabels(bytes: raw), let pl = Self.dnsLabels(bytes: p) { pairs.append((rl, pl)) }
-            }
+    /// The pseudonym for a name a parser found in an exported frame (registering it if new).
+    func pseudonym(for field: NameField) -> String {
+        let key = field.shown.trimmed.lowercased()
+        if let p = names[key] { return p }
+        switch field.kind {
+        case .user: registerUser(field.shown)
+        case .domain: registerDomain(field.shown)
+        case .host:
+            if let a = IPAddress(field.shown.trimmed) { return pseudonym(for: a).description }
+            registerHost(field.shown)
+        case .serial: registerToken(field.shown, prefix: "serial")
         }
-        // Longest first, so a name is not half-replaced by a shorter one inside it.
-        pairs.sort { $0.0.count > $1.0.count }
-        return PacketRewrite(
+        // Too short to register (a one-letter host): still overwritten.
+        return names[key] ?? "x"
+    }
+
+    /// The same pseudonyms for the bytes of an exported capture: addresses in IP headers
+    /// (and in ICMP-quoted headers and DNS answers), MAC addresses, and names where the
+    /// parsers found them, overwritten with the same length so no length or sequence
+    /// number changes.
+    public func packetRewrite() -> PacketRewrite {
+        PacketRewrite(
             address: { [self] in pseudonym(for: $0) },
             mac: { [self] in mac($0) },
-            replacements: pairs)
+            name: { [self] in pseudonym(for: $0) })
     }
 
     func mac(_ m: [UInt8]) -> [UInt8] {
@@ -131,49 +156,38 @@ public final class Redactor {
         return p
     }
 
-    /// A pseudonym of exactly the original's length that keeps its dots: the pseudonym's
-    /// letters and digits fill the other positions, then `x`.
-    static func sameLength(_ original: String, _ pseudonym: String) -> String {
-        var fill = Array(pseudonym.filter { $0.isLetter || $0.isNumber })
-        let slots = original.filter { $0 != "." }.count
-        if fill.count > slots, let digits = Int(String(pseudonym.filter(\.isNumber))) {
-            // Too short for the whole pseudonym: a letter and the number in base 36.
-            fill = Array(String(pseudonym.first ?? "x") + String(digits, radix: 36))
+    /// The CN, L, O and OU values of a distinguished name as `CertificateParser` writes it
+    /// (`,` between RDNs, `+` inside one, `\` escaping either), kept escaped as reports show them.
+    static func nameValues(_ dn: String) -> [String] {
+        var parts: [String] = []
+        var current = ""
+        var escaped = false
+        for ch in dn {
+            if escaped {
+                current.append(ch)
+                escaped = false
+            } else if ch == "\\" {
+                current.append(ch)
+                escaped = true
+            } else if ch == "," || ch == "+" {
+                parts.append(current)
+                current = ""
+            } else {
+                current.append(ch)
+            }
         }
-        var it = fill.makeIterator()
-        return String(original.map { $0 == "." ? "." : (it.next() ?? "x") })
-    }
-
-    static func utf16le(_ s: String) -> [UInt8] { s.utf16.flatMap { [UInt8($0 & 0xff), UInt8($0 >> 8)] } }
-
-    /// `a.b` as DNS labels (RFC 1035 3.1): length-prefixed, without the root.
-    static func dnsLabels(bytes: [UInt8]) -> [UInt8]? {
-        guard bytes.contains(UInt8(ascii: ".")) else { return nil }
-        var out: [UInt8] = []
-        for label in bytes.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false) {
-            guard !label.isEmpty, label.count < 64 else { return nil }
-            out.append(UInt8(label.count))
-            out += label
-        }
-        return out
-    }
-
-    static func dnsLabels(_ s: String) -> [UInt8]? {
-        var out: [UInt8] = []
-        for label in s.split(separator: ".", omittingEmptySubsequences: false) {
-            guard !label.isEmpty, label.utf8.count < 64 else { return nil }
-            out.append(UInt8(label.utf8.count))
-            out += Array(label.utf8)
-        }
-        return out
-    }
-
-    /// `CN=name` values in a distinguished name.
-    static func commonNames(_ dn: String) -> [String] {
-        dn.split(separator: ",").compactMap { part in
-            let p = part.trimmingCharacters(in: " ")
-            guard p.hasPrefix("CN=") else { return nil }
-            return String(p.dropFirst(3))
+        parts.append(current)
+        return parts.flatMap { part -> [String] in
+            let p = part.trimmed
+            for prefix in ["CN=", "L=", "O=", "OU="] where p.hasPrefix(prefix) {
+                let value = String(p.dropFirst(prefix.count))
+                // `ncalrpc:SERVR` (Windows licensing certificates): the NetBIOS name on its own too.
+                if let colon = value.lastIndex(of: ":"), value.index(after: colon) != value.endIndex {
+                    return [value, String(value[value.index(after: colon)...])]
+                }
+                return [value]
+            }
+            return []
         }
     }
 
@@ -205,7 +219,8 @@ public final class Redactor {
         var i = 0
         while i < t.count {
             if i + n.count <= t.count && t[i] == n[0] && t[i..<(i + n.count)].elementsEqual(n)
-                && isBoundary(i > 0 ? t[i - 1] : nil, boundary) && isBoundary(i + n.count < t.count ? t[i + n.count] : nil, boundary)
+                && isBoundary(before: i > 0 ? t[i - 1] : nil, boundary)
+                && isBoundary(after: t, at: i + n.count, boundary)
             {
                 out.append(contentsOf: replacement.utf8)
                 i += n.count
@@ -217,7 +232,7 @@ public final class Redactor {
         return String(decoding: out, as: UTF8.self)
     }
 
-    static func isBoundary(_ c: UInt8?, _ b: Boundary) -> Bool {
+    static func isBoundary(before c: UInt8?, _ b: Boundary) -> Bool {
         guard let c else { return true }
         let digit = c >= 48 && c <= 57
         let alpha = (c >= 65 && c <= 90) || (c >= 97 && c <= 122)
@@ -225,6 +240,28 @@ public final class Redactor {
         case .ipv4: return !(digit || c == UInt8(ascii: "."))
         case .ipv6: return !(digit || alpha || c == UInt8(ascii: ":"))
         case .name: return !(digit || alpha || c == UInt8(ascii: "-") || c == UInt8(ascii: "_"))
+        }
+    }
+
+    /// After an address or a name, a sentence's full stop (`... to 192.0.2.20.`) or the colon
+    /// before a port (`2001:db8::20:3389`, as prose writes it) ends it; a further digit would not.
+    static func isBoundary(after t: [UInt8], at j: Int, _ b: Boundary) -> Bool {
+        guard j < t.count else { return true }
+        let c = t[j]
+        let d: UInt8? = j + 1 < t.count ? t[j + 1] : nil
+        let digit = c >= 48 && c <= 57
+        let alpha = (c >= 65 && c <= 90) || (c >= 97 && c <= 122)
+        let nextIsDigit = d.map { $0 >= 48 && $0 <= 57 } ?? false
+        switch b {
+        case .ipv4: return !(digit || (c == UInt8(ascii: ".") && nextIsDigit))
+        case .ipv6:
+            // `::` continues an address; `:` then a port number or text ends it.
+            return !(digit || alpha || (c == UInt8(ascii: ":") && d == UInt8(ascii: ":")))
+        case .name:
+            // `e.g.`: the prose abbreviation, not the user `e` followed by a full stop.
+            let abbreviation = c == UInt8(ascii: ".") && j + 2 < t.count && t[j + 2] == UInt8(ascii: ".")
+                && (t[j + 1] | 0x20 >= 97 && t[j + 1] | 0x20 <= 122)
+            return !(digit || alpha || c == UInt8(ascii: "-") || c == UInt8(ascii: "_") || abbreviation)
         }
     }
 }
