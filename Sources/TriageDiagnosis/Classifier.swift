@@ -535,9 +535,17 @@ public enum Classifier {
                 evidence: evidence)
         }
         if r.ender == .client {
-            var details: [String] = []
             if let requested, requested.usesCredSSP && !selected.usesCredSSP {
-                details.append("The client offered \(requested.names) and the server validly chose \(selected.names), without NLA: a client whose policy requires Network Level Authentication stops here.")
+                // The guide's cause 2: client and server cannot agree on the security layer.
+                return make(
+                    r, .clientAbort, .tlsCredSSP,
+                    "The client offered Network Level Authentication (\(requested.names)); the server chose \(selected.names) without it, and the client closed the connection: a security-layer policy mismatch.",
+                    Confidence(.high, "the client ended the connection right after a Connection Confirm without CredSSP"),
+                    stage: .x224Negotiation, ender: .client,
+                    client: ClientReport(code: "local", meaning: "the client's own error: its policy requires Network Level Authentication, which the server does not offer"),
+                    remedy: "nla-policy-mismatch",
+                    details: ["The server validly chose \(selected.names): it does not offer NLA (CredSSP), or is set to a lower security layer, while the client requires it."],
+                    evidence: evidence)
             }
             return make(
                 r, .clientAbort, .clientSide,
@@ -545,7 +553,7 @@ public enum Classifier {
                 Confidence(.high, "the client ended the connection after a valid Connection Confirm"),
                 stage: .x224Negotiation, ender: .client,
                 client: ClientReport(code: "local", meaning: "the client's own error (e.g. the server does not offer the security the client requires)"),
-                remedy: "client-abort", details: details, evidence: evidence)
+                remedy: "client-abort", evidence: evidence)
         }
         return make(
             r, .earlyDisconnect, .hostNotAccepting,
@@ -729,7 +737,11 @@ public enum Classifier {
                 r.serverHello == nil
                     ? "\(r.serverName) read the TLS ClientHello and \(r.endedByRST ? "reset" : "closed") the connection without an answer or alert."
                     : "\(r.serverName) \(r.endedByRST ? "reset" : "closed") the connection in the middle of the TLS handshake, without an alert.",
-                Confidence(.medium, "the server ended the TLS handshake without a ServerHello or alert"),
+                Confidence(
+                    .medium,
+                    r.serverHello == nil
+                        ? "the server ended the TLS handshake without a ServerHello or alert"
+                        : "the server ended the TLS handshake after its ServerHello, without an alert"),
                 stage: .tlsHandshake, ender: .server, client: closedDuringSetup(r), remedy: "tls-rejected",
                 details: details, evidence: evidence.sorted { ($0.frame ?? 0) < ($1.frame ?? 0) })
         case .client:

@@ -195,6 +195,10 @@ public enum Knowledge {
             "On the server: `qwinsta` (sessions in use), `HKLM\\SYSTEM\\CurrentControlSet\\Control\\Terminal Server\\fDenyTSConnections`, the GPO \"Limit number of connections\", RD Licensing configuration, and the event logs TerminalServices-RemoteConnectionManager and RemoteDesktopServices-RdpCoreTS at {time}.",
             "Restarting the Remote Desktop Services service (TermService) clears a wedged listener.",
         ],
+        "nla-policy-mismatch": [
+            "Enable Network Level Authentication on the server: \"Allow connections only from computers running Remote Desktop with Network Level Authentication\" (System Properties > Remote), or `(Get-CimInstance -Namespace root\\cimv2\\TerminalServices -ClassName Win32_TSGeneralSetting -Filter \"TerminalName='RDP-tcp'\") | Invoke-CimMethod -MethodName SetUserAuthenticationRequired -Arguments @{UserAuthenticationRequired=1}`; on xrdp, `security_layer=negotiate` in xrdp.ini.",
+            "Or allow the client to connect without NLA: in the .rdp file `enablecredsspsupport:i:0` (and `authentication level:i:0` if it insists), or FreeRDP `/sec:tls`; only where the server cannot offer NLA, since NLA keeps unauthenticated users from reaching a logon session.",
+        ],
         "client-abort": [
             "The client closed the connection itself after a valid answer from the server: look at the client's own message and policy (it may require NLA while the server offers TLS only, refuse a certificate, or enforce \"Encryption Oracle Remediation\").",
             "Check local security software or VPN clients that terminate RDP connections.",

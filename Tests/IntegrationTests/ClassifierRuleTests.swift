@@ -34,6 +34,23 @@ import TriageFlows
         #expect(v.remediation.first?.contains("TLS-inspection product") == true)
     }
 
+    /// Sentences say what the facts say (issue 12 point 9): a server that closes the TLS
+    /// handshake after its ServerHello is not said to have closed it "without a ServerHello".
+    @Test func serverCloseAfterServerHelloIsSaidSo() throws {
+        var f = try facts("close-after-clienthello")
+        let before = Classifier.classify(f)
+        try #require(before.label == .tlsRejected)
+        #expect(before.confidence.reason.contains("without a ServerHello"))
+        let at = FrameRef(frame: 9, time: f.tcp.first.time)
+        f.rdp.tls?.serverHello = TLSFacts.ServerHello(at: at, legacyVersion: 0x0303, version: 0x0303, cipherSuite: 0xC02F)
+        let v = Classifier.classify(f)
+        #expect(v.label == .tlsRejected)
+        for sentence in [v.summary, v.confidence.reason] + v.details {
+            #expect(!sentence.contains("without a ServerHello"), "\(sentence)")
+            #expect(!sentence.contains("without an answer"), "\(sentence)")
+        }
+    }
+
     /// A fatal alert with an inspection product's certificate is blamed on the inspection.
     @Test func alertWithInspectionCertificate() throws {
         var f = try facts("tls-no-shared-cipher")

@@ -23,14 +23,16 @@ lab_expected <<EOF
     had already started its TLS accept, reads end-of-stream where the ClientHello should be
     and sends a fatal TLS alert decode_error (50) in clear; the client's closed socket answers
     it with RST. That alert is a consequence of the client's FIN, not the cause. Ended by the
-    client after a valid server answer: the client's own security policy (NLA required)
-    stopped it.",
+    client after a valid server answer, because client and server cannot agree on the security
+    layer: the client's policy requires NLA and the server does not offer it (a security-layer
+    policy mismatch, cause tls-credssp; fixed by enabling NLA on the server or allowing the
+    client to connect without it).",
   "server": "$SERVER4",
   "server_port": 3389,
   "attempts": [
-    {"label": "client-abort", "cause": "client-side", "stage": "x224-negotiation",
+    {"label": "client-abort", "cause": "tls-credssp", "stage": "x224-negotiation",
      "ended_by": "client",
-     "confidence": "high", "client_code": "local", "remediation": "client-abort",
+     "confidence": "high", "client_code": "local", "remediation": "nla-policy-mismatch",
      "evidence": ["x224_confirm", "fin"], "tcp": {"outcome": "closed", "established": true},
      "key_frames": ["syn", "syn_ack", "x224_request", "x224_confirm", "alert", "fin", "rst",
                     "last"],

@@ -30,7 +30,7 @@ lab_expected <<EOF
     again (attempts 1 and 2, rst-refused). Then xrdp (security_layer=tls) starts. The second
     run uses /sec:nla: it offers TLS and CredSSP (0x3), xrdp selects TLS (1), and the client,
     which requires NLA, gives up with FIN right after the Connection Confirm (attempt 3,
-    client-abort; xrdp's decode_error alert follows the FIN). The third run uses /sec:tls and
+    client-abort from a security-layer policy mismatch; xrdp's decode_error alert follows the FIN). The third run uses /sec:tls and
     works: TLS 1.3, the connection sequence up to xrdp's login screen, then the lab closes the
     window after 4 s (attempt 4, success). client_command lists the three runs in order;
     client_error holds the error lines of all of them in order.",
@@ -47,9 +47,9 @@ lab_expected <<EOF
      "confidence": "high", "client_code": "0x204", "remediation": "rst-refused",
      "evidence": ["syn", "rst"], "tcp": {"outcome": "refused", "established": false},
      "key_frames": ["syn", "rst", "last"], "details": {"rst_ttl": 63}},
-    {"label": "client-abort", "cause": "client-side", "stage": "x224-negotiation",
+    {"label": "client-abort", "cause": "tls-credssp", "stage": "x224-negotiation",
      "ended_by": "client",
-     "confidence": "high", "client_code": "local", "remediation": "client-abort",
+     "confidence": "high", "client_code": "local", "remediation": "nla-policy-mismatch",
      "evidence": ["x224_confirm", "fin"], "tcp": {"outcome": "closed", "established": true},
      "key_frames": ["syn", "syn_ack", "x224_request", "x224_confirm", "fin", "last"],
      "details": {"requested_protocols": 3, "selected_protocol": 1}},
