@@ -131,7 +131,16 @@ public enum Classifier {
             case .name: r.facts.dns.last?.name ?? r.tcp.server.address.description
             }
         }
-        return steps.map { $0.render(value) }
+        // Steps quote names inside code spans (`Resolve-DnsName {server}`): a backtick from the
+        // capture would close the span, so it is written as the other escapes are.
+        func quoted(_ name: Placeholder) -> String? {
+            guard let v = value(name) else { return nil }
+            guard v.contains("`") else { return v }
+            var out = ""
+            for c in v { if c == "`" { out += "\\x60" } else { out.append(c) } }
+            return out
+        }
+        return steps.map { $0.render(quoted) }
     }
 
     /// The names a remediation step may use as `{name}`.

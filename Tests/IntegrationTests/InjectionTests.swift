@@ -62,9 +62,26 @@ import Testing
         #expect(!r.stdout.contains("31mred") && r.stdout.contains("host-1"), "\(r.stdout)")
     }
 
+    /// Remediation steps quote names inside code spans (`Resolve-DnsName {server}`), where a
+    /// backtick from the capture would close the span and let the rest render as Markdown:
+    /// it is written as \x60 instead.
+    @Test func backtickCannotLeaveACodeSpan() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/dns.pcap"
+        try Data(Self.capture(label: Array("a`[x](javascript:y)`b".utf8))).write(to: URL(fileURLWithPath: path))
+        let md = try Run.program(exe, ["analyze", "--format", "markdown", path]).stdout
+        let steps = md.split(separator: "\n").filter { $0.contains("Test-NetConnection") || $0.contains("Resolve-DnsName") }
+        #expect(!steps.isEmpty, "\(md)")
+        for step in steps {
+            #expect(!step.contains("a`[x]"), "\(step)")
+            #expect(step.contains("a\\x60[x](javascript:y)\\x60b"), "\(step)")
+        }
+    }
+
     /// Markdown shows text from the capture as written: no HTML, link or emphasis of its own.
-    /// (Remediation steps quote names inside code spans, where only a backtick could break
-    /// out; their placeholders are filled in the classifier and are not escaped here.)
+    /// (Remediation steps quote names inside code spans; a backtick in them is escaped in the
+    /// classifier, see `backtickCannotLeaveACodeSpan`.)
     @Test func markdownShowsCaptureTextAsWritten() throws {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
