@@ -57,7 +57,7 @@ public struct Story: Sendable, Codable, Equatable {
     }
 
     static func story(first: AttemptSummary, last: AttemptSummary, group g: [AttemptSummary]) -> Story {
-        var group = StoryGroup(g[0])
+        let group = StoryGroup(g[0])
         for a in g.dropFirst() { group.add(a) }
         return story(group)
     }
@@ -78,7 +78,7 @@ public struct Story: Sendable, Codable, Equatable {
             return what
         }
         var previous: AttemptSummary?
-        for a in g.head {
+        for a in g.told {
             parts.append(told(a, after: previous))
             previous = a
         }
@@ -89,11 +89,11 @@ public struct Story: Sendable, Codable, Equatable {
         }
         // After the counted ones, the next told attempt has no told predecessor to time from.
         if g.omitted > 0 { previous = nil }
-        for a in g.tail where a.id > (g.head.last?.id ?? -1) {
+        for a in g.tail {
             parts.append(told(a, after: previous))
             previous = a
         }
-        let first = g.head[0]
+        let first = g.first
         let last = g.last
         let outcome: Label
         let cause: Cause
@@ -115,12 +115,11 @@ public struct Story: Sendable, Codable, Equatable {
         }
         // FACTS.md section 4: users retry with another password seconds after "The logon
         // attempt failed".
-        if last.label == .success, g.count >= 2, g.tail.count >= 2, g.tail[g.tail.count - 2].label == .credsspFailure {
+        if last.label == .success, g.attemptBeforeLast?.label == .credsspFailure {
             narrative += " A retry after a failed logon succeeded: the user most likely corrected the password or user name."
         }
         if last.label != .success { narrative += " The last one: " + last.summary }
-        var ids = g.head.map(\.id)
-        for a in g.tail where a.id > (ids.last ?? -1) { ids.append(a.id) }
+        let ids = g.told.map(\.id) + g.tail.map(\.id)
         return Story(
             client: first.client.address, server: first.server, attempts: ids, attemptCount: g.count, outcome: outcome,
             cause: cause, narrative: narrative)
@@ -128,48 +127,64 @@ public struct Story: Sendable, Codable, Equatable {
 }
 
 /// What a story keeps of its group: the first attempts and the last two whole, the rest
-/// counted, so a client retrying 50,000 times costs no more than one retrying ten times.
-struct StoryGroup {
+/// counted, so a client retrying 50,000 times costs no more than one retrying ten times. A
+/// class, one allocation: most groups of a large capture hold a single attempt.
+final class StoryGroup {
     /// Attempts told one by one at the start of the story.
     static let headCount = 4
-    private(set) var head: [AttemptSummary]
-    /// The last two attempts (the one before the last decides "a retry after a failed logon").
-    private(set) var tail: [AttemptSummary]
+    let first: AttemptSummary
+    /// The attempts after the first that are told at the start (up to `headCount - 1`).
+    private(set) var head: [AttemptSummary] = []
+    /// The one before the last (it decides "a retry after a failed logon"), and the last.
+    private(set) var beforeLast: AttemptSummary?
+    private(set) var last: AttemptSummary
     private(set) var count = 1
     private(set) var failures = 0
-    /// Attempts neither in `head` nor among the last two: counted by label.
+    /// Attempts neither at the start nor among the last two: counted by label.
     private(set) var omittedLabels: [Label: Int] = [:]
     private(set) var omitted = 0
     private(set) var lastFailureNegotiation: String?
 
     init(_ a: AttemptSummary) {
-        head = [a]
-        tail = [a]
+        first = a
+        last = a
         note(a)
     }
 
-    var last: AttemptSummary { tail[tail.count - 1] }
+    /// The id of the last attempt told at the start.
+    var headEnd: Int { head.last?.id ?? first.id }
 
-    mutating func add(_ a: AttemptSummary) {
+    /// The attempts told one by one at the start, in order.
+    var told: [AttemptSummary] { [first] + head }
+
+    /// The attempt just before the last one, wherever it is kept.
+    var attemptBeforeLast: AttemptSummary? {
+        if let b = beforeLast { return b }
+        if head.count >= 2 { return head[head.count - 2] }
+        return head.isEmpty ? nil : first
+    }
+
+    /// The last two attempts not already told at the start, in order.
+    var tail: [AttemptSummary] { [beforeLast, last].compactMap { $0 }.filter { $0.id > headEnd } }
+
+    func add(_ a: AttemptSummary) {
         count += 1
         note(a)
-        // Only the last attempt's summary is ever told.
-        if head.count < Self.headCount {
-            if !head.isEmpty { head[head.count - 1].summary = "" }
+        if let leaving = beforeLast, leaving.id > headEnd {
+            omitted += 1
+            omittedLabels[leaving.label, default: 0] += 1
+        }
+        if head.count < Self.headCount - 1 {
             head.append(a)
+        } else {
+            beforeLast = last
+            // Only the last attempt's summary is ever told.
+            beforeLast?.summary = ""
         }
-        if tail.count == 2 {
-            let leaving = tail.removeFirst()
-            if leaving.id > head[head.count - 1].id {
-                omitted += 1
-                omittedLabels[leaving.label, default: 0] += 1
-            }
-        }
-        if !tail.isEmpty { tail[tail.count - 1].summary = "" }
-        tail.append(a)
+        last = a
     }
 
-    private mutating func note(_ a: AttemptSummary) {
+    private func note(_ a: AttemptSummary) {
         if a.label != .success {
             failures += 1
             lastFailureNegotiation = a.negotiationFailure
@@ -219,8 +234,8 @@ public final class StoryBuilder {
 
     public func add(_ a: AttemptSummary) {
         let key = Key(client: a.client.address, server: a.server)
-        if groups[key] != nil {
-            groups[key]!.add(a)
+        if let g = groups[key] {
+            g.add(a)
         } else {
             if groups.count >= maxGroups { closeOldest() }
             groups[key] = StoryGroup(a)
@@ -262,7 +277,7 @@ public final class StoryBuilder {
             storiesOmitted += 1
             return
         }
-        closed.append((g.head[0].start.frame, Story.story(g)))
+        closed.append((g.first.start.frame, Story.story(g)))
     }
 
     /// Every story, ordered by its first attempt.

@@ -72,10 +72,16 @@ public final class SessionTracker {
     @exclusivity(unchecked) private var candidates: [FlowKey: Candidate] = [:]
     private var candidateOrder: Deque<FlowKey> = []
     private var tombstones: [FlowKey: Timestamp] = [:]
-    /// Open sessions in the order they started, and those started by a SYN that no SYN-ACK
-    /// has answered yet: the eviction order (finished or answered ones are skipped when met).
-    private var openOrder: Deque<TCPSession> = []
-    private var halfOpenOrder: Deque<TCPSession> = []
+    /// Sessions in the order they started, and those started by a SYN: the eviction order.
+    /// Entries name a session by key and id (holding the session would keep finished ones
+    /// alive); finished, superseded or answered ones are skipped when met, and dropped in bulk
+    /// when the queues outgrow the table.
+    private var openOrder: Deque<OrderEntry> = []
+    private var halfOpenOrder: Deque<OrderEntry> = []
+    struct OrderEntry {
+        var key: FlowKey
+        var id: Int
+    }
     private var nextID = 0
     private var clock = Timestamp(nanoseconds: Int64.min)
     private var lastSweep = Timestamp(nanoseconds: Int64.min)
@@ -330,29 +336,36 @@ public final class SessionTracker {
         sessions[s.key] = s
         tombstones[s.key] = nil
         file(s)
-        openOrder.append(s)
-        if roleSource == .syn { halfOpenOrder.append(s) }
+        openOrder.append(OrderEntry(key: s.key, id: s.id))
+        if roleSource == .syn { halfOpenOrder.append(OrderEntry(key: s.key, id: s.id)) }
+        if openOrder.count > 2 * max(sessions.count, 1024) { compactOrder() }
         return s
+    }
+
+    /// The open session an order entry names, if it is still open.
+    private func openSession(_ e: OrderEntry) -> TCPSession? {
+        guard let s = sessions[e.key], s.id == e.id, !s.finalized else { return nil }
+        return s
+    }
+
+    private func compactOrder() {
+        openOrder = Deque(openOrder.filter { openSession($0) != nil })
+        halfOpenOrder = Deque(halfOpenOrder.filter { openSession($0)?.synAck == nil && openSession($0) != nil })
     }
 
     /// Reports the oldest half-open session, or else the oldest open one, as it stands.
     private func evictOldest() {
         var victim: TCPSession?
-        while victim == nil, let s = halfOpenOrder.popFirst() {
-            if !s.finalized && s.synAck == nil { victim = s }
+        while victim == nil, let e = halfOpenOrder.popFirst() {
+            if let s = openSession(e), s.synAck == nil { victim = s }
         }
-        while victim == nil, let s = openOrder.popFirst() {
-            if !s.finalized { victim = s }
+        while victim == nil, let e = openOrder.popFirst() {
+            victim = openSession(e)
         }
         guard let victim else { return }
         victim.evicted = true
         stats.sessionsEvicted += 1
         finalize(victim)
-        // Finished sessions leave their queue entries behind; drop them now and then.
-        if openOrder.count > 2 * max(sessions.count, 1024) { openOrder = Deque(openOrder.filter { !$0.finalized }) }
-        if halfOpenOrder.count > 2 * max(sessions.count, 1024) {
-            halfOpenOrder = Deque(halfOpenOrder.filter { !$0.finalized && $0.synAck == nil })
-        }
         // A flood leaves a tombstone per connection: past the session limit they are only
         // an optimisation (late packets ignored), so forget them all.
         if tombstones.count > 4 * configuration.maxSessions { tombstones.removeAll(keepingCapacity: false) }

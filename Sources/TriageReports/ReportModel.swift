@@ -143,7 +143,15 @@ final class InputDigest {
         labelCounts[s.label, default: 0] += 1
         total += 1
         if a.facts.tcp.handshake.synAck != nil || a.facts.tcp.serverSide.packets > 0 { answered += 1 }
-        if clients.count < Self.maxClients { clients.insert(s.client.address) } else if !clients.contains(s.client.address) { moreClients = true }
+        // Clients are only named when attempts are left out: with every attempt shown
+        // (--max-repeats 0) the set is not kept.
+        if maxRepeats > 0 {
+            if clients.count < Self.maxClients {
+                clients.insert(s.client.address)
+            } else if !clients.contains(s.client.address) {
+                moreClients = true
+            }
+        }
         stories.add(s)
         noteMatch(s)
         return noteRepeat(a)
