@@ -31,6 +31,34 @@ import Testing
         try Data(out).write(to: URL(fileURLWithPath: path))
     }
 
+    /// `count` connections on random server ports, each a SYN and an X.224 Connection Request
+    /// (found as RDP by its first bytes), never answered.
+    static func writeRequestsOnRandomPorts(_ path: String, count: Int) throws {
+        var out = [UInt8]()
+        func le32(_ v: UInt32) { out += [UInt8(v & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v >> 16 & 0xFF), UInt8(v >> 24)] }
+        func le16(_ v: UInt16) { out += [UInt8(v & 0xFF), UInt8(v >> 8)] }
+        le32(0xA1B2_C3D4); le16(2); le16(4); le32(0); le32(0); le32(65535); le32(101)
+        let request: [UInt8] = [0x03, 0x00, 0x00, 0x13, 0x0E, 0xE0, 0, 0, 0, 0, 0, 0x01, 0x00, 0x08, 0x00, 0x03, 0, 0, 0]
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        for i in 0..<count {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            let serverPort = UInt16(4000 + (state >> 33) % 60_000)
+            let clientPort = UInt16(1024 + i % 60_000)
+            for (k, payload) in [[UInt8](), request].enumerated() {
+                let us = UInt32(2 * i + k)
+                let total = 40 + payload.count
+                le32(1_700_000_000 + us / 1_000_000); le32(us % 1_000_000); le32(UInt32(total)); le32(UInt32(total))
+                let seq = UInt32(truncatingIfNeeded: i &* 7919) &+ UInt32(k)
+                out += [0x45, 0, 0, UInt8(total), 0, 0, 0x40, 0, 64, 6, 0, 0]
+                out += [192, 0, 2, UInt8(1 + i % 200), 198, 51, 100, 20]
+                out += [UInt8(clientPort >> 8), UInt8(clientPort & 0xFF), UInt8(serverPort >> 8), UInt8(serverPort & 0xFF)]
+                out += [UInt8(seq >> 24), UInt8(seq >> 16 & 0xFF), UInt8(seq >> 8 & 0xFF), UInt8(seq & 0xFF), 0, 0, 0, 0]
+                out += [0x50, k == 0 ? 0x02 : 0x18, 0xFA, 0xF0, 0, 0, 0, 0] + payload
+            }
+        }
+        try Data(out).write(to: URL(fileURLWithPath: path))
+    }
+
     /// Runs rdptriage as a child and returns its exit status and peak resident memory (KiB),
     /// from `wait4`: the child's own figure, not the test runner's other children's.
     static func runMeasured(_ args: [String]) throws -> (status: Int32, maxRSSKiB: Int) {
@@ -74,6 +102,22 @@ import Testing
         // A story per client, each naming six of its 5,000 attempts.
         #expect(text.contains("192.0.2.7 never reached 198.51.100.20:3389 in 5000 attempts: #7 syn-unanswered, #207 syn-unanswered"))
         #expect(text.components(separatedBy: " never reached ").count - 1 == 200)
+    }
+
+    /// X.224 requests on random ports (issue 12: 200,000 took about 1 GB): each is an attempt,
+    /// found by its first bytes, and memory stays bounded by the session limit.
+    @Test(.timeLimit(.minutes(5))) func requestsOnRandomPortsInBoundedMemory() throws {
+        let dir = NSTemporaryDirectory() + "rdptriage-flood-x224-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let pcap = dir + "/requests.pcap"
+        let report = dir + "/report.txt"
+        try Self.writeRequestsOnRandomPorts(pcap, count: 100_000)
+        let r = try Self.runMeasured(["analyze", "--max-sessions", "2000", "-o", report, pcap])
+        #expect(r.status == 1 || r.status == 0, "exit \(r.status)")
+        #expect(r.maxRSSKiB < 160 * 1024, "peak resident memory \(r.maxRSSKiB) KiB")
+        let text = try String(contentsOfFile: report, encoding: .utf8)
+        #expect(text.contains("  100000 RDP attempts"), "\(text.suffix(600))")
     }
 
     /// The same flood in JSON: the attempts shown and the counted ones add up.
