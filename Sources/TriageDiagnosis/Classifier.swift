@@ -16,6 +16,7 @@ import TriageProtocols
 /// | RST whose TTL is not its sender's | reset-by-middlebox | network-blockade |
 /// | server only repeats its SYN-ACK while the client sends | path-loss | network-blockade |
 /// | server speaks something else than RDP | non-rdp-service | resolution-mismatch |
+/// | capture began on a running session | success (reset when the server reset it; incomplete when one-way) | none |
 /// | RDP_NEG_FAILURE | negotiation-failure | tls-credssp |
 /// | server times out a client silent on its turn | client-abort | client-side |
 /// | server closes after the request, before TLS | early-disconnect | host-not-accepting |
@@ -43,6 +44,7 @@ public enum Classifier {
         Rule(name: "reset-by-middlebox", decide: resetByMiddlebox),
         Rule(name: "path-loss", decide: pathLoss),
         Rule(name: "non-rdp-service", decide: nonRDPService),
+        Rule(name: "mid-session", decide: midSession),
         Rule(name: "no-rdp-request", decide: noRDPRequest),
         Rule(name: "negotiation-failure", decide: negotiationFailure),
         Rule(name: "client-stalled", decide: clientStalled),
@@ -443,6 +445,80 @@ public enum Classifier {
         var evidence = [Evidence(r.rdp.serverBannerAt, "server's first bytes: \(kind.rawValue)\(banner)")]
         if let req = r.request { evidence.insert(Evidence(req.at, "X.224 Connection Request"), at: 0) }
         return evidence
+    }
+
+    /// The capture began after the connection was opened and holds none of its setup: no
+    /// rule about the setup applies. Session traffic both ways (or fast-path PDUs, which
+    /// only a set-up connection carries) shows the session was running.
+    static func midSession(_ r: Reading) -> Verdict? {
+        guard r.tcp.established, r.startedAfterSetup else { return nil }
+        let m = r.rdp.midStream
+        func traffic(_ side: Side) -> String? {
+            guard let s = m?[side], s.pdus > 0 else { return nil }
+            switch s.framing {
+            case .tls: return "TLS records"
+            case .tpkt, .fastPath:
+                return s.fastPathPDUs == s.pdus ? "RDP fast-path PDUs" : s.fastPathPDUs == 0 ? "RDP PDUs in TPKT" : "RDP PDUs (fast-path and TPKT)"
+            }
+        }
+        let fromClient = traffic(.client)
+        let fromServer = traffic(.server)
+        let seen: String
+        switch (fromClient, fromServer) {
+        case let (c?, s?): seen = c == s ? "\(c) both ways" : "\(c) from the client, \(s) from the server"
+        case let (c?, nil): seen = "\(c) from the client only"
+        case let (nil, s?): seen = "\(s) from the server only"
+        case (nil, nil): seen = r.tcp.clientSide.payloadBytes + r.tcp.serverSide.payloadBytes > 0 ? "no RDP PDU the parser could frame" : "no data"
+        }
+        var evidence: [Evidence] = []
+        var details: [String] = []
+        for side in [Side.client, Side.server] {
+            guard let s = m?[side], s.pdus > 0 else { continue }
+            let unit = s.framing == .tls ? "TLS record" : s.framing == .tpkt ? "TPKT PDU" : "fast-path PDU"
+            evidence.append(Evidence(s.at, "first whole \(unit) from the \(side.rawValue) in the capture"))
+            if s.skippedBytes > 0 {
+                details.append("The capture began inside a PDU of the \(side.rawValue)'s stream: its first \(r.bytes(s.skippedBytes)) were skipped to the first PDU boundary.")
+            }
+        }
+        // A server that closes within a second of the client's last message is answering
+        // the client's disconnect.
+        var ender = r.ender
+        if ender == .server, !r.endedByRST, let end = r.endingFrame, let last = r.tcp.clientSide.lastDataFrame,
+            last.frame < end.frame, end.time.seconds(since: last.time) <= 1
+        {
+            ender = .client
+        }
+        let ending: String
+        switch r.tcp.outcome {
+        case .open: ending = "it was still open when the capture ended"
+        case .closed: ending = ender.party.map { "\($0) closed it" } ?? "it was closed"
+        default: ending = ender.party.map { "\($0) reset it" } ?? "it was reset"
+        }
+        if let e = r.endingFrame, r.tcp.outcome != .open { evidence.append(Evidence(e, Wording.ended(r.tcp.outcome, by: ender))) }
+        details.insert("The SYN and the connection sequence (X.224, the security handshake, MCS) happened before the capture began: how the connection was set up cannot be judged from it.", at: 0)
+        guard r.joinedMidSession else {
+            return make(
+                r, .incomplete, .none,
+                "The capture started after the connection to \(r.serverName):\(r.tcp.server.port) was opened and holds none of its setup (\(seen)); \(ending).",
+                Confidence(.low, "no connection sequence and no session traffic both ways in the capture"),
+                ender: ender, remedy: "mid-session", details: details, evidence: evidence)
+        }
+        guard !(ender == .server && r.endedByRST) else {
+            return make(
+                r, .reset, .hostNotAccepting,
+                "The capture started after the connection was set up: the RDP session with \(r.serverName) was running (\(seen)), then the server reset it.",
+                Confidence(.low, "the server reset a running session; the capture does not show why"), stage: .session,
+                ender: .server, client: Knowledge.socketClosed, remedy: "session-reset", details: details, evidence: evidence)
+        }
+        let bothWays = fromClient != nil && fromServer != nil
+        return make(
+            r, bothWays ? .success : .incomplete, .none,
+            "The capture started after the connection was set up: the RDP session with \(r.serverName) was running (\(seen)); \(ending).",
+            bothWays
+                ? Confidence(.medium, "session traffic flowed both ways; the connection sequence is not in the capture")
+                : Confidence(.low, "fast-path PDUs show a running session, but only one side's traffic could be read"),
+            stage: .session, ender: ender, remedy: bothWays ? "success" : "mid-session", details: details,
+            evidence: evidence)
     }
 
     static func noRDPRequest(_ r: Reading) -> Verdict? {

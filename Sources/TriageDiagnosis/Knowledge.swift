@@ -215,6 +215,9 @@ public enum Knowledge {
         "handshake-incomplete": [
             "The server's SYN-ACK reached the capture point but the client never completed the handshake: a host firewall or security agent on the client may drop it, or the capture saw only one direction of an asymmetric path.",
         ],
+        "mid-session": [
+            "The capture began after the connection was opened, so it cannot show how the connection was set up: to see why a connection fails, start the capture before connecting and stop it after the error.",
+        ],
         "no-rdp-request": [
             "The client opened TCP and never sent an RDP Connection Request: a port check, a scanner, or a client that gave up before sending; not an RDP failure by itself.",
         ],
