@@ -95,6 +95,7 @@ public enum Classifier {
                 "DNS: \(d.name)\(via) → \(d.address) (answer from \(d.resolver) in frame \(d.response.frame)); the client then connected to \(r.tcp.server)")
             v.evidence.insert(Evidence(d.response, "DNS answer \(d.name) → \(d.address)"), at: 0)
         }
+        udpTransport(&v, r)
         let caveats = r.captureCaveats
         if !caveats.isEmpty {
             v.details.append("Capture caveats: " + caveats.joined(separator: "; ") + ".")
@@ -117,6 +118,26 @@ public enum Classifier {
         merged.sort { ($0.frame ?? Int.max) < ($1.frame ?? Int.max) }
         v.evidence = merged
         return v
+    }
+
+    /// RDP's UDP transport (MS-RDPEMT 1.3) beside the attempt: a performance hint, never the
+    /// verdict. Unanswered datagrams to the server's port mean UDP is blocked on the path or
+    /// off on the server, and the session runs over TCP alone.
+    static func udpTransport(_ v: inout Verdict, _ r: Reading) {
+        guard let u = r.tcp.udpTransport else { return }
+        let port = r.tcp.server.port
+        let sent = u.fromClient == 1 ? "1 UDP datagram" : "\(u.fromClient) UDP datagrams"
+        if let answer = u.firstFromServer {
+            v.details.append(
+                "RDP's UDP transport works: the client sent \(sent) to port \(port) and the server answered (\(u.fromServer) back).")
+            v.evidence.append(Evidence(u.firstFromClient, "the client's first UDP datagram to port \(port)"))
+            v.evidence.append(Evidence(answer, "the server's first UDP datagram back: UDP transport works"))
+        } else {
+            v.details.append(
+                "UDP transport is blocked or unanswered: the client sent \(sent) to port \(port) and nothing came back, so the session runs over TCP alone (slower on lossy or distant paths; not why a connection fails).")
+            v.evidence.append(Evidence(u.firstFromClient, "the client's first UDP datagram to port \(port), never answered"))
+            v.remediation += remediationSteps("udp-unanswered", r)
+        }
     }
 
     static func remediationSteps(_ key: String, _ r: Reading) -> [String] {
