@@ -543,7 +543,8 @@ public enum Classifier {
     }
 
     static func noRDPRequest(_ r: Reading) -> Verdict? {
-        guard r.tcp.established, r.request == nil, r.rdp.firstClientPayload == nil || r.rdp.firstClientPayload != .x224ConnectionRequest && r.rdp.firstClientPayload != .tls else { return nil }
+        // Without the SYN the capture may have begun after the request; a Confirm answers one.
+        guard r.tcp.established, r.tcp.roleSource == .syn, r.request == nil, r.confirm == nil, r.rdp.firstClientPayload == nil || r.rdp.firstClientPayload != .x224ConnectionRequest && r.rdp.firstClientPayload != .tls else { return nil }
         // A TLS handshake on the connection means the request was sent and the capture missed it.
         if r.tlsStarted { return nil }
         if r.tcp.outcome == .open && r.tcp.clientSide.payloadBytes == 0 {

@@ -145,6 +145,29 @@ import TriageProtocols
         #expect(a.verdict.evidence.contains { $0.frame == rst })
     }
 
+    /// neg-xrdp-rdp-only.pcap from frame 5 on: the SYN and the client's Connection Request
+    /// (frame 4) are cut off; tshark shows the server's Negotiate Response in frame 6 (new
+    /// frame 2) and the client's FIN in frame 8 (new 4). The request was sent, before the
+    /// capture: nothing may say it never was.
+    @Test(.enabled(if: Prerequisite.runs(Run.tool("editcap") != nil), "editcap (wireshark-common) is not installed"))
+    func captureBeginningAfterTheRequest() throws {
+        let editcap = try #require(Run.tool("editcap"))
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("rdptriage-after-request-\(getpid()).pcap").path
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let r = try Run.program(editcap, ["-r", Repo.captures + "/neg-xrdp-rdp-only.pcap", out, "5-10"])
+        try #require(r.status == 0, "editcap: \(r.stderr)")
+        let a = try only(out)
+        let v = a.verdict
+        for s in Self.sentences(a) {
+            for f in Self.forbidden { #expect(!s.contains(f), "\(s)") }
+        }
+        #expect(v.rule != "no-rdp-request")
+        #expect(a.facts.rdp.connectionConfirm?.at.frame == 2)
+        #expect(v.evidence.contains { $0.frame == 2 } && v.evidence.contains { $0.frame == 4 })
+        #expect(v.stage == .x224Negotiation)
+        #expect(v.endedBy == .client)
+    }
+
     /// (c) success-tls.pcap without its first frames (`editcap -r ... N-161`; it has 161 frames). From tshark's
     /// reading of the original: frames 41 (client) and 42 (server) start whole TLS records;
     /// from frame 69 on, the server's stream begins inside a record that started in frame 67
