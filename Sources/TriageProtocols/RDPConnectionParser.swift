@@ -14,6 +14,8 @@ import TriageFlows
 /// Segmentation does not change the result: only complete PDUs are consumed, facts taken
 /// from a stream's first bytes are recomputed while those bytes are still offered, and
 /// evidence frames are those of each PDU's last byte (where tshark shows a reassembled PDU).
+/// The exception is a capture that began inside a stream: there segment starts are where
+/// a PDU boundary is looked for, since senders start segments at PDUs.
 public struct RDPConnectionParser: Sendable {
     /// Maps a stream offset of the direction being parsed to the frame that carried it.
     public typealias FrameLookup = (Int64) -> FrameRef?
