@@ -508,6 +508,7 @@ public enum Classifier {
             last.frame < end.frame, end.time.seconds(since: last.time) <= 1
         {
             ender = .client
+            details.append("The client disconnected first (its last message in frame \(last.frame)); the server then closed the TCP connection.")
         }
         let ending: String
         switch r.tcp.outcome {
