@@ -16,6 +16,7 @@ import TriageProtocols
 /// | RST whose TTL is not its sender's | reset-by-middlebox | network-blockade |
 /// | server only repeats its SYN-ACK while the client sends | path-loss | network-blockade |
 /// | server speaks something else than RDP | non-rdp-service | resolution-mismatch |
+/// | capture began on a running session | success (reset when the server reset it; incomplete when one-way) | none |
 /// | RDP_NEG_FAILURE | negotiation-failure | tls-credssp |
 /// | server times out a client silent on its turn | client-abort | client-side |
 /// | server closes after the request, before TLS | early-disconnect | host-not-accepting |
@@ -43,6 +44,7 @@ public enum Classifier {
         Rule(name: "reset-by-middlebox", decide: resetByMiddlebox),
         Rule(name: "path-loss", decide: pathLoss),
         Rule(name: "non-rdp-service", decide: nonRDPService),
+        Rule(name: "mid-session", decide: midSession),
         Rule(name: "no-rdp-request", decide: noRDPRequest),
         Rule(name: "negotiation-failure", decide: negotiationFailure),
         Rule(name: "client-stalled", decide: clientStalled),
@@ -93,6 +95,7 @@ public enum Classifier {
                 "DNS: \(d.name)\(via) → \(d.address) (answer from \(d.resolver) in frame \(d.response.frame)); the client then connected to \(r.tcp.server)")
             v.evidence.insert(Evidence(d.response, "DNS answer \(d.name) → \(d.address)"), at: 0)
         }
+        udpTransport(&v, r)
         let caveats = r.captureCaveats
         if !caveats.isEmpty {
             v.details.append("Capture caveats: " + caveats.joined(separator: "; ") + ".")
@@ -115,6 +118,26 @@ public enum Classifier {
         merged.sort { ($0.frame ?? Int.max) < ($1.frame ?? Int.max) }
         v.evidence = merged
         return v
+    }
+
+    /// RDP's UDP transport (MS-RDPEMT 1.3) beside the attempt: a performance hint, never the
+    /// verdict. Unanswered datagrams to the server's port mean UDP is blocked on the path or
+    /// off on the server, and the session runs over TCP alone.
+    static func udpTransport(_ v: inout Verdict, _ r: Reading) {
+        guard let u = r.tcp.udpTransport else { return }
+        let port = r.tcp.server.port
+        let sent = u.fromClient == 1 ? "1 UDP datagram" : "\(u.fromClient) UDP datagrams"
+        if let answer = u.firstFromServer {
+            v.details.append(
+                "RDP's UDP transport works: the client sent \(sent) to port \(port) and the server answered (\(u.fromServer) back).")
+            v.evidence.append(Evidence(u.firstFromClient, "the client's first UDP datagram to port \(port)"))
+            v.evidence.append(Evidence(answer, "the server's first UDP datagram back: UDP transport works"))
+        } else {
+            v.details.append(
+                "UDP transport is blocked or unanswered: the client sent \(sent) to port \(port) and nothing came back, so the session runs over TCP alone (slower on lossy or distant paths; not why a connection fails).")
+            v.evidence.append(Evidence(u.firstFromClient, "the client's first UDP datagram to port \(port), never answered"))
+            v.remediation += remediationSteps("udp-unanswered", r)
+        }
     }
 
     static func remediationSteps(_ key: String, _ r: Reading) -> [String] {
@@ -454,8 +477,84 @@ public enum Classifier {
         return evidence
     }
 
+    /// The capture began after the connection was opened and holds none of its setup: no
+    /// rule about the setup applies. Session traffic both ways (or fast-path PDUs, which
+    /// only a set-up connection carries) shows the session was running.
+    static func midSession(_ r: Reading) -> Verdict? {
+        guard r.tcp.established, r.startedAfterSetup else { return nil }
+        let m = r.rdp.midStream
+        func traffic(_ side: Side) -> String? {
+            guard let s = m?[side], s.pdus > 0 else { return nil }
+            switch s.framing {
+            case .tls: return "TLS records"
+            case .tpkt, .fastPath:
+                return s.fastPathPDUs == s.pdus ? "RDP fast-path PDUs" : s.fastPathPDUs == 0 ? "RDP PDUs in TPKT" : "RDP PDUs (fast-path and TPKT)"
+            }
+        }
+        let fromClient = traffic(.client)
+        let fromServer = traffic(.server)
+        let seen: String
+        switch (fromClient, fromServer) {
+        case let (c?, s?): seen = c == s ? "\(c) both ways" : "\(c) from the client, \(s) from the server"
+        case let (c?, nil): seen = "\(c) from the client only"
+        case let (nil, s?): seen = "\(s) from the server only"
+        case (nil, nil): seen = r.tcp.clientSide.payloadBytes + r.tcp.serverSide.payloadBytes > 0 ? "no RDP PDU the parser could frame" : "no data"
+        }
+        var evidence: [Evidence] = []
+        var details: [String] = []
+        for side in [Side.client, Side.server] {
+            guard let s = m?[side], s.pdus > 0 else { continue }
+            let unit = s.framing == .tls ? "TLS record" : s.framing == .tpkt ? "TPKT PDU" : "fast-path PDU"
+            evidence.append(Evidence(s.at, "first whole \(unit) from the \(side.rawValue) in the capture"))
+            if s.skippedBytes > 0 {
+                details.append("The capture began inside a PDU of the \(side.rawValue)'s stream: its first \(r.bytes(s.skippedBytes)) were skipped to the first PDU boundary.")
+            }
+        }
+        // A server that closes within a second of the client's last message is answering
+        // the client's disconnect.
+        var ender = r.ender
+        if ender == .server, !r.endedByRST, let end = r.endingFrame, let last = r.tcp.clientSide.lastDataFrame,
+            last.frame < end.frame, end.time.seconds(since: last.time) <= 1
+        {
+            ender = .client
+            details.append("The client disconnected first (its last message in frame \(last.frame)); the server then closed the TCP connection.")
+        }
+        let ending: String
+        switch r.tcp.outcome {
+        case .open: ending = "it was still open when the capture ended"
+        case .closed: ending = ender.party.map { "\($0) closed it" } ?? "it was closed"
+        default: ending = ender.party.map { "\($0) reset it" } ?? "it was reset"
+        }
+        if let e = r.endingFrame, r.tcp.outcome != .open { evidence.append(Evidence(e, Wording.ended(r.tcp.outcome, by: ender))) }
+        details.insert("The SYN and the connection sequence (X.224, the security handshake, MCS) happened before the capture began: how the connection was set up cannot be judged from it.", at: 0)
+        guard r.joinedMidSession else {
+            return make(
+                r, .incomplete, .none,
+                "The capture started after the connection to \(r.serverName):\(r.tcp.server.port) was opened and holds none of its setup (\(seen)); \(ending).",
+                Confidence(.low, "no connection sequence and no session traffic both ways in the capture"),
+                ender: ender, remedy: "mid-session", details: details, evidence: evidence)
+        }
+        guard !(ender == .server && r.endedByRST) else {
+            return make(
+                r, .reset, .hostNotAccepting,
+                "The capture started after the connection was set up: the RDP session with \(r.serverName) was running (\(seen)), then the server reset it.",
+                Confidence(.low, "the server reset a running session; the capture does not show why"), stage: .session,
+                ender: .server, client: Knowledge.socketClosed, remedy: "session-reset", details: details, evidence: evidence)
+        }
+        let bothWays = fromClient != nil && fromServer != nil
+        return make(
+            r, bothWays ? .success : .incomplete, .none,
+            "The capture started after the connection was set up: the RDP session with \(r.serverName) was running (\(seen)); \(ending).",
+            bothWays
+                ? Confidence(.medium, "session traffic flowed both ways; the connection sequence is not in the capture")
+                : Confidence(.low, "fast-path PDUs show a running session, but only one side's traffic could be read"),
+            stage: .session, ender: ender, remedy: bothWays ? "success" : "mid-session", details: details,
+            evidence: evidence)
+    }
+
     static func noRDPRequest(_ r: Reading) -> Verdict? {
-        guard r.tcp.established, r.request == nil, r.rdp.firstClientPayload == nil || r.rdp.firstClientPayload != .x224ConnectionRequest && r.rdp.firstClientPayload != .tls else { return nil }
+        // Without the SYN the capture may have begun after the request; a Confirm answers one.
+        guard r.tcp.established, r.tcp.roleSource == .syn, r.request == nil, r.confirm == nil, r.rdp.firstClientPayload == nil || r.rdp.firstClientPayload != .x224ConnectionRequest && r.rdp.firstClientPayload != .tls else { return nil }
         // A TLS handshake on the connection means the request was sent and the capture missed it.
         if r.tlsStarted { return nil }
         if r.tcp.outcome == .open && r.tcp.clientSide.payloadBytes == 0 {

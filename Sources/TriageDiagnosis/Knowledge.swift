@@ -219,6 +219,12 @@ public enum Knowledge {
         "handshake-incomplete": [
             "The server's SYN-ACK reached the capture point but the client never completed the handshake: a host firewall or security agent on the client may drop it, or the capture saw only one direction of an asymmetric path.",
         ],
+        "udp-unanswered": [
+            "For RDP over UDP (better on lossy or distant links), allow UDP {port} to {address} on the path and on the server's firewall, and check that the server allows it (policy \"Select RDP transport protocols\"); nothing to do when TCP alone is intended.",
+        ],
+        "mid-session": [
+            "The capture began after the connection was opened, so it cannot show how the connection was set up: to see why a connection fails, start the capture before connecting and stop it after the error.",
+        ],
         "no-rdp-request": [
             "The client opened TCP and never sent an RDP Connection Request: a port check, a scanner, or a client that gave up before sending; not an RDP failure by itself.",
         ],

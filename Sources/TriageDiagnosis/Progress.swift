@@ -105,9 +105,32 @@ struct Reading {
         return applicationRecords(from: .server) >= 8
     }
 
+    // MARK: A capture that began mid-session
+
+    /// The SYN was not captured and nothing of the connection sequence was: the capture
+    /// began after the connection was set up (or at least opened).
+    var startedAfterSetup: Bool {
+        tcp.roleSource != .syn && request == nil && confirm == nil && !tlsStarted && rdp.mcsConnectInitial == nil
+            && rdp.mcsConnectResponse == nil
+    }
+
+    /// Whole PDUs (TLS records, TPKT or fast-path PDUs) a side sent after the capture joined
+    /// its stream.
+    func joinedPDUs(_ side: Side) -> Int { rdp.midStream?[side]?.pdus ?? 0 }
+
+    var joinedFastPath: Bool { (rdp.midStream?.client?.fastPathPDUs ?? 0) + (rdp.midStream?.server?.fastPathPDUs ?? 0) > 0 }
+
+    /// The capture began on a running session: none of the setup in it, and RDP traffic
+    /// both ways, or fast-path PDUs (MS-RDPBCGR 2.2.9.1.2: sent only once the connection
+    /// sequence is done) either way.
+    var joinedMidSession: Bool {
+        startedAfterSetup && (joinedFastPath || joinedPDUs(.client) > 0 && joinedPDUs(.server) > 0)
+    }
+
     /// The furthest stage the attempt reached.
     var stage: Stage {
         if !tcp.established { return .tcpHandshake }
+        if joinedMidSession { return .session }
         if reachedSession { return .session }
         guard let c = confirm else { return .x224Negotiation }
         if c.failure != nil { return .x224Negotiation }

@@ -24,6 +24,8 @@ public struct TrackerConfiguration: Sendable {
     /// stands, half-open handshakes first (a SYN flood or scan), so memory stays bounded.
     public var maxSessions = 10_000
     public var dnsCapacity = 4096
+    /// Most (client, server) pairs whose UDP datagrams to an RDP port are remembered.
+    public var udpPairCapacity = 4096
 
     public init() {}
 }
@@ -68,6 +70,10 @@ public final class SessionTracker {
     private let factory: (any StreamConsumerFactory)?
 
     private var portMap = [UInt64](repeating: 0, count: 1024)
+    /// The configured ports and the server ports of attempts found on other ports: where
+    /// RDP's UDP transport goes.
+    private var udpPortMap = [UInt64](repeating: 0, count: 1024)
+    let udp: UDPSideChannelTable
     @exclusivity(unchecked) private var sessions: [FlowKey: TCPSession] = [:]
     @exclusivity(unchecked) private var candidates: [FlowKey: Candidate] = [:]
     private var candidateOrder: Deque<FlowKey> = []
@@ -128,15 +134,20 @@ public final class SessionTracker {
         self.configuration = configuration
         self.budget = ReassemblyBudget(limit: configuration.memoryLimit)
         self.dns = DNSTable(capacity: configuration.dnsCapacity)
+        self.udp = UDPSideChannelTable(capacity: configuration.udpPairCapacity)
         self.factory = factory
         self.onFinish = onFinish
         for p in configuration.ports { portMap[Int(p >> 6)] |= 1 << UInt64(p & 63) }
+        udpPortMap = portMap
         sweepScratch.reserveCapacity(64)
         dueScratch.reserveCapacity(64)
     }
 
     @inline(__always)
     func isRDPPort(_ p: UInt16) -> Bool { portMap[Int(p >> 6)] & (1 << UInt64(p & 63)) != 0 }
+
+    @inline(__always)
+    func isUDPRDPPort(_ p: UInt16) -> Bool { udpPortMap[Int(p >> 6)] & (1 << UInt64(p & 63)) != 0 }
 
     /// Takes one decoded frame. `bytes` are the frame's captured bytes (the payload is at
     /// `packet.payloadOffset`); `frameLength` is its length on the wire.
@@ -172,6 +183,13 @@ public final class SessionTracker {
                 let payload = payloadBytes(p, bytes)
                 dns.record(payload, from: p.source, to: p.destination, fromServer: p.udpSourcePort == 53, at: ref)
                 stats.dnsResponses = dns.responses
+            }
+            let fromRDPPort = isUDPRDPPort(p.udpSourcePort)
+            let toRDPPort = isUDPRDPPort(p.udpDestinationPort)
+            if fromRDPPort || toRDPPort {
+                udp.record(
+                    source: Endpoint(p.source, p.udpSourcePort), destination: Endpoint(p.destination, p.udpDestinationPort),
+                    sourceIsRDPPort: fromRDPPort, destinationIsRDPPort: toRDPPort, at: ref)
             }
         case IPProto.icmp, IPProto.icmpv6:
             stats.icmpFrames += 1
@@ -332,6 +350,7 @@ public final class SessionTracker {
             limits: configuration.streamLimits, budget: budget)
         nextID += 1
         stats.sessions += 1
+        udpPortMap[Int(server.port >> 6)] |= 1 << UInt64(server.port & 63)
         if let factory { s.attach(factory.makeConsumer(for: s)) }
         sessions[s.key] = s
         tombstones[s.key] = nil
@@ -518,6 +537,9 @@ public final class SessionTracker {
         s.finalized = true
         unfile(s)
         s.finish()
+        if !udp.isEmpty {
+            s.udpTransport = udp.take(client: s.client.address, server: s.server, from: s.firstFrame.time, to: s.lastFrame.time)
+        }
         if sessions[s.key] === s {
             sessions[s.key] = nil
             tombstones[s.key] = s.lastFrame.time

@@ -116,6 +116,8 @@ public struct TCPFacts: Sendable, Codable, Equatable {
     public var supersededBy: Int?
     /// Reported before it ended because too many sessions were open at once (absent when not).
     public var evicted: Bool? = nil
+    /// RDP's UDP transport beside this attempt (absent when no datagram went to the server's port).
+    public var udpTransport: UDPTransportFacts? = nil
 
     public var durationSeconds: Double { last.time.seconds(since: first.time) }
 
@@ -137,6 +139,7 @@ extension TCPFacts {
         idle = s.endedIdle
         supersededBy = s.supersededBy
         if s.evicted { evicted = true }
+        udpTransport = s.udpTransport
         resets = s.resets
         icmp = s.icmpErrors
         let syns = s.synFrames

@@ -208,6 +208,8 @@ public final class TCPSession {
     public internal(set) var finalized = false
     /// Reported early: the session table was full.
     public internal(set) var evicted = false
+    /// The client's datagrams to the server's RDP port during this attempt, and answers.
+    public internal(set) var udpTransport: UDPTransportFacts?
     /// The tracker's timer-wheel slot (capture second) holding this session's live entry.
     var wheelSecond: Int64 = .max
     /// Its position in that second's wheel slot.

@@ -14,6 +14,8 @@ import TriageFlows
 /// Segmentation does not change the result: only complete PDUs are consumed, facts taken
 /// from a stream's first bytes are recomputed while those bytes are still offered, and
 /// evidence frames are those of each PDU's last byte (where tshark shows a reassembled PDU).
+/// The exception is a capture that began inside a stream: there segment starts are where
+/// a PDU boundary is looked for, since senders start segments at PDUs.
 public struct RDPConnectionParser: Sendable {
     /// Maps a stream offset of the direction being parsed to the frame that carried it.
     public typealias FrameLookup = (Int64) -> FrameRef?
@@ -24,6 +26,9 @@ public struct RDPConnectionParser: Sendable {
     /// Disconnect Request or an MCS Disconnect Provider Ultimatum); then reading stops.
     public static let maxPDUsAfterConnect = 16
     static let maxNotes = 16
+    /// Segments a mid-stream start may skip looking for a PDU boundary (a PDU the capture
+    /// began inside spans at most a few dozen).
+    static let maxJoinSkips = 64
     static let maxAlerts = 8
     static let maxMalformed = 4
     /// A TLS handshake message larger than this is not buffered (certificate chains are
@@ -99,6 +104,15 @@ public struct RDPConnectionParser: Sendable {
         var sawFirstEncryptedRecord = false
         /// Stream offset of the first handshake record (where a ClientHello starts).
         var firstHandshakeRecord: Int64?
+        /// Joined at a PDU boundary found mid-stream (`startsMidStream`): PDUs are counted.
+        var joined = false
+        /// The boundary was guessed from one header: until a PDU ends where a segment
+        /// ends, a framing error means the guess was wrong, not that the peer misbehaved.
+        var unconfirmed = false
+        /// Segments skipped while looking for the first PDU boundary.
+        var joinSkips = 0
+        var joinedPDUs = 0
+        var joinedFastPathPDUs = 0
     }
 
     // Plain values (no references), so a step copies its direction's state in and out
@@ -161,7 +175,27 @@ public struct RDPConnectionParser: Sendable {
                 note(direction, frame(offset + Int64(c.offset)) ?? st.lastFrame, "resynchronised after a gap")
             }
         }
-        if offset == 0 && c.offset == 0 && !st.classified {
+        if startsMidStream && st.mode == .start {
+            // The capture began inside the stream: find the first PDU boundary (a service's
+            // text banner is still told apart at offset 0).
+            if offset == 0 && c.offset == 0 && !st.classified {
+                guard let kind = PayloadClassifier.classify(c) else {
+                    return StreamDisposition(consumed: 0, wantsMore: true)
+                }
+                if kind == .http || kind == .ssh || kind == .text {
+                    _ = classifyFirstBytes(&st, c, direction: direction, frame: frame)
+                    let done = st.mode == .stopped
+                    return StreamDisposition(consumed: done ? bytes.count : 0, wantsMore: !done)
+                }
+                if kind != .binary {
+                    if direction == .clientToServer { collected.firstClientPayload = kind } else { collected.firstServerPayload = kind }
+                }
+            }
+            guard join(&st, &c, offset: offset, direction: direction, frame: frame) else {
+                let done = st.mode == .stopped
+                return StreamDisposition(consumed: done ? bytes.count : c.offset, wantsMore: !done)
+            }
+        } else if offset == 0 && c.offset == 0 && !st.classified {
             // The stream's first bytes, offered again until the first PDU is consumed.
             guard classifyFirstBytes(&st, c, direction: direction, frame: frame) else {
                 let done = st.mode == .stopped
@@ -186,6 +220,12 @@ public struct RDPConnectionParser: Sendable {
             case .start, .stopped: progressed = false
             }
             if !progressed { break }
+            if st.joined {
+                st.joinedPDUs += 1
+                // A PDU that ends where the offered bytes end ends where a segment did:
+                // senders cut segments at PDU ends, random bytes rarely do.
+                if c.isEmpty { st.unconfirmed = false }
+            }
         }
         if c.offset > 0 { st.classified = true }
         if st.mode == .stopped { return StreamDisposition(consumed: bytes.count, wantsMore: false) }
@@ -197,6 +237,8 @@ public struct RDPConnectionParser: Sendable {
         var st = state(direction)
         defer { setState(direction, st) }
         guard st.mode != .stopped else { return }
+        // Still looking for a first PDU boundary: the bytes after the gap are probed anyway.
+        if startsMidStream && st.mode == .start { return }
         let resume = offset + length
         if let r = st.pendingRecord, r.contentType == .applicationData {
             // The gap starts inside an encrypted record whose header we read: its size and
@@ -244,11 +286,7 @@ public struct RDPConnectionParser: Sendable {
         _ st: inout DirectionState, _ c: ByteCursor, direction: Direction, frame: FrameLookup
     ) -> Bool {
         guard let kind = PayloadClassifier.classify(c) else { return false }
-        // Binary bytes at the start of a capture that missed the SYN are more likely the
-        // middle of a PDU than another service.
-        let meaningful = !(startsMidStream && kind == .binary)
-        let recorded = meaningful ? kind : nil
-        if direction == .clientToServer { collected.firstClientPayload = recorded } else { collected.firstServerPayload = recorded }
+        if direction == .clientToServer { collected.firstClientPayload = kind } else { collected.firstServerPayload = kind }
         switch kind {
         case .x224ConnectionRequest, .x224ConnectionConfirm, .x224Other:
             st.mode = .tpkt
@@ -257,18 +295,14 @@ public struct RDPConnectionParser: Sendable {
             st.mode = .tls
             return true
         case .http, .ssh, .text, .binary:
-            if direction == .serverToClient && meaningful {
+            if direction == .serverToClient {
                 collected.serverBanner = kind == .binary ? nil : PayloadClassifier.banner(c)
                 collected.serverBannerAt = frame(0) ?? st.lastFrame
             }
             if PayloadClassifier.wantsMoreBytes(c) { return false }
             st.classified = true
-            if meaningful {
-                st.mode = .stopped
-                note(direction, frame(0), "not RDP: first bytes are \(kind.rawValue)")
-            } else {
-                lose(&st, direction, "the capture starts inside the stream", frame: frame(0))
-            }
+            st.mode = .stopped
+            note(direction, frame(0), "not RDP: first bytes are \(kind.rawValue)")
             return false
         }
     }
@@ -307,6 +341,98 @@ public struct RDPConnectionParser: Sendable {
         }
     }
 
+    // MARK: - Mid-stream start
+
+    /// Looks for the first PDU boundary of a stream the capture began inside. True when
+    /// parsing can go on at the cursor; false while waiting for more bytes, after skipping
+    /// the offered bytes (the next segment's start is the next candidate), or when it gave up.
+    mutating func join(
+        _ st: inout DirectionState, _ c: inout ByteCursor, offset: Int64, direction: Direction, frame: FrameLookup
+    ) -> Bool {
+        let start = offset + Int64(c.offset)
+        switch Self.boundary(c, direction: direction) {
+        case .needMore:
+            return false
+        case .none:
+            _ = c.skip(c.remaining)
+            st.joinSkips += 1
+            if st.joinSkips >= Self.maxJoinSkips {
+                st.mode = .stopped
+                note(direction, st.lastFrame ?? frame(start), "the capture began inside a PDU; no PDU boundary in the first \(Self.maxJoinSkips) segments")
+            }
+            return false
+        case .found(let framing):
+            // A Connection Request or Confirm starts the connection sequence: parse it as usual.
+            let sequenceStart = framing == .tpkt && [0xE0, 0xD0].contains((c.peekUInt8(at: 5) ?? 0) & 0xF0)
+            st.mode = framing == .tls ? .tls : .tpkt
+            // Fast-path PDUs and MCS data come after the connect phase: no TLS can start.
+            st.sawMCS = framing != .tls && !sequenceStart
+            st.unconfirmed = true
+            st.joined = true
+            st.joinedPDUs = 0
+            st.joinedFastPathPDUs = 0
+            let at = evidence(&st, frame, start)
+            var m = collected.midStream ?? MidStreamFacts()
+            m[direction.sender] = MidStreamFacts.SideStart(framing: framing, skippedBytes: start, at: at, pdus: 0, fastPathPDUs: 0)
+            collected.midStream = m
+            if start > 0 { note(direction, at, "the capture began inside a PDU: \(start) bytes skipped to the first PDU boundary") }
+            return true
+        }
+    }
+
+    /// A boundary guessed from a single header proved wrong: looks again at the next segment.
+    mutating func rejoin(_ st: inout DirectionState, _ c: inout ByteCursor, _ direction: Direction) -> Bool {
+        collected.midStream?[direction.sender] = nil
+        st.mode = .start
+        st.sawMCS = false
+        st.joined = false
+        st.unconfirmed = false
+        st.pdusAfterConnect = 0
+        st.recordVersion = nil
+        st.joinSkips += 1
+        _ = c.skip(c.remaining)
+        return false
+    }
+
+    /// What the bytes at a candidate PDU boundary show.
+    enum Boundary: Equatable {
+        case needMore
+        case none
+        case found(MidStreamFacts.Framing)
+    }
+
+    /// The framing of a PDU that plausibly starts at the cursor. Checks every header field
+    /// the specs fix, so the middle of a PDU rarely passes.
+    static func boundary(_ c: ByteCursor, direction: Direction) -> Boundary {
+        guard let first = c.peekUInt8() else { return .needMore }
+        if (20...23).contains(first) {
+            guard c.remaining >= TLSRecordHeader.size else { return .needMore }
+            if let h = try? TLSRecord.peekHeader(c), (0x0301...0x0304).contains(h.version.rawValue), h.length > 0 {
+                return .found(.tls)
+            }
+        }
+        if first == TPKTHeader.version {
+            guard c.remaining >= 7 else { return .needMore }
+            // TPKT (RFC 1006): reserved 0, a length covering X.224's length indicator and code.
+            if c.peekUInt8(at: 1) == 0, let length = c.peekUInt16BE(at: 2), length >= 7, let li = c.peekUInt8(at: 4),
+                Int(li) < Int(length) - 4, let code = c.peekUInt8(at: 5), [0xE0, 0xD0, 0xF0, 0x80].contains(code & 0xF0)
+            {
+                return .found(.tpkt)
+            }
+        }
+        // fpOutputHeader (MS-RDPBCGR 2.2.9.1.2): action 0 in the low two bits, four reserved
+        // bits (0), two flag bits. fpInputHeader (2.2.8.1.2): action 0, numEvents, flags.
+        guard first & 0x03 == 0 else { return .none }
+        if direction == .serverToClient && first & 0x3C != 0 { return .none }
+        guard case .fastPath(let length)? = try? RDPFraming.peek(c) else {
+            return c.remaining < 3 ? .needMore : .none
+        }
+        // The smallest PDU: header, length and one input event (1 byte) or one update
+        // (updateHeader and size, 3 bytes: 2.2.9.1.2.1).
+        guard length >= (direction == .serverToClient ? 5 : 3) else { return .none }
+        return .found(.fastPath)
+    }
+
     // MARK: - TPKT phase
 
     /// Reads one complete TPKT or fast-path PDU. Returns false when it needs more bytes or
@@ -332,6 +458,7 @@ public struct RDPConnectionParser: Sendable {
         } catch .needMore {
             return false
         } catch {
+            if st.unconfirmed { return rejoin(&st, &c, direction) }
             lose(&st, direction, "TPKT framing: \(error.summary)", frame: frame(offset + Int64(c.offset)), lostSync: false)
             return false
         }
@@ -351,6 +478,7 @@ public struct RDPConnectionParser: Sendable {
             handleTPKT(&st, &pdu, direction: direction, at: at)
         case .fastPath:
             st.pdusAfterConnect += 1
+            if st.joined { st.joinedFastPathPDUs += 1 }
         }
         if st.sawMCS && st.pdusAfterConnect >= Self.maxPDUsAfterConnect { st.mode = .stopped }
         return true
@@ -495,6 +623,7 @@ public struct RDPConnectionParser: Sendable {
             }
             return false
         } catch {
+            if st.unconfirmed { return rejoin(&st, &c, direction) }
             let at = frame(start) ?? st.lastFrame
             var tls = collected.tls ?? TLSFacts()
             if tls.malformed.count < Self.maxMalformed {
@@ -721,6 +850,14 @@ public struct RDPConnectionParser: Sendable {
     /// Works out what depends on several records at once: the CredSSP phase and the
     /// TLS 1.3 alerts recognised by size and position.
     func derive(_ facts: inout RDPFacts) {
+        if var m = facts.midStream {
+            for side in [Side.client, Side.server] {
+                let st = side == .client ? client : server
+                m[side]?.pdus = st.joinedPDUs
+                m[side]?.fastPathPDUs = st.joinedFastPathPDUs
+            }
+            facts.midStream = m
+        }
         guard var tls = facts.tls else { return }
         let records = tls.applicationRecords
         // TLS 1.3: a small record that is the last its sender sent (while we were still

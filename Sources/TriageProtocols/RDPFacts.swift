@@ -268,6 +268,42 @@ public enum PayloadKind: String, Sendable, Codable {
     case binary
 }
 
+/// How a side's stream was joined when the capture began inside the connection (its SYN
+/// was not captured): where the first PDU boundary was and what followed it.
+public struct MidStreamFacts: Sendable, Codable, Equatable {
+    /// The framing found at the first PDU boundary.
+    public enum Framing: String, Sendable, Codable {
+        /// TLS records (RFC 5246 6.2.1): under TLS everything after the handshake.
+        case tls
+        /// TPKT (RFC 1006): X.224 and slow-path MCS PDUs.
+        case tpkt
+        /// Fast-path PDUs (MS-RDPBCGR 2.2.9.1.2 output, 2.2.8.1.2 input): only after the
+        /// connection sequence.
+        case fastPath = "fast-path"
+    }
+    public struct SideStart: Sendable, Codable, Equatable {
+        public var framing: Framing
+        /// Bytes of this side's captured stream before the first PDU boundary (the capture
+        /// began inside a PDU).
+        public var skippedBytes: Int64
+        /// The frame where the first whole PDU starts.
+        public var at: FrameRef
+        /// Whole PDUs read from this side (bounded by the parser's reading limits).
+        public var pdus: Int
+        /// Of them, fast-path PDUs.
+        public var fastPathPDUs: Int
+    }
+    public var client: SideStart?
+    public var server: SideStart?
+
+    public init() {}
+
+    public subscript(_ side: Side) -> SideStart? {
+        get { side == .client ? client : server }
+        set { if side == .client { client = newValue } else { server = newValue } }
+    }
+}
+
 /// Everything the protocol parsers learned about one session.
 public struct RDPFacts: Sendable, Codable, Equatable {
     public var firstClientPayload: PayloadKind?
@@ -297,6 +333,9 @@ public struct RDPFacts: Sendable, Codable, Equatable {
     public var notes: [String] = []
     /// A gap in a direction made the parser lose its place.
     public var lostSync: [Side] = []
+    /// The capture began inside the streams: how each side's stream was joined (nil when
+    /// the session's start was captured).
+    public var midStream: MidStreamFacts?
 
     public init() {}
 }

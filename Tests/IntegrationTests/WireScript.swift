@@ -87,6 +87,24 @@ final class WireScript {
         return f
     }
 
+    /// One UDP datagram between the two hosts, from or to `clientPort` and the server's port
+    /// (RDP's UDP transport uses the server's RDP port, MS-RDPEMT 1.3). UDP checksum 0: none
+    /// (RFC 768).
+    @discardableResult
+    func udp(_ who: Who, _ payload: [UInt8], clientPort: UInt16 = 50_001, after seconds: Double = 0.001) -> Int {
+        now += Int64(seconds * 1e9)
+        var me = who == .c ? client : server
+        let peer = who == .c ? server : client
+        let ports = who == .c ? be16(clientPort) + be16(server.port) : be16(server.port) + be16(clientPort)
+        let udp = ports + be16(UInt16(8 + payload.count)) + [0, 0] + payload
+        var bytes = me.mac + peer.mac + [0x08, 0x00]
+        bytes += [0x45, 0] + be16(UInt16(20 + udp.count)) + be16(me.ipID) + [0x40, 0, me.ttl, 17, 0, 0] + me.ip + peer.ip + udp
+        me.ipID &+= 1
+        if who == .c { client = me } else { server = me }
+        frames.append((bytes, now))
+        return frames.count
+    }
+
     /// Adds a frame written by another script (several attempts in one capture).
     func append(_ f: (bytes: [UInt8], time: Int64)) { frames.append(f) }
 

@@ -57,7 +57,18 @@ import TriageProtocols
             reset.data(.s, RDPBytes.application(300 + i))
         }
         reset.send(.s, WireScript.rst | WireScript.ack, after: 0.5)
-        paths += [try refusal.file("wording-refusal"), try lost.file("wording-path-loss"), try reset.file("wording-reset")]
+        // A capture that began on a running TLS session (rule mid-session), which the client closes.
+        let mid = WireScript()
+        for i in 0..<4 {
+            mid.data(.c, RDPBytes.application(60 + i))
+            mid.data(.s, RDPBytes.application(400 + i))
+        }
+        mid.send(.c, WireScript.fin | WireScript.ack, after: 1)
+        mid.send(.s, WireScript.fin | WireScript.ack, after: 0.001)
+        paths += [
+            try refusal.file("wording-refusal"), try lost.file("wording-path-loss"), try reset.file("wording-reset"),
+            try mid.file("wording-mid-session"),
+        ]
         return paths.flatMap { analyze($0).attempts.map(\.facts) }
     }
 

@@ -1,6 +1,7 @@
 import TestSupport
 import Testing
 import TriageCapture
+import TriageDecoding
 import TriageFlows
 
 @testable import TriageProtocols
@@ -193,11 +194,40 @@ import TriageFlows
         let f = StreamPlayer.play(segments, .asCaptured, startsMidStream: true)
         #expect(f.firstServerPayload == nil)
         #expect(f.serverBanner == nil)
-        #expect(f.lostSync == [.server])
+        // Not a loss of place: the capture began inside a record, and no boundary came after.
+        #expect(f.lostSync == [])
+        #expect(f.midStream?.server == nil)
+        #expect(f.midStream?.client?.framing == .tls)
         #expect(f.firstClientPayload == .tls)
         #expect(f.tls?.applicationRecords.map(\.length) == [90])
         // Without the flag the same bytes read as a binary service.
         #expect(StreamPlayer.play(segments, .asCaptured).firstServerPayload == .binary)
+    }
+
+    /// PDU boundaries a capture that began mid-stream may join at (MS-RDPBCGR 2.2.8.1.2,
+    /// 2.2.9.1.2; RFC 1006; RFC 5246 6.2.1), from header bytes as the specs lay them out.
+    @Test func midStreamBoundaries() {
+        func at(_ bytes: [UInt8], _ d: Direction) -> RDPConnectionParser.Boundary {
+            bytes.withUnsafeBytes { RDPConnectionParser.boundary(ByteCursor($0), direction: d) }
+        }
+        #expect(at([0x17, 0x03, 0x03, 0x00, 0x20], .serverToClient) == .found(.tls))
+        // TLS record version 3.5 and length 0 are not records.
+        #expect(at([0x17, 0x03, 0x05, 0x00, 0x20, 0, 0], .serverToClient) == .none)
+        #expect(at([0x17, 0x03], .clientToServer) == .needMore)
+        // TPKT + X.224 Data (LI 2, DT 0xF0, EOT): slow-path MCS.
+        #expect(at([0x03, 0x00, 0x00, 0x0C, 0x02, 0xF0, 0x80, 0x64, 0, 0, 0, 0], .clientToServer) == .found(.tpkt))
+        #expect(at([0x03, 0x00, 0x00, 0x0C, 0x02, 0x40, 0x80], .clientToServer) == .none)
+        // fpOutputHeader 0x00 / 0x80 (encrypted flag), one- and two-byte lengths.
+        #expect(at([0x00, 0x09, 0x01, 0x02, 0x00], .serverToClient) == .found(.fastPath))
+        #expect(at([0x80, 0x81, 0x2C], .serverToClient) == .found(.fastPath))
+        // The output header's reserved bits must be 0; the input header's numEvents may not be.
+        #expect(at([0x04, 0x09, 0x01], .serverToClient) == .none)
+        #expect(at([0x04, 0x09, 0x01], .clientToServer) == .found(.fastPath))
+        // Action bits 1 (not fast-path), a length too small for one event, too few bytes.
+        #expect(at([0x05, 0x09, 0x01], .clientToServer) == .none)
+        #expect(at([0x04, 0x02, 0x01], .clientToServer) == .none)
+        #expect(at([0x04, 0x81], .clientToServer) == .needMore)
+        #expect(at([], .clientToServer) == .needMore)
     }
 
     // MARK: - Losses
