@@ -268,7 +268,7 @@ import TriageProtocols
         let clientISN = w.client.next &- 1
         let serverISN = w.server.next &- 1
         let synAckAgain = { (after: Double) in
-            w.send(.s, W.syn | W.ack, after: after, seq: serverISN, ack: clientISN &+ 1, options: [2, 4, 0x05, 0xB4])
+            _ = w.send(.s, W.syn | W.ack, after: after, seq: serverISN, ack: clientISN &+ 1, options: [2, 4, 0x05, 0xB4])
         }
         synAckAgain(3)
         // The handshake ACK and the request leave the client unseen; a later ACK is captured.
