@@ -84,6 +84,9 @@ public final class SessionTracker {
     /// when the queues outgrow the table.
     private var openOrder: Deque<OrderEntry> = []
     private var halfOpenOrder: Deque<OrderEntry> = []
+    /// The queues are kept only while the table is at least half full: an ordinary capture
+    /// (hundreds open) never pays for them; on the way up they are built from the table.
+    private var ordering = false
     struct OrderEntry {
         var key: FlowKey
         var id: Int
@@ -355,9 +358,22 @@ public final class SessionTracker {
         sessions[s.key] = s
         tombstones[s.key] = nil
         file(s)
-        openOrder.append(OrderEntry(key: s.key, id: s.id))
-        if roleSource == .syn { halfOpenOrder.append(OrderEntry(key: s.key, id: s.id)) }
-        if openOrder.count > 2 * max(sessions.count, 1024) { compactOrder() }
+        if ordering {
+            openOrder.append(OrderEntry(key: s.key, id: s.id))
+            if roleSource == .syn { halfOpenOrder.append(OrderEntry(key: s.key, id: s.id)) }
+            if openOrder.count > 2 * max(sessions.count, 1024) { compactOrder() }
+            if sessions.count < configuration.maxSessions / 4 {
+                ordering = false
+                openOrder.removeAll()
+                halfOpenOrder.removeAll()
+            }
+        } else if sessions.count >= configuration.maxSessions / 2 {
+            ordering = true
+            for o in sessions.values.sorted(by: { $0.id < $1.id }) {
+                openOrder.append(OrderEntry(key: o.key, id: o.id))
+                if o.roleSource == .syn && o.synAck == nil { halfOpenOrder.append(OrderEntry(key: o.key, id: o.id)) }
+            }
+        }
         return s
     }
 
@@ -369,7 +385,7 @@ public final class SessionTracker {
 
     private func compactOrder() {
         openOrder = Deque(openOrder.filter { openSession($0) != nil })
-        halfOpenOrder = Deque(halfOpenOrder.filter { openSession($0)?.synAck == nil && openSession($0) != nil })
+        halfOpenOrder = Deque(halfOpenOrder.filter { e in openSession(e).map { $0.synAck == nil } ?? false })
     }
 
     /// Reports the oldest half-open session, or else the oldest open one, as it stands.
@@ -556,6 +572,7 @@ public final class SessionTracker {
         wheelSwept = .min
         openOrder.removeAll()
         halfOpenOrder.removeAll()
+        ordering = false
         candidates.removeAll()
         candidateOrder.removeAll()
         tombstones.removeAll()

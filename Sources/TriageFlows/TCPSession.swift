@@ -297,8 +297,9 @@ public final class TCPSession {
             handleAck(p, direction: d, at: ref)
         }
         let wire = p.payloadWireLength
+        // One reference to the direction's stream for the whole packet (each takes a retain).
+        let s = stream(d)
         if !flags.contains(.syn) {
-            let s = stream(d)
             if s.isStarted {
                 // A FIN takes one sequence number and no byte: packets after it are one ahead.
                 let afterFIN: Int64 = (d == .clientToServer ? stats.client.fin : stats.server.fin) != nil ? 1 : 0
@@ -314,7 +315,6 @@ public final class TCPSession {
             }
         }
         if wire > 0 {
-            let s = stream(d)
             if !s.isStarted {
                 if let isn = d == .clientToServer ? clientISN : serverISN { s.start(afterSYN: isn) } else { s.start(at: h.sequence) }
             }
@@ -332,7 +332,6 @@ public final class TCPSession {
             }
         }
         if flags.contains(.fin) {
-            let s = stream(d)
             if !s.isStarted { s.start(at: h.sequence) }
             s.noteFIN(at: s.offset(of: h.sequence) + Int64(p.payloadWireLength))
             handleFIN(p, direction: d, at: ref)
