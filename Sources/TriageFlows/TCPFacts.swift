@@ -72,6 +72,50 @@ public struct SideFacts: Sendable, Codable, Equatable {
     public var sentUnseenBytes: Int64? = nil
 }
 
+extension SideFacts {
+    /// Written by hand, in declaration order: absent optionals cost no call. Two of these are
+    /// encoded for every attempt of a JSON report, and the synthesized form made a call (and
+    /// a generic metadata look-up) for each of its dozen optionals, nil or not.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(frames, forKey: .frames)
+        try c.encode(frameBytes, forKey: .frameBytes)
+        try c.encode(packets, forKey: .packets)
+        try c.encode(payloadBytes, forKey: .payloadBytes)
+        try c.encode(streamBytes, forKey: .streamBytes)
+        try c.encode(retransmissions, forKey: .retransmissions)
+        if let v = firstRetransmission { try c.encode(v, forKey: .firstRetransmission) }
+        try c.encode(duplicates, forKey: .duplicates)
+        try c.encode(zeroWindows, forKey: .zeroWindows)
+        if let v = firstZeroWindow { try c.encode(v, forKey: .firstZeroWindow) }
+        try c.encode(duplicateAcks, forKey: .duplicateAcks)
+        try c.encode(sackBlocks, forKey: .sackBlocks)
+        try c.encode(outOfOrder, forKey: .outOfOrder)
+        try c.encode(largestSegment, forKey: .largestSegment)
+        if let v = mss { try c.encode(v, forKey: .mss) }
+        if let v = windowScale { try c.encode(v, forKey: .windowScale) }
+        try c.encode(sackPermitted, forKey: .sackPermitted)
+        try c.encode(timestamps, forKey: .timestamps)
+        if let v = ttlMin { try c.encode(v, forKey: .ttlMin) }
+        if let v = ttlMax { try c.encode(v, forKey: .ttlMax) }
+        try c.encode(cutFrames, forKey: .cutFrames)
+        if let v = fin { try c.encode(v, forKey: .fin) }
+        try c.encode(rstCount, forKey: .rstCount)
+        try c.encode(gaps, forKey: .gaps)
+        try c.encode(gapCount, forKey: .gapCount)
+        try c.encode(gapBytes, forKey: .gapBytes)
+        try c.encode(acknowledgedUnseen, forKey: .acknowledgedUnseen)
+        try c.encode(overlapBytes, forKey: .overlapBytes)
+        try c.encode(conflictingOverlapBytes, forKey: .conflictingOverlapBytes)
+        try c.encode(cutBytes, forKey: .cutBytes)
+        if let v = lastDataFrame { try c.encode(v, forKey: .lastDataFrame) }
+        if let v = implausibleSegments { try c.encode(v, forKey: .implausibleSegments) }
+        if let v = sequenceNonsense { try c.encode(v, forKey: .sequenceNonsense) }
+        if let v = sentUnseenAt { try c.encode(v, forKey: .sentUnseenAt) }
+        if let v = sentUnseenBytes { try c.encode(v, forKey: .sentUnseenBytes) }
+    }
+}
+
 /// The handshake timeline.
 public struct HandshakeFacts: Sendable, Codable, Equatable {
     public var synCount: Int

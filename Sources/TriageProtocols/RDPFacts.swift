@@ -339,3 +339,31 @@ public struct RDPFacts: Sendable, Codable, Equatable {
 
     public init() {}
 }
+
+extension RDPFacts {
+    /// Written by hand, in declaration order: absent optionals (most of them, for most
+    /// attempts) cost no call. The synthesized form made one for each, with a generic
+    /// metadata look-up, for every attempt of a JSON report.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        if let v = firstClientPayload { try c.encode(v, forKey: .firstClientPayload) }
+        if let v = firstServerPayload { try c.encode(v, forKey: .firstServerPayload) }
+        if let v = serverBanner { try c.encode(v, forKey: .serverBanner) }
+        if let v = serverBannerAt { try c.encode(v, forKey: .serverBannerAt) }
+        if let v = connectionRequest { try c.encode(v, forKey: .connectionRequest) }
+        if let v = connectionConfirm { try c.encode(v, forKey: .connectionConfirm) }
+        if let v = disconnectRequest { try c.encode(v, forKey: .disconnectRequest) }
+        if let v = disconnectRequestFrom { try c.encode(v, forKey: .disconnectRequestFrom) }
+        if let v = disconnectRequestReason { try c.encode(v, forKey: .disconnectRequestReason) }
+        if let v = disconnectProviderUltimatum { try c.encode(v, forKey: .disconnectProviderUltimatum) }
+        if let v = disconnectProviderUltimatumFrom { try c.encode(v, forKey: .disconnectProviderUltimatumFrom) }
+        if let v = disconnectProviderUltimatumReason { try c.encode(v, forKey: .disconnectProviderUltimatumReason) }
+        if let v = mcsConnectInitial { try c.encode(v, forKey: .mcsConnectInitial) }
+        if let v = mcsConnectResponse { try c.encode(v, forKey: .mcsConnectResponse) }
+        if let v = tls { try c.encode(v, forKey: .tls) }
+        if let v = credssp { try c.encode(v, forKey: .credssp) }
+        try c.encode(notes, forKey: .notes)
+        try c.encode(lostSync, forKey: .lostSync)
+        if let v = midStream { try c.encode(v, forKey: .midStream) }
+    }
+}
