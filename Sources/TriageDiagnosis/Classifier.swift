@@ -510,15 +510,8 @@ public enum Classifier {
                 details.append("The capture began inside a PDU of the \(side.rawValue)'s stream: its first \(r.bytes(s.skippedBytes)) were skipped to the first PDU boundary.")
             }
         }
-        // A server that closes within a second of the client's last message is answering
-        // the client's disconnect.
-        var ender = r.ender
-        if ender == .server, !r.endedByRST, let end = r.endingFrame, let last = r.tcp.clientSide.lastDataFrame,
-            last.frame < end.frame, end.time.seconds(since: last.time) <= 1
-        {
-            ender = .client
-            details.append("The client disconnected first (its last message in frame \(last.frame)); the server then closed the TCP connection.")
-        }
+        let (ender, disconnect) = answeredDisconnect(r, if: !r.endedByRST)
+        if let disconnect { details.append(disconnect) }
         let ending: String
         switch r.tcp.outcome {
         case .open: ending = "it was still open when the capture ended"
@@ -668,6 +661,16 @@ public enum Classifier {
             "\(r.serverName) confirmed the negotiation (\(selected.names)) and then \(r.endedByRST ? "reset" : "closed") the connection before the security handshake.",
             Confidence(.medium, "the server ended the connection after its Connection Confirm, before any TLS"),
             stage: .x224Negotiation, client: closedDuringSetup(r), remedy: "early-disconnect", evidence: evidence)
+    }
+
+    /// A server that closes within a second of the client's last message is answering the
+    /// client's disconnect (its close_notify or Disconnect Provider Ultimatum): the client
+    /// ended the attempt. Returns who ended it and, when that changed, the sentence saying why.
+    static func answeredDisconnect(_ r: Reading, if applies: Bool) -> (Ender, String?) {
+        guard r.ender == .server, applies, let end = r.endingFrame, let last = r.tcp.clientSide.lastDataFrame,
+            last.frame < end.frame, end.time.seconds(since: last.time) <= 1
+        else { return (r.ender, nil) }
+        return (.client, "The client disconnected first (its last message in frame \(last.frame)); the server then closed the TCP connection.")
     }
 
     /// RDP_NEG_RSP may only select a protocol the client offered; standard RDP security
@@ -1106,15 +1109,8 @@ public enum Classifier {
         if authOnly && !r.reachedSession {
             details.append("The client completed Network Level Authentication and then closed the connection itself (an authentication-only check, or the user cancelled).")
         }
-        // A server that closes within a second of the client's last message is answering
-        // the client's disconnect (its close_notify or Disconnect Provider Ultimatum).
-        var ender = r.ender
-        if ender == .server, r.reachedSession, let end = r.endingFrame, let last = r.tcp.clientSide.lastDataFrame,
-            last.frame < end.frame, end.time.seconds(since: last.time) <= 1
-        {
-            ender = .client
-            details.append("The client disconnected first (its last message in frame \(last.frame)); the server then closed the TCP connection.")
-        }
+        let (ender, disconnect) = answeredDisconnect(r, if: r.reachedSession)
+        if let disconnect { details.append(disconnect) }
         let ending: String
         switch r.tcp.outcome {
         case .open: ending = "still open when the capture ended"
