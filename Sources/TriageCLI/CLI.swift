@@ -48,7 +48,8 @@ public struct Analyze: ParsableCommand {
             Every TCP connection to port 3389 (and the --port ports, and RDP found on any port by its \
             first bytes) is an attempt; each gets a verdict: label, cause, stage, who ended it, \
             confidence, evidence frames, the Windows client code it most likely showed, and what to do.
-            """)
+            """,
+        aliases: ["analyse"])
 
     @Argument(help: "Capture files (pcap or pcapng); - reads standard input.")
     public var files: [String] = []
@@ -91,13 +92,13 @@ public struct Analyze: ParsableCommand {
     public var noDetect = false
 
     @Option(name: .long, help: "Most bytes one session direction may hold for reassembly.")
-    public var maxSessionBuffer: Int = 256 * 1024
+    public var maxSessionBuffer: ByteSize = ByteSize(256 * 1024)
 
     @Option(name: .long, help: ArgumentHelp("Benchmarking: stop after read, decode, track, parse or facts.", visibility: .hidden))
     public var benchStopAfter: String?
 
     @Option(name: .long, help: "Most bytes all sessions together may hold for reassembly.")
-    public var maxBuffer: Int = 256 << 20
+    public var maxBuffer: ByteSize = ByteSize(256 << 20)
 
     @Option(
         name: .long,
@@ -122,8 +123,8 @@ public struct Analyze: ParsableCommand {
         if let r = reported, ReportedCode(r) == nil {
             throw ValidationError("--reported \(r) is not a client code (examples: 0x904/0x7, 0x904, 2308)")
         }
-        if maxSessionBuffer < 4096 { throw ValidationError("--max-session-buffer must be at least 4096") }
-        if maxBuffer < maxSessionBuffer { throw ValidationError("--max-buffer must be at least --max-session-buffer") }
+        if maxSessionBuffer.bytes < 4096 { throw ValidationError("--max-session-buffer must be at least 4096") }
+        if maxBuffer.bytes < maxSessionBuffer.bytes { throw ValidationError("--max-buffer must be at least --max-session-buffer") }
         if maxSessions < 16 { throw ValidationError("--max-sessions must be at least 16") }
         if maxRepeats < 0 { throw ValidationError("--max-repeats must be 0 (show all) or more") }
         if keylog != nil && export == nil { throw ValidationError("--keylog is used with --export") }
@@ -149,8 +150,8 @@ public struct Analyze: ParsableCommand {
         for p in port where !ports.contains(UInt16(p)) { ports.append(UInt16(p)) }
         engineOptions.tracker.ports = ports
         engineOptions.tracker.detectRDPOnAnyPort = !noDetect
-        engineOptions.tracker.streamLimits.perStream = maxSessionBuffer
-        engineOptions.tracker.memoryLimit = maxBuffer
+        engineOptions.tracker.streamLimits.perStream = maxSessionBuffer.bytes
+        engineOptions.tracker.memoryLimit = maxBuffer.bytes
         engineOptions.tracker.maxSessions = maxSessions
         engineOptions.stopAfter = benchStopAfter.flatMap(PipelineStage.init(rawValue:))
         engineOptions.readAhead = !benchNoReadAhead
@@ -292,7 +293,44 @@ public func runCommandLine(_ arguments: [String]) -> Int32 {
             print(message)
             return ExitStatus.healthy
         }
-        printError(message)
+        // A usage error is the argument parser's few lines (error, help, usage): each is
+        // escaped on its own, so a value typed on the command line cannot inject, and the
+        // lines stay lines.
+        for line in message.split(separator: "\n", omittingEmptySubsequences: false) { printError(String(line)) }
         return ExitStatus.inputError
     }
+}
+
+/// A size in bytes as people write it: `262144`, `256K`, `256M`, `1G` (binary units: K is
+/// 1024), optionally with `B`/`iB` (`256MiB`).
+public struct ByteSize: ExpressibleByArgument, CustomStringConvertible, Sendable {
+    public let bytes: Int
+
+    public init(_ bytes: Int) { self.bytes = bytes }
+
+    public init?(argument: String) {
+        var text = Substring(argument.trimmingCharacters(in: .whitespaces)).uppercased()[...]
+        if text.hasSuffix("IB") { text = text.dropLast(2) } else if text.hasSuffix("B") { text = text.dropLast() }
+        let shift: Int
+        switch text.last {
+        case "K": shift = 10
+        case "M": shift = 20
+        case "G": shift = 30
+        default: shift = 0
+        }
+        if shift > 0 { text = text.dropLast() }
+        guard let n = Int(text), n >= 0 else { return nil }
+        let (value, overflow) = n.multipliedReportingOverflow(by: 1 << shift)
+        guard !overflow else { return nil }
+        bytes = value
+    }
+
+    public var description: String {
+        for (shift, unit) in [(30, "G"), (20, "M"), (10, "K")] where bytes > 0 && bytes % (1 << shift) == 0 {
+            return "\(bytes >> shift)\(unit)"
+        }
+        return String(bytes)
+    }
+
+    public var defaultValueDescription: String { description }
 }

@@ -19,7 +19,7 @@ public final class TextReport: AnalysisSink {
         switch options.color {
         case .always: color = true
         case .never: color = false
-        case .auto: color = output.isTerminal && !environmentSays("NO_COLOR")
+        case .auto: color = output.isTerminal && !environmentSays("NO_COLOR") && !terminalIsDumb()
         }
     }
 
@@ -180,6 +180,12 @@ public final class TextReport: AnalysisSink {
         }
         out.flush()
     }
+}
+
+/// `TERM=dumb` (Emacs shells, some CI logs) shows escape codes as they are.
+func terminalIsDumb() -> Bool {
+    guard let v = getenv("TERM") else { return false }
+    return String(cString: v) == "dumb"
 }
 
 func environmentSays(_ name: String) -> Bool {

@@ -21,6 +21,41 @@ import TriageFlows
         #expect(FileManager.default.isExecutableFile(atPath: exe), "\(exe)")
     }
 
+    /// `analyse`, the spelling the help uses, is the same command.
+    @Test func britishSpelling() throws {
+        let a = try run(["analyse", "--color", "never", failing])
+        let b = try run(["analyze", "--color", "never", failing])
+        #expect(a.status == 1 && a.stdout == b.stdout && !a.stdout.isEmpty)
+    }
+
+    /// Sizes take units (binary: K is 1024): 64K is 65,536 bytes, above the 4,096 minimum;
+    /// 1K is below it; a unit that does not exist is a usage error, its lines kept as lines.
+    @Test func sizesTakeUnits() throws {
+        #expect(try run(["analyze", "--max-buffer", "1M", "--max-session-buffer", "64K", failing]).status == 1)
+        #expect(try run(["analyze", "--max-buffer", "256MiB", failing]).status == 1)
+        let small = try run(["analyze", "--max-session-buffer", "1K", failing])
+        #expect(small.status == 2 && small.stderr.contains("--max-session-buffer must be at least 4096"), "\(small.stderr)")
+        let bad = try run(["analyze", "--max-buffer", "1X", failing])
+        #expect(bad.status == 2)
+        #expect(bad.stderr.contains("The value '1X' is invalid for '--max-buffer"), "\(bad.stderr)")
+        #expect(!bad.stderr.contains("\\x0a") && bad.stderr.contains("\nUsage: "), "\(bad.stderr)")
+        #expect(try run(["analyze", "--help"]).stdout.contains("(default: 256M)"))
+    }
+
+    /// On a terminal whose TERM is dumb, --color auto writes no escape codes (run under
+    /// script(1), which gives the program a terminal).
+    @Test(.enabled(if: Prerequisite.runs(Run.tool("script") != nil), "script (util-linux) is not installed"))
+    func dumbTerminalGetsNoColour() throws {
+        let script = try #require(Run.tool("script"), "missing prerequisite: script")
+        let command = "\(exe) analyze --color auto \(failing)"
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        let dumb = try Run.program(script, ["-qec", command, "/dev/null"], environment: ["TERM": "dumb", "PATH": path])
+        #expect(dumb.stdout.contains("rst-refused"), "\(dumb.stdout)")
+        #expect(!dumb.stdout.contains("\u{1B}["), "escape codes on a dumb terminal")
+        let colour = try Run.program(script, ["-qec", command, "/dev/null"], environment: ["TERM": "xterm", "PATH": path])
+        #expect(colour.stdout.contains("\u{1B}["), "a real terminal gets colour (the test can tell)")
+    }
+
     /// Colour only wraps the label (bold and red or green) and the headings: without the
     /// escape sequences the text is the plain report.
     @Test func colourAddsOnlyEscapes() throws {
