@@ -110,6 +110,12 @@ public struct Analyze: ParsableCommand {
         help: "Attempts shown one by one per server and verdict; the rest are counted in a summary (0: show all).")
     public var maxRepeats: Int = 20
 
+    @Flag(name: .long, help: "Show only failed attempts (the summary and stories still count every attempt).")
+    public var failuresOnly = false
+
+    @Option(name: .long, help: "Show only this attempt, by its number in the report (repeatable).")
+    public var attempt: [Int] = []
+
     @Flag(name: .long, help: ArgumentHelp("Benchmarking: read files on the packet thread, not ahead on a thread of their own.", visibility: .hidden))
     public var benchNoReadAhead = false
 
@@ -127,6 +133,7 @@ public struct Analyze: ParsableCommand {
         if maxBuffer.bytes < maxSessionBuffer.bytes { throw ValidationError("--max-buffer must be at least --max-session-buffer") }
         if maxSessions < 16 { throw ValidationError("--max-sessions must be at least 16") }
         if maxRepeats < 0 { throw ValidationError("--max-repeats must be 0 (show all) or more") }
+        for n in attempt where n < 1 { throw ValidationError("--attempt \(n): attempts are numbered from 1") }
         if keylog != nil && export == nil { throw ValidationError("--keylog is used with --export") }
         if force && export == nil { throw ValidationError("--force is used with --export") }
         if keylog != nil && redact {
@@ -160,6 +167,8 @@ public struct Analyze: ParsableCommand {
         reportOptions.reported = reported.flatMap(ReportedCode.init)
         reportOptions.color = ColorMode(rawValue: color) ?? .auto
         reportOptions.maxRepeats = maxRepeats
+        reportOptions.failuresOnly = failuresOnly
+        reportOptions.onlyAttempts = attempt.isEmpty ? nil : Set(attempt)
         if redact { reportOptions.redactor = Redactor() }
 
         // Checked before the output is opened: opening it truncates it.

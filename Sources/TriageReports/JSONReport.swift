@@ -20,7 +20,7 @@ public final class JSONReport: AnalysisSink {
     public init(output: ReportOutput, options: ReportOptions) {
         out = output
         self.options = options
-        digest = InputDigest(reported: options.reported, maxRepeats: options.maxRepeats)
+        digest = InputDigest(options)
     }
 
     /// Encodes a value to sit at `level` inside the document.
@@ -46,7 +46,7 @@ public final class JSONReport: AnalysisSink {
         out.write(inputCount == 0 ? "\n" : ",\n")
         inputCount += 1
         attemptsInInput = 0
-        digest = InputDigest(reported: options.reported, maxRepeats: options.maxRepeats)
+        digest = InputDigest(options)
         out.line("    {")
         out.line("      \"input\": \(string(input.input)),")
         out.line("      \"link_type\": \(input.linkType.map(string) ?? "null"),")

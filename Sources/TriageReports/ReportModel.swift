@@ -35,6 +35,10 @@ public struct ReportOptions {
     public var verbose = false
     /// Attempts shown one by one per server and verdict; the rest are counted (0: all).
     public var maxRepeats = 20
+    /// Show only failed attempts (`--failures-only`); the summary still counts them all.
+    public var failuresOnly = false
+    /// Show only these attempts, by their 1-based numbers (`--attempt N`, repeatable).
+    public var onlyAttempts: Set<Int>?
 
     public init() {}
 }
@@ -131,9 +135,31 @@ final class InputDigest {
     private(set) var answered = 0
     private(set) var notShown = 0
 
-    init(reported: ReportedCode?, maxRepeats: Int = 20) {
+    let failuresOnly: Bool
+    let onlyAttempts: Set<Int>?
+    /// Attempts the user's filters left out of the report.
+    private(set) var filteredOut = 0
+
+    init(reported: ReportedCode?, maxRepeats: Int = 20, failuresOnly: Bool = false, onlyAttempts: Set<Int>? = nil) {
         self.reported = reported
         self.maxRepeats = maxRepeats
+        self.failuresOnly = failuresOnly
+        self.onlyAttempts = onlyAttempts
+    }
+
+    convenience init(_ options: ReportOptions) {
+        self.init(
+            reported: options.reported, maxRepeats: options.maxRepeats, failuresOnly: options.failuresOnly,
+            onlyAttempts: options.onlyAttempts)
+    }
+
+    /// What the report was asked to leave out, for its summary ("failed attempts only").
+    var filterLine: String? {
+        var what: [String] = []
+        if failuresOnly { what.append("failed attempts only (--failures-only)") }
+        if let only = onlyAttempts { what.append("attempts " + only.sorted().map { "#\($0)" }.joined(separator: ", ") + " (--attempt)") }
+        guard !what.isEmpty else { return nil }
+        return "Shown: " + what.joined(separator: " and ") + "; \(filteredOut) other attempt\(filteredOut == 1 ? "" : "s") counted above but not shown"
     }
 
     /// Takes an attempt; returns whether the report shows it one by one.
@@ -154,6 +180,10 @@ final class InputDigest {
         }
         stories.add(s)
         noteMatch(s)
+        if (failuresOnly && !a.verdict.isFailure) || onlyAttempts.map({ !$0.contains(s.id + 1) }) == true {
+            filteredOut += 1
+            return false
+        }
         return noteRepeat(a)
     }
 

@@ -15,7 +15,7 @@ public final class TextReport: AnalysisSink {
     public init(output: ReportOutput, options: ReportOptions) {
         out = output
         self.options = options
-        digest = InputDigest(reported: options.reported, maxRepeats: options.maxRepeats)
+        digest = InputDigest(options)
         switch options.color {
         case .always: color = true
         case .never: color = false
@@ -37,7 +37,7 @@ public final class TextReport: AnalysisSink {
     func emit(_ s: String) { out.line(options.redactor?.apply(s) ?? s) }
 
     public func begin(_ input: InputInfo) {
-        digest = InputDigest(reported: options.reported, maxRepeats: options.maxRepeats)
+        digest = InputDigest(options)
         var head = input.input == "-" ? "standard input" : Printable.escapingControls(input.input)
         if let lt = input.linkType { head += " (\(lt))" }
         emit(bold(head))
@@ -175,6 +175,7 @@ public final class TextReport: AnalysisSink {
                 + (s.stats.ipFragments > 0 ? ", \(s.stats.ipFragments) IP fragments (not reassembled)" : "")
                 + (s.filteredOut > 0 ? ", \(s.filteredOut) filtered out" : "") + ".")
         if let line = digest.repeatsLine { emit("  " + line + ".") }
+        if let line = digest.filterLine { emit("  " + line + ".") }
         if s.attempts == 0 && s.error == nil {
             emit("  No RDP connection attempt in this input (TCP 3389, --port ports, or an X.224 Connection Request on any port).")
         }

@@ -21,6 +21,27 @@ import TriageFlows
         #expect(FileManager.default.isExecutableFile(atPath: exe), "\(exe)")
     }
 
+    /// --failures-only and --attempt narrow what is shown, not what is counted. retry-then-
+    /// success was made as two refused attempts, a client that gave up, then a success.
+    @Test func showingFailuresOrChosenAttempts() throws {
+        let capture = Repo.captures + "/retry-then-success.pcap"
+        func shown(_ out: String) -> [String] {
+            out.split(separator: "\n").filter { $0.hasPrefix("  #") }.map { String($0.split(separator: " ")[0]) }
+        }
+        let failures = try run(["analyze", "--color", "never", "--failures-only", capture])
+        #expect(failures.status == 1)
+        #expect(shown(failures.stdout) == ["#1", "#2", "#3"])
+        #expect(failures.stdout.contains("  4 RDP attempts: 1 client-abort, 2 rst-refused, 1 success; 3 failed;"))
+        #expect(failures.stdout.contains("Shown: failed attempts only (--failures-only); 1 other attempt counted above but not shown."))
+        let chosen = try run(["analyze", "--color", "never", "--attempt", "4", "--attempt", "2", capture])
+        #expect(shown(chosen.stdout) == ["#2", "#4"])
+        let json = try run(["analyze", "--format", "json", "--failures-only", capture])
+        let doc = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        let attempts = try #require((doc["inputs"] as? [[String: Any]])?.first?["attempts"] as? [[String: Any]])
+        #expect(attempts.map { $0["number"] as? Int } == [1, 2, 3])
+        #expect(try run(["analyze", "--attempt", "0", capture]).status == 2)
+    }
+
     /// `analyse`, the spelling the help uses, is the same command.
     @Test func britishSpelling() throws {
         let a = try run(["analyse", "--color", "never", failing])
