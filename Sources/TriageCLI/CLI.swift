@@ -152,6 +152,8 @@ public struct Analyze: ParsableCommand {
     /// Runs the analysis and returns the exit status.
     public func runReturningStatus() -> Int32 {
         var engineOptions = EngineOptions()
+        // Warnings go through the same writer as errors.
+        engineOptions.warn = { printError("rdptriage: " + $0) }
         engineOptions.filter = filter
         var ports: [UInt16] = [3389]
         for p in port where !ports.contains(UInt16(p)) { ports.append(UInt16(p)) }

@@ -225,23 +225,16 @@ public enum Pcapng {
 
     // Bounds-checked reads: nil when the bytes are not there.
     @inline(__always)
-    static func read16(_ b: UnsafeRawBufferPointer, _ at: Int, _ order: ByteOrder) -> UInt16? {
-        guard at >= 0, at <= b.count - 2 else { return nil }
-        let v = b.loadUnaligned(fromByteOffset: at, as: UInt16.self)
-        return order == .little ? UInt16(littleEndian: v) : UInt16(bigEndian: v)
+    static func read<T: FixedWidthInteger>(_ b: UnsafeRawBufferPointer, _ at: Int, _ order: ByteOrder, as: T.Type) -> T? {
+        guard at >= 0, at <= b.count - MemoryLayout<T>.size else { return nil }
+        let v = b.loadUnaligned(fromByteOffset: at, as: T.self)
+        return order == .little ? T(littleEndian: v) : T(bigEndian: v)
     }
 
     @inline(__always)
-    static func read32(_ b: UnsafeRawBufferPointer, _ at: Int, _ order: ByteOrder) -> UInt32? {
-        guard at >= 0, at <= b.count - 4 else { return nil }
-        let v = b.loadUnaligned(fromByteOffset: at, as: UInt32.self)
-        return order == .little ? UInt32(littleEndian: v) : UInt32(bigEndian: v)
-    }
-
+    static func read16(_ b: UnsafeRawBufferPointer, _ at: Int, _ order: ByteOrder) -> UInt16? { read(b, at, order, as: UInt16.self) }
     @inline(__always)
-    static func read64(_ b: UnsafeRawBufferPointer, _ at: Int, _ order: ByteOrder) -> UInt64? {
-        guard at >= 0, at <= b.count - 8 else { return nil }
-        let v = b.loadUnaligned(fromByteOffset: at, as: UInt64.self)
-        return order == .little ? UInt64(littleEndian: v) : UInt64(bigEndian: v)
-    }
+    static func read32(_ b: UnsafeRawBufferPointer, _ at: Int, _ order: ByteOrder) -> UInt32? { read(b, at, order, as: UInt32.self) }
+    @inline(__always)
+    static func read64(_ b: UnsafeRawBufferPointer, _ at: Int, _ order: ByteOrder) -> UInt64? { read(b, at, order, as: UInt64.self) }
 }

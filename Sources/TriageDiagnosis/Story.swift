@@ -56,12 +56,6 @@ public struct Story: Sendable, Codable, Equatable {
         return b.finish()
     }
 
-    static func story(first: AttemptSummary, last: AttemptSummary, group g: [AttemptSummary]) -> Story {
-        let group = StoryGroup(g[0])
-        for a in g.dropFirst() { group.add(a) }
-        return story(group)
-    }
-
     /// The story of a group: its first attempts and its last one told one by one, those in
     /// between (a flood's thousands) only counted.
     static func story(_ g: StoryGroup) -> Story {

@@ -109,8 +109,9 @@ public struct EngineOptions: Sendable {
     public var tracker = TrackerConfiguration()
     /// Where input warnings go (a capture whose last record is cut short): one line each, on
     /// standard error unless the caller says otherwise, whatever the report format.
+    /// The text names the input, so control characters are escaped (one line, no terminal codes).
     public var warn: @Sendable (String) -> Void = { line in
-        let bytes = Array("rdptriage: \(line)\n".utf8)
+        let bytes = Array("rdptriage: \(Printable.escapingControls(line))\n".utf8)
         _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
     }
     /// A BPF filter applied to every frame (frame numbers still count every frame).

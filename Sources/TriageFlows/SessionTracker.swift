@@ -69,10 +69,10 @@ public final class SessionTracker {
     private let onFinish: (TCPSession, DNSTable) -> Void
     private let factory: (any StreamConsumerFactory)?
 
-    private var portMap = [UInt64](repeating: 0, count: 1024)
+    private var rdpPorts = PortSet()
     /// The configured ports and the server ports of attempts found on other ports: where
     /// RDP's UDP transport goes.
-    private var udpPortMap = [UInt64](repeating: 0, count: 1024)
+    private var udpPorts = PortSet()
     let udp: UDPSideChannelTable
     @exclusivity(unchecked) private var sessions: [FlowKey: TCPSession] = [:]
     @exclusivity(unchecked) private var candidates: [FlowKey: Candidate] = [:]
@@ -140,17 +140,14 @@ public final class SessionTracker {
         self.udp = UDPSideChannelTable(capacity: configuration.udpPairCapacity)
         self.factory = factory
         self.onFinish = onFinish
-        for p in configuration.ports { portMap[Int(p >> 6)] |= 1 << UInt64(p & 63) }
-        udpPortMap = portMap
+        for p in configuration.ports { rdpPorts.insert(p) }
+        udpPorts = rdpPorts
         sweepScratch.reserveCapacity(64)
         dueScratch.reserveCapacity(64)
     }
 
     @inline(__always)
-    func isRDPPort(_ p: UInt16) -> Bool { portMap[Int(p >> 6)] & (1 << UInt64(p & 63)) != 0 }
-
-    @inline(__always)
-    func isUDPRDPPort(_ p: UInt16) -> Bool { udpPortMap[Int(p >> 6)] & (1 << UInt64(p & 63)) != 0 }
+    func isRDPPort(_ p: UInt16) -> Bool { rdpPorts.contains(p) }
 
     /// Takes one decoded frame. `bytes` are the frame's captured bytes (the payload is at
     /// `packet.payloadOffset`); `frameLength` is its length on the wire.
@@ -187,8 +184,8 @@ public final class SessionTracker {
                 dns.record(payload, from: p.source, to: p.destination, fromServer: p.udpSourcePort == 53, at: ref)
                 stats.dnsResponses = dns.responses
             }
-            let fromRDPPort = isUDPRDPPort(p.udpSourcePort)
-            let toRDPPort = isUDPRDPPort(p.udpDestinationPort)
+            let fromRDPPort = udpPorts.contains(p.udpSourcePort)
+            let toRDPPort = udpPorts.contains(p.udpDestinationPort)
             if fromRDPPort || toRDPPort {
                 udp.record(
                     source: Endpoint(p.source, p.udpSourcePort), destination: Endpoint(p.destination, p.udpDestinationPort),
@@ -353,7 +350,7 @@ public final class SessionTracker {
             limits: configuration.streamLimits, budget: budget)
         nextID += 1
         stats.sessions += 1
-        udpPortMap[Int(server.port >> 6)] |= 1 << UInt64(server.port & 63)
+        udpPorts.insert(server.port)
         if let factory { s.attach(factory.makeConsumer(for: s)) }
         sessions[s.key] = s
         tombstones[s.key] = nil
@@ -577,4 +574,14 @@ public final class SessionTracker {
         candidateOrder.removeAll()
         tombstones.removeAll()
     }
+}
+
+/// A set of TCP or UDP ports as a bitmap: one bit test a packet.
+struct PortSet {
+    private var bits = [UInt64](repeating: 0, count: 1024)
+
+    @inline(__always)
+    func contains(_ p: UInt16) -> Bool { bits[Int(p >> 6)] & (1 << UInt64(p & 63)) != 0 }
+
+    mutating func insert(_ p: UInt16) { bits[Int(p >> 6)] |= 1 << UInt64(p & 63) }
 }

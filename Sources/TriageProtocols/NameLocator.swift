@@ -13,35 +13,46 @@ public enum NameLocator {
     /// The client's stream from its first byte.
     public static func clientStream(_ stream: [UInt8]) -> [NameField] {
         var out: [NameField] = []
+        walk(stream) { tpdu, payload, base in
+            switch tpdu {
+            case .connectionRequest(let cr):
+                out += cookieFields(cr, base)
+            case .data:
+                if let ci = try? MCSConnectInitial.parse(&payload), let core = ci.clientData.core,
+                    let r = core.clientNameRange, !r.isEmpty
+                {
+                    out.append(NameField(r, kind: .host, encoding: .utf16LE, shown: core.clientName))
+                }
+            default: break
+            }
+        } record: { header, fragment in
+            guard header.contentType == .handshake else { return true }
+            var f = fragment
+            // The ClientHello comes whole in its first record in every client seen.
+            if let (h, body) = try? TLSHandshakeHeader.readMessage(&f), h.type == .clientHello, let sni = serverName(body) {
+                out.append(sni)
+            }
+            return true
+        }
+        return out
+    }
+
+    /// Reads `stream` PDU by PDU, TPKT (X.224) or TLS record by the first byte, until it ends or
+    /// does not parse, or `record` says stop: the caller bounds the stream.
+    static func walk(
+        _ stream: [UInt8], tpdu: (X224TPDU, inout ByteCursor, UnsafeRawBufferPointer) -> Void,
+        record: (TLSRecordHeader, ByteCursor) -> Bool
+    ) {
         withCursor(stream) { c in
-            // Each turn consumes a PDU or a record, or stops: the caller bounds the stream.
             while !c.isEmpty {
-                let byte = c.peekUInt8() ?? 0
-                if byte == TPKTHeader.version {
-                    guard var (_, payload) = try? TPKTHeader.readPacket(&c), let tpdu = try? X224.parseTPDU(&payload)
-                    else { return }
-                    switch tpdu {
-                    case .connectionRequest(let cr):
-                        out += cookieFields(cr, c.base)
-                    case .data:
-                        if let ci = try? MCSConnectInitial.parse(&payload), let core = ci.clientData.core,
-                            let r = core.clientNameRange, !r.isEmpty
-                        {
-                            out.append(NameField(r, kind: .host, encoding: .utf16LE, shown: core.clientName))
-                        }
-                    default: break
-                    }
+                if c.peekUInt8() == TPKTHeader.version {
+                    guard var (_, payload) = try? TPKTHeader.readPacket(&c), let t = try? X224.parseTPDU(&payload) else { return }
+                    tpdu(t, &payload, c.base)
                 } else {
-                    guard let (header, fragment) = try? TLSRecord.read(&c) else { return }
-                    guard header.contentType == .handshake else { continue }
-                    var f = fragment
-                    // The ClientHello comes whole in its first record in every client seen.
-                    guard let (h, body) = try? TLSHandshakeHeader.readMessage(&f), h.type == .clientHello else { continue }
-                    if let sni = serverName(body) { out.append(sni) }
+                    guard let (header, fragment) = try? TLSRecord.read(&c), record(header, fragment) else { return }
                 }
             }
         }
-        return out
     }
 
     /// The server's stream from its first byte.
@@ -50,26 +61,18 @@ public enum NameLocator {
         // Handshake messages may span records: their bytes, and where each came from.
         var handshake: [UInt8] = []
         var origin: [Int] = []
-        withCursor(stream) { c in
-            // Each turn consumes a PDU or a record, or stops: the caller bounds the stream.
-            while !c.isEmpty {
-                let byte = c.peekUInt8() ?? 0
-                if byte == TPKTHeader.version {
-                    guard var (_, payload) = try? TPKTHeader.readPacket(&c), let tpdu = try? X224.parseTPDU(&payload)
-                    else { return }
-                    if case .data = tpdu, let cr = try? MCSConnectResponse.parse(&payload),
-                        let ranges = cr.serverData?.security?.certificateRanges
-                    {
-                        for r in ranges { out += certificateFields(stream, r) }
-                    }
-                } else {
-                    guard let (header, fragment) = try? TLSRecord.read(&c) else { return }
-                    // After ChangeCipherSpec (or in TLS 1.3, after the ServerHello) records are encrypted.
-                    guard header.contentType == .handshake else { return }
-                    handshake += stream[fragment.offset..<fragment.end]
-                    origin += Array(fragment.offset..<fragment.end)
-                }
+        walk(stream) { tpdu, payload, _ in
+            if case .data = tpdu, let cr = try? MCSConnectResponse.parse(&payload),
+                let ranges = cr.serverData?.security?.certificateRanges
+            {
+                for r in ranges { out += certificateFields(stream, r) }
             }
+        } record: { header, fragment in
+            // After ChangeCipherSpec (or in TLS 1.3, after the ServerHello) records are encrypted.
+            guard header.contentType == .handshake else { return false }
+            handshake += stream[fragment.offset..<fragment.end]
+            origin += Array(fragment.offset..<fragment.end)
+            return true
         }
         withCursor(handshake) { h in
             while let (header, body) = try? TLSHandshakeHeader.readMessage(&h) {

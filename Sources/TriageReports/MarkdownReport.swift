@@ -77,7 +77,7 @@ public final class MarkdownReport: AnalysisSink {
 
     public func begin(_ input: InputInfo) {
         digest = InputDigest(options)
-        emit("## rdptriage: \(Self.code(input.input == "-" ? "standard input" : input.input))")
+        emit("## rdptriage: \(Self.code(input.input == "-" ? "standard input" : Printable.escapingControls(input.input)))")
         emit()
     }
 
@@ -126,7 +126,7 @@ public final class MarkdownReport: AnalysisSink {
             emit()
         }
         if let w = s.warning {
-            emit("> **Input warning:** \(w.description); the complete frames before it were analysed")
+            emit("> **Input warning:** \(prose(Printable.escapingControls(w.description))); the complete frames before it were analysed")
             emit()
         }
         let stories = digest.finishStories()

@@ -144,7 +144,7 @@ public final class TextReport: AnalysisSink {
         }
         if let w = s.warning {
             emit("")
-            emit(paint("  warning: \(w.description); the complete frames before it were analysed", "33"))
+            emit(paint("  warning: \(Printable.escapingControls(w.description)); the complete frames before it were analysed", "33"))
         }
         let stories = digest.finishStories()
         if !stories.isEmpty {

@@ -99,6 +99,21 @@ import Testing
         #expect(!web.contains("<!DOCTYPE"))
     }
 
+    /// The warning for a capture cut in its last record names the file: escaped on standard
+    /// error, in text and in Markdown, like the errors.
+    @Test func cutCaptureWarningNamesTheFileEscaped() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/cut\u{1B}[2J.pcap"
+        let whole = try Data(contentsOf: URL(fileURLWithPath: Repo.captures + "/rst-refused.pcap"))
+        try whole.prefix(whole.count - 10).write(to: URL(fileURLWithPath: path))
+        for format in ["text", "markdown"] {
+            let r = try Run.program(exe, ["analyze", "--color", "never", "--format", format, path])
+            #expect(r.stderr.contains("warning:") && r.stderr.contains("cut\\x1b[2J.pcap"), "\(r.stderr)")
+            #expect(!r.stderr.contains("\u{1B}") && !r.stdout.contains("\u{1B}"), "\(format): an escape sequence reached the output")
+        }
+    }
+
     @Test func fileNameWithANewlineStaysOneLine() throws {
         let r = try Run.program(exe, ["analyze", "/nonexistent/bad\nname\u{1B}[2J.pcap"])
         #expect(r.status == 2)
