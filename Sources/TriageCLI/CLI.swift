@@ -54,8 +54,11 @@ public struct Analyze: ParsableCommand {
     @Argument(help: "Capture files (pcap or pcapng); - reads standard input.")
     public var files: [String] = []
 
-    @Option(name: .shortAndLong, help: "Report format: text, json or markdown.")
+    @Option(name: .shortAndLong, help: "Report format: text, json, ndjson (one JSON line per attempt) or markdown.")
     public var format: String = "text"
+
+    @Option(name: .long, help: "JSON schema version of json and ndjson reports: 2, or 1 (the previous release's json; kept for one release).")
+    public var schema: Int = ReportSchema.versions[0]
 
     @Option(name: .shortAndLong, help: "Write the report to this file instead of standard output.")
     public var output: String?
@@ -123,7 +126,9 @@ public struct Analyze: ParsableCommand {
 
     public func validate() throws {
         if files.isEmpty { throw ValidationError("give at least one capture file (or - for standard input)") }
-        if ReportFormat(rawValue: format) == nil { throw ValidationError("--format must be text, json or markdown") }
+        if ReportFormat(rawValue: format) == nil { throw ValidationError("--format must be text, json, ndjson or markdown") }
+        if !ReportSchema.versions.contains(schema) { throw ValidationError("--schema must be 2 or 1") }
+        if schema == 1 && format == "ndjson" { throw ValidationError("--format ndjson exists in schema 2 only") }
         if ColorMode(rawValue: color) == nil { throw ValidationError("--color must be auto, always or never") }
         for p in port where p < 1 || p > 65535 { throw ValidationError("--port \(p) is not a TCP port") }
         if let r = reported, ReportedCode(r) == nil {
@@ -186,13 +191,18 @@ public struct Analyze: ParsableCommand {
             return ExitStatus.inputError
         }
         let sink: any AnalysisSink
-        var json: JSONReport?
+        var finishJSON: ((Int32) -> Void)?
         switch ReportFormat(rawValue: format) ?? .text {
         case .text: sink = TextReport(output: out, options: reportOptions)
-        case .json:
+        case .json where schema == 1:
             let j = JSONReport(output: out, options: reportOptions)
-            json = j
+            finishJSON = j.finish(exitCode:)
             sink = j
+        case .json:
+            let j = JSONReportV2(output: out, options: reportOptions)
+            finishJSON = j.finish(exitCode:)
+            sink = j
+        case .ndjson: sink = NDJSONReport(output: out, options: reportOptions)
         case .markdown: sink = MarkdownReport(output: out, options: reportOptions)
         }
 
@@ -245,7 +255,7 @@ public struct Analyze: ParsableCommand {
             errors > 0
             ? ExitStatus.inputError
             : failures > 0 ? ExitStatus.failures : attempts == 0 ? ExitStatus.nothingFound : ExitStatus.healthy
-        json?.finish(exitCode: status)
+        finishJSON?(status)
         if let e = out.finish() {
             // A reader that left (`| head`) wanted no more: not an error. With SIGPIPE at its
             // default the process ends silently before getting here; this is for callers

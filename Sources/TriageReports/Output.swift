@@ -15,6 +15,8 @@ public final class ReportOutput {
     private let owned: Bool
     private var closed = false
     public let isTerminal: Bool
+    /// A terminal, pipe or socket: a reader waits for each line, where a file only needs whole buffers.
+    public let isStream: Bool
     public let path: String?
     /// The `errno` of the first write that failed.
     public private(set) var failure: Int32?
@@ -50,6 +52,9 @@ public final class ReportOutput {
         self.owned = owned
         self.path = path
         isTerminal = isatty(fileno(file)) != 0
+        var st = stat()
+        let kind = fstat(fileno(file), &st) == 0 ? st.st_mode & S_IFMT : 0
+        isStream = isTerminal || kind == S_IFIFO || kind == S_IFSOCK
     }
 
     deinit {

@@ -6,11 +6,14 @@ import TriageEngine
 import TriageFlows
 import TriageProtocols
 
-/// The JSON schema's name and version. Bump the version on any incompatible change and
+/// The JSON schema's name and versions. Bump the version on any incompatible change and
 /// describe it in the README.
 public enum ReportSchema {
     public static let name = "rdptriage.report"
+    /// Schema 1's version: the document `--schema 1` still writes.
     public static let version = 1
+    /// Versions `--schema` accepts; the first is the default.
+    public static let versions = [2, 1]
     public static let generator = "rdptriage 0.1.0"
 }
 
@@ -18,6 +21,8 @@ public enum ReportFormat: String, Sendable, CaseIterable {
     case text
     case json
     case markdown
+    /// One compact JSON line per attempt, then one per input (schema 2's line shapes).
+    case ndjson
 }
 
 public enum ColorMode: String, Sendable, CaseIterable {
@@ -39,6 +44,8 @@ public struct ReportOptions {
     public var failuresOnly = false
     /// Show only these attempts, by their 1-based numbers (`--attempt N`, repeatable).
     public var onlyAttempts: Set<Int>?
+    /// JSON schema version (`--schema`): 2, or 1 for the previous release's document.
+    public var schema = 2
 
     public init() {}
 }

@@ -38,7 +38,7 @@ import TriageFlows
         let json = try run(["analyze", "--format", "json", "--failures-only", capture])
         let doc = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
         let attempts = try #require((doc["inputs"] as? [[String: Any]])?.first?["attempts"] as? [[String: Any]])
-        #expect(attempts.map { $0["number"] as? Int } == [1, 2, 3])
+        #expect(attempts.map { $0["attempt"] as? Int } == [1, 2, 3])
         #expect(try run(["analyze", "--attempt", "0", capture]).status == 2)
     }
 
@@ -158,7 +158,7 @@ import TriageFlows
             let r = try run(["analyze", "--bench-stop-after", stage, "--format", "json", failing])
             #expect(r.status == 3, "\(stage): nothing classified, nothing reported")
             let json = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
-            let frames = ((json?["inputs"] as? [[String: Any]])?.first?["stats"] as? [String: Any])?["frames"] as? Int
+            let frames = (json?["inputs"] as? [[String: Any]])?.first?["frames"] as? Int
             // Frames are counted by the session tracker, which the first two cuts skip.
             #expect(["read", "decode"].contains(stage) ? frames == 0 : (frames ?? 0) > 0, "\(stage)")
         }
@@ -179,7 +179,7 @@ import TriageFlows
     }
 
     @Test func jsonSchema() throws {
-        let r = try run(["analyze", "--format", "json", failing, healthy])
+        let r = try run(["analyze", "--format", "json", "--schema", "1", failing, healthy])
         let json = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
         #expect(json["schema"] as? String == "rdptriage.report")
         #expect(json["schema_version"] as? Int == 1)

@@ -127,7 +127,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let pcap = dir + "/flood.pcap"
         try Self.writeFlood(pcap, count: 5_000, clients: 50)
-        let r = try Run.program(Repo.executable, ["analyze", "--format", "json", "--max-repeats", "7", pcap])
+        let r = try Run.program(Repo.executable, ["analyze", "--format", "json", "--schema", "1", "--max-repeats", "7", pcap])
         #expect(r.status == 1)
         let doc = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
         let input = try #require((doc["inputs"] as? [[String: Any]])?.first)
@@ -143,7 +143,7 @@ import Testing
         #expect(repeated["last_not_shown"] as? Int == 5_000)
         #expect(repeated["clients"] as? Int == 50)
         // --max-repeats 0 shows every attempt.
-        let all = try Run.program(Repo.executable, ["analyze", "--format", "json", "--max-repeats", "0", pcap])
+        let all = try Run.program(Repo.executable, ["analyze", "--format", "json", "--schema", "1", "--max-repeats", "0", pcap])
         let allDoc = try #require(try JSONSerialization.jsonObject(with: Data(all.stdout.utf8)) as? [String: Any])
         #expect(((allDoc["inputs"] as? [[String: Any]])?.first?["attempts"] as? [Any])?.count == 5_000)
     }

@@ -11,12 +11,12 @@ import Testing
         Repo.committedCaptures.map { ($0 as NSString).lastPathComponent }
     }
 
-    func render(_ capture: String, _ format: String) throws -> String {
+    func render(_ capture: String, _ format: [String]) throws -> String {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Repo.executable)
         // Relative paths, so the reports do not depend on where the repository lives.
         p.currentDirectoryURL = URL(fileURLWithPath: Repo.root)
-        p.arguments = ["analyze", "--color", "never", "--format", format, "captures/" + capture]
+        p.arguments = ["analyze", "--color", "never", "--format"] + format + ["captures/" + capture]
         let out = Pipe()
         p.standardOutput = out
         p.standardError = FileHandle.nullDevice
@@ -29,7 +29,12 @@ import Testing
     @Test(arguments: captures)
     func golden(_ capture: String) throws {
         let base = (capture as NSString).deletingPathExtension
-        for (format, ext) in [("text", "txt"), ("json", "json"), ("markdown", "md")] {
+        // Schema 1 keeps its files (NAME.json) for as long as --schema 1 exists.
+        let formats = [
+            (["text"], "txt"), (["json", "--schema", "1"], "json"), (["json"], "v2.json"), (["ndjson"], "ndjson"),
+            (["markdown"], "md"),
+        ]
+        for (format, ext) in formats {
             let path = Repo.golden + "/\(base).\(ext)"
             let got = try render(capture, format)
             if Self.update {

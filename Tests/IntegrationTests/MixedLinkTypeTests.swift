@@ -115,13 +115,13 @@ struct MixedLinkTypeTests {
         let raw = try rawIP("neg-ssl-required")
         let merged = dir + "/mixed-cli.pcapng"
         try tool("mergecap", ["-F", "pcapng", "-w", merged, Repo.captures + "/rst-refused.pcap", raw])
-        let r = try Run.program(Repo.executable, ["analyze", "--format", "json", merged])
+        let r = try Run.program(Repo.executable, ["analyze", "--format", "json", "--schema", "1", merged])
         #expect(r.status == 1, "\(r.stderr)")
         #expect(r.stderr.isEmpty)
         #expect(r.stdout.contains("\"negotiation-failure\"") && r.stdout.contains("\"rst-refused\""))
         #expect(r.stdout.contains("\"link_type\": \"Ethernet + raw IP\""))
         let onlyOne = try Run.program(
-            Repo.executable, ["analyze", "--format", "json", "--filter", "tcp port 60464", merged])
+            Repo.executable, ["analyze", "--format", "json", "--schema", "1", "--filter", "tcp port 60464", merged])
         #expect(onlyOne.stdout.contains("\"negotiation-failure\"") && !onlyOne.stdout.contains("\"rst-refused\""))
         #expect(onlyOne.stdout.contains("\"filtered_out\": 4"), "\(onlyOne.stdout)")
         let stdin = try Run.program(Repo.executable, ["analyze", "-"], stdin: merged)

@@ -5,7 +5,7 @@ import Testing
 /// `--redact` keeps no address, user, domain, host or certificate identity in any output,
 /// and an exported frame differs from the original only in the fields that hold them.
 @Suite struct RedactionTests: RunsTheTool {
-    static let formats = ["text", "json", "markdown"]
+    static let formats = ["text", "json", "ndjson", "markdown"]
 
     func redacted(_ capture: String, _ format: String) throws -> String {
         let r = try Run.program(exe, ["analyze", "--redact", "--color", "never", "--format", format, capture])
@@ -121,7 +121,7 @@ struct PublicCaptureRedactionTests: RunsTheTool {
     /// What the unredacted JSON report says about certificates: CN, O and OU values,
     /// SANs, serial numbers and fingerprints, and SNI values.
     func identities(_ capture: String) throws -> (names: Set<String>, serials: Set<String>, fingerprints: Set<String>, cookies: Set<String>) {
-        let json = try Run.program(exe, ["analyze", "--format", "json", capture]).stdout
+        let json = try Run.program(exe, ["analyze", "--format", "json", "--schema", "1", capture]).stdout
         let doc = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
         var names = Set<String>(), serials = Set<String>(), fingerprints = Set<String>(), cookies = Set<String>()
         func walk(_ v: Any) {
@@ -153,7 +153,7 @@ struct PublicCaptureRedactionTests: RunsTheTool {
     @Test func certificateIdentitiesLeaveReports() throws {
         let id = try identities(bruteforce)
         #expect(id.names.count > 10 && id.serials.count > 5 && id.fingerprints.count > 5, "\(id)")
-        for format in ["text", "json", "markdown"] {
+        for format in ["text", "json", "ndjson", "markdown"] {
             let out = try Run.program(exe, ["analyze", "--redact", "--format", format, bruteforce]).stdout
             for n in id.names { #expect(!out.contains(n), "\(format): \(n)") }
             for s in id.serials.union(id.fingerprints) { #expect(!out.lowercased().contains(s.lowercased()), "\(format): \(s)") }
