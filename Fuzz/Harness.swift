@@ -71,14 +71,18 @@ public func fuzzOne(_ start: UnsafePointer<UInt8>?, _ count: Int) -> Int32 {
     reportOptions.redactor = redactor
     let sink: any AnalysisSink
     switch (data[0] >> 4) & 0x03 {
-    case 1: sink = JSONReport(output: output, options: reportOptions)
+    // Both JSON schemas (the input's length picks one: its first byte has no bit left).
+    case 1 where count % 2 == 0: sink = JSONReport(output: output, options: reportOptions)
+    case 1: sink = JSONReportV2(output: output, options: reportOptions)
     case 2: sink = MarkdownReport(output: output, options: reportOptions)
+    case 3: sink = NDJSONReport(output: output, options: reportOptions)
     default:
         reportOptions.verbose = true
         sink = TextReport(output: output, options: reportOptions)
     }
     Engine(options: options).analyze(source: FuzzSource(data), sink: sink)
     (sink as? JSONReport)?.finish(exitCode: 0)
+    (sink as? JSONReportV2)?.finish(exitCode: 0)
     if let redactor {
         // What `--export --redact` does to each exported frame, with the names learned above.
         let rewrite = redactor.packetRewrite()
