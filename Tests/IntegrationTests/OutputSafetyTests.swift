@@ -41,7 +41,7 @@ extension RunsTheTool {
 /// Reports go where they should or the run says why: write errors are reported, never
 /// ignored, and an output never destroys an input.
 @Suite struct OutputSafetyTests: RunsTheTool {
-    @Test(arguments: ["text", "json", "markdown"])
+    @Test(arguments: ["text", "json", "ndjson", "markdown"])
     func reportOnAFullDeviceIsAnError(format: String) throws {
         let toFile = try Run.program(exe, ["analyze", "--format", format, "-o", "/dev/full", failing])
         #expect(toFile.status == 2)
@@ -57,12 +57,15 @@ extension RunsTheTool {
     /// A reader that goes away (`| head`) ends the run quietly: killed by SIGPIPE as usual,
     /// or, where SIGPIPE is ignored, with no message and the analysis's own exit code.
     @Test func closedPipeEndsQuietly() throws {
+        // ndjson flushes each line on a pipe: the first flush meets the closed pipe.
         for script in [#"exec "$0" "$@""#, #"trap "" PIPE; exec "$0" "$@""#] {
-            let pipe = Pipe()
-            try pipe.fileHandleForReading.close()
-            let r = try shell(script, ["analyze", failing], stdout: pipe.fileHandleForWriting)
-            #expect(r.stderr.isEmpty, "\(script): \(r.stderr)")
-            #expect([1, 13].contains(r.status), "\(script): \(r.status)")
+            for format in ["text", "ndjson"] {
+                let pipe = Pipe()
+                try pipe.fileHandleForReading.close()
+                let r = try shell(script, ["analyze", "--format", format, failing], stdout: pipe.fileHandleForWriting)
+                #expect(r.stderr.isEmpty, "\(script) \(format): \(r.stderr)")
+                #expect([1, 13].contains(r.status), "\(script) \(format): \(r.status)")
+            }
         }
     }
 
