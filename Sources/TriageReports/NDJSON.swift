@@ -339,6 +339,16 @@ enum SchemaV2 {
             j.int("build", ifPresent: m.clientBuild)
             j.close()
         }
+        if let m = r.mcsConnectResponse {
+            // Standard RDP security: the server's choice and certificate travel in clear text.
+            j.object("server_security")
+            j.int("frame", m.at.frame)
+            if let v = m.encryptionMethod { j.string("encryption_method", ProtocolTables.encryptionMethods[v] ?? hex(v, 8)) }
+            if let v = m.encryptionLevel { j.string("encryption_level", ProtocolTables.encryptionLevels[v] ?? hex(v, 8)) }
+            j.string("certificate_kind", ifPresent: m.certificateKind)
+            if let c = m.certificates.first { certificate(c, into: &j) }
+            j.close()
+        }
         if let at = r.disconnectRequest {
             j.object("disconnect_request")
             j.int("frame", at.frame)
@@ -377,19 +387,22 @@ enum SchemaV2 {
             j.close()
         }
         j.closeArray()
-        if let c = t.certificates.first {
-            j.object("certificate")
-            j.string("subject", c.subject)
-            j.string("issuer", c.issuer)
-            j.string("serial_number", c.serialNumber)
-            j.time("not_before", c.notBefore)
-            j.time("not_after", c.notAfter)
-            j.bool("self_signed", c.selfSigned)
-            j.string("sha256", c.sha256)
-            j.strings("subject_alternative_names", c.subjectAlternativeNames)
-            j.string("inspection_product", ifPresent: c.inspectionProduct)
-            j.close()
-        }
+        if let c = t.certificates.first { certificate(c, into: &j) }
+        j.close()
+    }
+
+    /// The server's (leaf) certificate.
+    static func certificate(_ c: CertificateFacts, into j: inout JSONLine) {
+        j.object("certificate")
+        j.string("subject", c.subject)
+        j.string("issuer", c.issuer)
+        j.string("serial_number", c.serialNumber)
+        j.time("not_before", c.notBefore)
+        j.time("not_after", c.notAfter)
+        j.bool("self_signed", c.selfSigned)
+        j.string("sha256", c.sha256)
+        j.strings("subject_alternative_names", c.subjectAlternativeNames)
+        j.string("inspection_product", ifPresent: c.inspectionProduct)
         j.close()
     }
 
