@@ -80,6 +80,11 @@ public final class ReportOutput {
         bytes.withUnsafeBufferPointer { buf in check(fwrite(buf.baseAddress, 1, buf.count, file) == buf.count) }
     }
 
+    /// Takes a failure found on the way to this output (the spool's temporary file).
+    func fail(_ code: Int32) {
+        if failure == nil { failure = code }
+    }
+
     public func line(_ s: String = "") {
         write(s)
         guard failure == nil else { return }
@@ -109,6 +114,95 @@ public final class ReportOutput {
     /// The failure is a closed pipe (`rdptriage ... | head`): the reader left, nothing is
     /// wrong with the report.
     public var readerLeft: Bool { failure == EPIPE }
+}
+
+/// An input's attempts, held while its summary is not known yet: text and Markdown reports put
+/// the summary first, and the summary is only known when the input ends. Kept in memory up to
+/// `memoryLimit`, past it in an unlinked temporary file (`TMPDIR`, else /tmp), so a report of
+/// a million attempts does not stay in memory. A failure (no room for the temporary file) is
+/// handed to the output when the spool is written out, like a failed write of the report.
+final class ReportSpool {
+    private var buffer: [UInt8] = []
+    private var fd: Int32 = -1
+    private var failure: Int32?
+    static let memoryLimit = 32 << 20
+
+    init() {}
+
+    deinit { if fd >= 0 { close(fd) } }
+
+    var isEmpty: Bool { buffer.isEmpty && fd < 0 }
+
+    func write(_ bytes: UnsafeRawBufferPointer) {
+        guard failure == nil else { return }
+        buffer.append(contentsOf: bytes)
+        if buffer.count >= Self.memoryLimit { spill() }
+    }
+
+    func line(_ s: String) {
+        var s = s
+        s.withUTF8 { write(UnsafeRawBufferPointer($0)) }
+        buffer.append(0x0A)
+    }
+
+    private func spill() {
+        if fd < 0 {
+            var template = Array(((environmentValue("TMPDIR") ?? "/tmp") + "/rdptriage-spool-XXXXXX").utf8CString)
+            fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+            guard fd >= 0 else {
+                failure = errno
+                buffer = []
+                return
+            }
+            template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
+        }
+        buffer.withUnsafeBytes { all in
+            var done = 0
+            while done < all.count {
+                let n = systemWrite(fd, all.baseAddress! + done, all.count - done)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    failure = errno
+                    return
+                }
+                done += n
+            }
+        }
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    /// Writes everything held to `out` and empties the spool.
+    func drain(into out: ReportOutput) {
+        defer {
+            buffer = []
+            if fd >= 0 { close(fd) }
+            fd = -1
+            failure = nil
+        }
+        if let failure { return out.fail(failure) }
+        if fd >= 0 {
+            spill()
+            if let failure { return out.fail(failure) }
+            guard lseek(fd, 0, SEEK_SET) == 0 else { return out.fail(errno) }
+            var chunk = [UInt8](repeating: 0, count: 1 << 20)
+            while true {
+                let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                if n < 0 && errno == EINTR { continue }
+                if n < 0 { return out.fail(errno) }
+                if n == 0 { break }
+                chunk.withUnsafeBytes { out.write(bytes: UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            }
+        } else {
+            buffer.withUnsafeBytes { out.write(bytes: $0) }
+        }
+    }
+}
+
+private func systemWrite(_ fd: Int32, _ p: UnsafeRawPointer, _ n: Int) -> Int { write(fd, p, n) }
+
+private func environmentValue(_ name: String) -> String? {
+    guard let v = getenv(name), v.pointee != 0 else { return nil }
+    return String(cString: v)
 }
 
 public enum ReportError: Error, CustomStringConvertible {
