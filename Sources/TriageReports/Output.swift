@@ -118,16 +118,21 @@ public final class ReportOutput {
 
 /// An input's attempts, held while its summary is not known yet: text and Markdown reports put
 /// the summary first, and the summary is only known when the input ends. Kept in memory up to
-/// `memoryLimit`, past it in an unlinked temporary file (`TMPDIR`, else /tmp), so a report of
+/// `memoryLimit` (8 MiB), past it in an unlinked temporary file (`TMPDIR`, else /tmp), so a report of
 /// a million attempts does not stay in memory. A failure (no room for the temporary file) is
 /// handed to the output when the spool is written out, like a failed write of the report.
 final class ReportSpool {
     private var buffer: [UInt8] = []
     private var fd: Int32 = -1
     private var failure: Int32?
-    static let memoryLimit = 32 << 20
+    private let memoryLimit: Int
+    private let directory: String
 
-    init() {}
+    /// `directory` holds the temporary file (default `TMPDIR`, else /tmp).
+    init(memoryLimit: Int = 8 << 20, directory: String? = nil) {
+        self.memoryLimit = memoryLimit
+        self.directory = directory ?? environmentValue("TMPDIR") ?? "/tmp"
+    }
 
     deinit { if fd >= 0 { close(fd) } }
 
@@ -135,19 +140,26 @@ final class ReportSpool {
 
     func write(_ bytes: UnsafeRawBufferPointer) {
         guard failure == nil else { return }
+        // Room for the limit and one more attempt, reserved once: growing by doubling would
+        // hold twice the limit for a moment.
+        if buffer.capacity == 0 { buffer.reserveCapacity(min(memoryLimit, 1 << 20) + 64 << 10) }
+        if buffer.count + bytes.count > buffer.capacity && buffer.capacity < memoryLimit + (64 << 10) {
+            buffer.reserveCapacity(min(max(buffer.capacity * 2, buffer.count + bytes.count), memoryLimit + (64 << 10)))
+        }
         buffer.append(contentsOf: bytes)
-        if buffer.count >= Self.memoryLimit { spill() }
+        if buffer.count >= memoryLimit { spill() }
     }
 
     func line(_ s: String) {
         var s = s
         s.withUTF8 { write(UnsafeRawBufferPointer($0)) }
+        guard failure == nil else { return }
         buffer.append(0x0A)
     }
 
     private func spill() {
         if fd < 0 {
-            var template = Array(((environmentValue("TMPDIR") ?? "/tmp") + "/rdptriage-spool-XXXXXX").utf8CString)
+            var template = Array((directory + "/rdptriage-spool-XXXXXX").utf8CString)
             fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
             guard fd >= 0 else {
                 failure = errno

@@ -227,8 +227,8 @@ final class InputDigest {
             .sorted { (rank($0.label), -$0.count, $0.label.rawValue) < (rank($1.label), -$1.count, $1.label.rawValue) }
     }
 
-    /// Per server: "3 failed of 4: 2 rst-refused, 1 client-abort, 1 success" (nil server: the
-    /// servers past `maxServers`).
+    /// Per server: "3 failed of 4: 2 rst-refused, 1 client-abort, 1 success", most failures
+    /// first; "other servers" for those past `maxServers`.
     func serverRows() -> [(server: String, attempts: Int, failed: Int, labels: String)] {
         func row(_ name: String, _ counts: [Label: Int]) -> (server: String, attempts: Int, failed: Int, labels: String) {
             let total = counts.values.reduce(0, +)
@@ -237,7 +237,9 @@ final class InputDigest {
                 .map { "\($0.value) \($0.key.rawValue)" }.joined(separator: ", ")
             return (name, total, failed, labels)
         }
-        var rows = serverOrder.map { row($0.description, serverCounts[$0] ?? [:]) }
+        // Most failures first; ties in the order the servers were first seen.
+        var rows = serverOrder.enumerated().map { (i, server) in (i, row(server.description, serverCounts[server] ?? [:])) }
+            .sorted { ($1.1.failed, $1.1.attempts, $0.0) < ($0.1.failed, $0.1.attempts, $1.0) }.map { $0.1 }
         if !otherServers.isEmpty { rows.append(row("other servers", otherServers)) }
         return rows
     }

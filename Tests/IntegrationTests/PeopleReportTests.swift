@@ -151,6 +151,35 @@ import TriageFlows
         #expect(md.contains("<a id=\"attempt-1\"></a>"))
     }
 
+    /// Several servers get a line each, most failures first: icmp-host-unreachable was made
+    /// with two attempts to the dead 198.51.100.99, rst-refused with two refused attempts to
+    /// 198.51.100.20; merged, they are one capture of four attempts to two servers.
+    @Test func severalServersAreCountedApart() throws {
+        let mergecap = Run.tool("mergecap")
+        guard Prerequisite.runs(mergecap != nil) else {
+            print("skipped: mergecap is not installed (scripts/test installs it with tshark)")
+            return
+        }
+        let tool = try #require(mergecap, "mergecap is missing (CI installs it with scripts/test)")
+        let merged = FileManager.default.temporaryDirectory.appendingPathComponent("rdptriage-two-servers-\(UUID().uuidString).pcap").path
+        defer { try? FileManager.default.removeItem(atPath: merged) }
+        let m = try Run.program(
+            tool, ["-F", "pcap", "-a", "-w", merged, Repo.captures + "/icmp-host-unreachable.pcap", Repo.captures + "/rst-refused.pcap"])
+        try #require(m.status == 0, "mergecap: \(m.stderr)")
+        let text = try Run.program(Repo.executable, ["analyze", "--color", "never", merged]).stdout
+        let lines = text.split(separator: "\n").map(String.init)
+        let by = try #require(lines.firstIndex(of: "  By server"))
+        #expect(lines[by + 1].hasPrefix("    198.51.100.") && lines[by + 1].contains("2 failed of 2"))
+        #expect(Set([lines[by + 1], lines[by + 2]]) == [
+            "    198.51.100.99:3389: 2 failed of 2 (2 icmp-unreachable)", "    198.51.100.20:3389: 2 failed of 2 (2 rst-refused)",
+        ])
+        let md = try markdown([merged])
+        #expect(md.contains("| 198.51.100.99:3389 | 2 | 2 | 2 icmp-unreachable |"))
+        #expect(md.contains("| 198.51.100.20:3389 | 2 | 2 | 2 rst-refused |"))
+        // One server: no table by server.
+        #expect(!(try markdown([Repo.captures + "/rst-refused.pcap"])).contains("| Server |"))
+    }
+
     /// The display filter is paste-ready: tshark accepts it and it selects the attempt's own
     /// frames (its first and last, every evidence frame), none of another attempt's.
     @Test(arguments: labCaptures)
