@@ -122,7 +122,11 @@ public final class ReportOutput {
 /// a million attempts does not stay in memory. A failure (no room for the temporary file) is
 /// handed to the output when the spool is written out, like a failed write of the report.
 final class ReportSpool {
-    private var buffer: [UInt8] = []
+    /// Bytes held in memory (copied in with memcpy: a report of a large capture passes
+    /// tens of megabytes through here).
+    private var storage: UnsafeMutableRawPointer?
+    private var capacity = 0
+    private var count = 0
     private var fd: Int32 = -1
     private var failure: Int32?
     private let memoryLimit: Int
@@ -130,63 +134,85 @@ final class ReportSpool {
 
     /// `directory` holds the temporary file (default `TMPDIR`, else /tmp).
     init(memoryLimit: Int = 8 << 20, directory: String? = nil) {
-        self.memoryLimit = memoryLimit
+        self.memoryLimit = max(memoryLimit, 1)
         self.directory = directory ?? environmentValue("TMPDIR") ?? "/tmp"
     }
 
-    deinit { if fd >= 0 { close(fd) } }
+    deinit {
+        if fd >= 0 { close(fd) }
+        storage?.deallocate()
+    }
 
-    var isEmpty: Bool { buffer.isEmpty && fd < 0 }
+    var isEmpty: Bool { count == 0 && fd < 0 }
 
     func write(_ bytes: UnsafeRawBufferPointer) {
-        guard failure == nil else { return }
-        // Room for the limit and one more attempt, reserved once: growing by doubling would
-        // hold twice the limit for a moment.
-        if buffer.capacity == 0 { buffer.reserveCapacity(min(memoryLimit, 1 << 20) + 64 << 10) }
-        if buffer.count + bytes.count > buffer.capacity && buffer.capacity < memoryLimit + (64 << 10) {
-            buffer.reserveCapacity(min(max(buffer.capacity * 2, buffer.count + bytes.count), memoryLimit + (64 << 10)))
+        guard failure == nil, let base = bytes.baseAddress, bytes.count > 0 else { return }
+        if count + bytes.count > capacity {
+            if count + bytes.count > memoryLimit {
+                spill()
+                guard failure == nil else { return }
+                // More than the memory holds at once: straight to the file.
+                if bytes.count > memoryLimit { return writeFile(bytes) }
+            }
+            if count + bytes.count > capacity { grow(to: count + bytes.count) }
         }
-        buffer.append(contentsOf: bytes)
-        if buffer.count >= memoryLimit { spill() }
+        (storage! + count).copyMemory(from: base, byteCount: bytes.count)
+        count += bytes.count
+    }
+
+    /// Doubles up to the limit, never past it: memory holds at most `memoryLimit` bytes.
+    private func grow(to needed: Int) {
+        let newCapacity = min(max(needed, capacity * 2, 64 << 10), memoryLimit)
+        let p = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 1)
+        if let old = storage {
+            p.copyMemory(from: old, byteCount: count)
+            old.deallocate()
+        }
+        storage = p
+        capacity = newCapacity
     }
 
     func line(_ s: String) {
         var s = s
         s.withUTF8 { write(UnsafeRawBufferPointer($0)) }
-        guard failure == nil else { return }
-        buffer.append(0x0A)
+        var newline: UInt8 = 0x0A
+        withUnsafeBytes(of: &newline) { write($0) }
     }
 
+    /// Moves what memory holds to the temporary file (made on first use, unlinked at once).
     private func spill() {
+        guard count > 0 || fd < 0 else { return }
         if fd < 0 {
             var template = Array((directory + "/rdptriage-spool-XXXXXX").utf8CString)
             fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
             guard fd >= 0 else {
                 failure = errno
-                buffer = []
+                count = 0
                 return
             }
             template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
         }
-        buffer.withUnsafeBytes { all in
-            var done = 0
-            while done < all.count {
-                let n = systemWrite(fd, all.baseAddress! + done, all.count - done)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    failure = errno
-                    return
-                }
-                done += n
+        if let storage, count > 0 { writeFile(UnsafeRawBufferPointer(start: storage, count: count)) }
+        count = 0
+    }
+
+    private func writeFile(_ all: UnsafeRawBufferPointer) {
+        var done = 0
+        while done < all.count {
+            let n = systemWrite(fd, all.baseAddress! + done, all.count - done)
+            if n < 0 {
+                if errno == EINTR { continue }
+                failure = errno
+                return
             }
+            done += n
         }
-        buffer.removeAll(keepingCapacity: true)
     }
 
     /// Writes everything held to `out` and empties the spool.
     func drain(into out: ReportOutput) {
         defer {
-            buffer = []
+            count = 0
             if fd >= 0 { close(fd) }
             fd = -1
             failure = nil
@@ -204,8 +230,8 @@ final class ReportSpool {
                 if n == 0 { break }
                 chunk.withUnsafeBytes { out.write(bytes: UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
             }
-        } else {
-            buffer.withUnsafeBytes { out.write(bytes: $0) }
+        } else if let storage, count > 0 {
+            out.write(bytes: UnsafeRawBufferPointer(start: storage, count: count))
         }
     }
 }
