@@ -85,6 +85,11 @@ public final class ReportOutput {
         bytes.withUnsafeBufferPointer { buf in check(fwrite(buf.baseAddress, 1, buf.count, file) == buf.count) }
     }
 
+    /// Takes a failure found on the way to this output (the spool's temporary file).
+    func fail(_ code: Int32) {
+        if failure == nil { failure = code }
+    }
+
     public func line(_ s: String = "") {
         write(s)
         guard failure == nil else { return }
@@ -114,6 +119,133 @@ public final class ReportOutput {
     /// The failure is a closed pipe (`rdptriage ... | head`): the reader left, nothing is
     /// wrong with the report.
     public var readerLeft: Bool { failure == EPIPE }
+}
+
+/// An input's attempts, held while its summary is not known yet: text and Markdown reports put
+/// the summary first, and the summary is only known when the input ends. Kept in memory up to
+/// `memoryLimit` (8 MiB), past it in an unlinked temporary file (`TMPDIR`, else /tmp), so a report of
+/// a million attempts does not stay in memory. A failure (no room for the temporary file) is
+/// handed to the output when the spool is written out, like a failed write of the report.
+final class ReportSpool {
+    /// Bytes held in memory (copied in with memcpy: a report of a large capture passes
+    /// tens of megabytes through here).
+    private var storage: UnsafeMutableRawPointer?
+    private var capacity = 0
+    private var count = 0
+    private var fd: Int32 = -1
+    private var failure: Int32?
+    private let memoryLimit: Int
+    private let directory: String
+
+    /// `directory` holds the temporary file (default `TMPDIR`, else /tmp).
+    init(memoryLimit: Int = 8 << 20, directory: String? = nil) {
+        self.memoryLimit = max(memoryLimit, 1)
+        self.directory = directory ?? environmentValue("TMPDIR") ?? "/tmp"
+    }
+
+    deinit {
+        if fd >= 0 { close(fd) }
+        storage?.deallocate()
+    }
+
+    var isEmpty: Bool { count == 0 && fd < 0 }
+
+    func write(_ bytes: UnsafeRawBufferPointer) {
+        guard failure == nil, let base = bytes.baseAddress, bytes.count > 0 else { return }
+        if count + bytes.count > capacity {
+            if count + bytes.count > memoryLimit {
+                spill()
+                guard failure == nil else { return }
+                // More than the memory holds at once: straight to the file.
+                if bytes.count > memoryLimit { return writeFile(bytes) }
+            }
+            if count + bytes.count > capacity { grow(to: count + bytes.count) }
+        }
+        (storage! + count).copyMemory(from: base, byteCount: bytes.count)
+        count += bytes.count
+    }
+
+    /// Doubles up to the limit, never past it: memory holds at most `memoryLimit` bytes.
+    private func grow(to needed: Int) {
+        let newCapacity = min(max(needed, capacity * 2, 64 << 10), memoryLimit)
+        let p = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 1)
+        if let old = storage {
+            p.copyMemory(from: old, byteCount: count)
+            old.deallocate()
+        }
+        storage = p
+        capacity = newCapacity
+    }
+
+    func line(_ s: String) {
+        var s = s
+        s.withUTF8 { write(UnsafeRawBufferPointer($0)) }
+        var newline: UInt8 = 0x0A
+        withUnsafeBytes(of: &newline) { write($0) }
+    }
+
+    /// Moves what memory holds to the temporary file (made on first use, unlinked at once).
+    private func spill() {
+        guard count > 0 || fd < 0 else { return }
+        if fd < 0 {
+            var template = Array((directory + "/rdptriage-spool-XXXXXX").utf8CString)
+            fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+            guard fd >= 0 else {
+                failure = errno
+                count = 0
+                return
+            }
+            template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
+        }
+        if let storage, count > 0 { writeFile(UnsafeRawBufferPointer(start: storage, count: count)) }
+        count = 0
+    }
+
+    private func writeFile(_ all: UnsafeRawBufferPointer) {
+        var done = 0
+        while done < all.count {
+            let n = systemWrite(fd, all.baseAddress! + done, all.count - done)
+            if n < 0 {
+                if errno == EINTR { continue }
+                failure = errno
+                return
+            }
+            done += n
+        }
+    }
+
+    /// Writes everything held to `out` and empties the spool.
+    func drain(into out: ReportOutput) {
+        defer {
+            count = 0
+            if fd >= 0 { close(fd) }
+            fd = -1
+            failure = nil
+        }
+        if let failure { return out.fail(failure) }
+        if fd >= 0 {
+            spill()
+            if let failure { return out.fail(failure) }
+            guard lseek(fd, 0, SEEK_SET) == 0 else { return out.fail(errno) }
+            var chunk = [UInt8](repeating: 0, count: 1 << 20)
+            while true {
+                let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                if n < 0 && errno == EINTR { continue }
+                if n < 0 { return out.fail(errno) }
+                if n == 0 { break }
+                chunk.withUnsafeBytes { out.write(bytes: UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            }
+        } else if let storage, count > 0 {
+            out.write(bytes: UnsafeRawBufferPointer(start: storage, count: count))
+        }
+    }
+}
+
+private func systemWrite(_ fd: Int32, _ p: UnsafeRawPointer, _ n: Int) -> Int { write(fd, p, n) }
+
+private func environmentValue(_ name: String) -> String? {
+    guard let v = getenv(name), v.pointee != 0 else { return nil }
+    return String(cString: v)
 }
 
 public enum ReportError: Error, CustomStringConvertible {

@@ -142,6 +142,17 @@ final class InputDigest {
     private(set) var answered = 0
     private(set) var notShown = 0
 
+    /// For the summary table: per label, the first attempts' numbers and whether each is shown.
+    private(set) var labelFirst: [Label: [(number: Int, shown: Bool)]] = [:]
+    static let numbersPerLabel = 6
+    /// Attempts by server and label, for the first `maxServers` servers; the rest together.
+    private(set) var serverCounts: [Endpoint: [Label: Int]] = [:]
+    private(set) var serverOrder: [Endpoint] = []
+    private(set) var otherServers: [Label: Int] = [:]
+    static let maxServers = 32
+    /// Attempts `--reported` matched that the report shows one by one (a pointer can name them).
+    private(set) var shownMatches: Set<Int> = []
+
     let failuresOnly: Bool
     let onlyAttempts: Set<Int>?
     /// Attempts the user's filters left out of the report.
@@ -186,12 +197,58 @@ final class InputDigest {
             }
         }
         stories.add(s)
-        noteMatch(s)
+        let matched = noteMatch(s)
+        let show: Bool
         if (failuresOnly && !a.verdict.isFailure) || onlyAttempts.map({ !$0.contains(s.id + 1) }) == true {
             filteredOut += 1
-            return false
+            show = false
+        } else {
+            show = noteRepeat(a)
         }
-        return noteRepeat(a)
+        noteSummary(a, shown: show)
+        if matched && show { shownMatches.insert(s.id + 1) }
+        return show
+    }
+
+    private func noteSummary(_ a: Attempt, shown: Bool) {
+        let label = a.verdict.label
+        if labelFirst[label, default: []].count < Self.numbersPerLabel {
+            labelFirst[label, default: []].append((a.facts.tcp.id + 1, shown))
+        }
+        let server = a.facts.tcp.server
+        if serverCounts[server] != nil {
+            serverCounts[server]![label, default: 0] += 1
+        } else if serverOrder.count < Self.maxServers {
+            serverOrder.append(server)
+            serverCounts[server] = [label: 1]
+        } else {
+            otherServers[label, default: 0] += 1
+        }
+    }
+
+    /// The summary table's rows: failures first (most frequent first), then incomplete and
+    /// success.
+    func verdictRows() -> [(label: Label, count: Int, first: [(number: Int, shown: Bool)])] {
+        func rank(_ l: Label) -> Int { l == .success ? 2 : l == .incomplete ? 1 : 0 }
+        return labelCounts.map { (label: $0.key, count: $0.value, first: labelFirst[$0.key] ?? []) }
+            .sorted { (rank($0.label), -$0.count, $0.label.rawValue) < (rank($1.label), -$1.count, $1.label.rawValue) }
+    }
+
+    /// Per server: "3 failed of 4: 2 rst-refused, 1 client-abort, 1 success", most failures
+    /// first; "other servers" for those past `maxServers`.
+    func serverRows() -> [(server: String, attempts: Int, failed: Int, labels: String)] {
+        func row(_ name: String, _ counts: [Label: Int]) -> (server: String, attempts: Int, failed: Int, labels: String) {
+            let total = counts.values.reduce(0, +)
+            let failed = counts.filter { $0.key != .success && $0.key != .incomplete }.values.reduce(0, +)
+            let labels = counts.sorted { ($1.value, $0.key.rawValue) < ($0.value, $1.key.rawValue) }
+                .map { "\($0.value) \($0.key.rawValue)" }.joined(separator: ", ")
+            return (name, total, failed, labels)
+        }
+        // Most failures first; ties in the order the servers were first seen.
+        var rows = serverOrder.enumerated().map { (i, server) in (i, row(server.description, serverCounts[server] ?? [:])) }
+            .sorted { ($1.1.failed, $1.1.attempts, $0.0) < ($0.1.failed, $0.1.attempts, $1.0) }.map { $0.1 }
+        if !otherServers.isEmpty { rows.append(row("other servers", otherServers)) }
+        return rows
     }
 
     var clientCount: Int { clients.count }
@@ -235,13 +292,19 @@ final class InputDigest {
         return "\(total) attempts from \(who), \(answered) answered by a server; \(notShown) not shown one by one (--max-repeats \(maxRepeats))"
     }
 
-    private func noteMatch(_ s: AttemptSummary) {
-        guard let code = reported else { return }
+    /// Whether the attempt is one `reportedMatch` will name.
+    private func noteMatch(_ s: AttemptSummary) -> Bool {
+        guard let code = reported else { return false }
         if code.matches(s.clientReport) {
-            if hits.count < Self.maxMatches { hits.append(s) }
-        } else if let r = s.clientReport, let c = ReportedCode(r.code), c.code == code.code, near.count < Self.maxMatches {
+            if hits.count < Self.maxMatches {
+                hits.append(s)
+                return true
+            }
+        } else if hits.isEmpty, let r = s.clientReport, let c = ReportedCode(r.code), c.code == code.code, near.count < Self.maxMatches {
             near.append(s)
+            return true
         }
+        return false
     }
 
     /// "3 rst-refused, 1 success", sorted by label.
@@ -278,6 +341,41 @@ final class InputDigest {
         return ReportedMatch(
             code: code.description, attempts: [],
             explanation: "Nothing in this capture matches \(code): its attempts ended as \(labelList.joined(separator: ", ")). The capture may have been taken in the wrong place or at the wrong time, or the error came from another connection.")
+    }
+}
+
+/// What to paste into Wireshark to see one attempt: a display filter by addresses and ports
+/// (`tcp.stream` numbers depend on the file: an exported pcap or a filtered capture numbers
+/// its streams anew) and, when Wireshark would not decode the attempt's RDP or TLS by itself,
+/// the `-d` (Decode As) option that makes it.
+public struct WiresharkHint: Sendable, Equatable {
+    /// `ip.addr==192.0.2.10 && ip.addr==198.51.100.20 && tcp.port==44282 && tcp.port==3389`;
+    /// also matches the ICMP errors about the connection (Wireshark decodes their quoted headers).
+    public var displayFilter: String
+    /// `-d tcp.port==N,tls` or `-d tcp.port==N,tpkt`, with what it shows.
+    public var decodeAs: (option: String, shows: String)?
+
+    public static func == (a: WiresharkHint, b: WiresharkHint) -> Bool {
+        a.displayFilter == b.displayFilter && a.decodeAs?.option == b.decodeAs?.option && a.decodeAs?.shows == b.decodeAs?.shows
+    }
+
+    public init(_ facts: AttemptFacts) {
+        let t = facts.tcp
+        let ip = t.client.address.isIPv6 ? "ipv6.addr" : "ip.addr"
+        var f = "\(ip)==\(t.client.address) && \(ip)==\(t.server.address) && tcp.port==\(t.client.port)"
+        if t.server.port != t.client.port { f += " && tcp.port==\(t.server.port)" }
+        displayFilter = f
+        // Wireshark 4.0 decodes 3389 as RDP and then shows the TLS that follows the X.224
+        // exchange as "TPKT Continuation"; on another port it finds the TLS by itself but
+        // does not decode the X.224 exchange.
+        let port = t.server.port
+        if port == 3389 {
+            if facts.rdp.tls?.clientHello != nil {
+                decodeAs = ("-d tcp.port==3389,tls", "the TLS handshake instead of \"TPKT Continuation\"")
+            }
+        } else if facts.rdp.connectionRequest != nil {
+            decodeAs = ("-d tcp.port==\(port),tpkt", "the X.224 negotiation as RDP on a port it does not know as RDP's")
+        }
     }
 }
 

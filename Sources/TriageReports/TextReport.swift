@@ -41,6 +41,7 @@ public final class TextReport: AnalysisSink {
         var head = input.input == "-" ? "standard input" : Printable.escapingControls(input.input)
         if let lt = input.linkType { head += " (\(lt))" }
         emit(bold(head))
+        lastWasBlock = true
     }
 
     public func attempt(_ a: Attempt) {
@@ -48,17 +49,50 @@ public final class TextReport: AnalysisSink {
         options.redactor?.register(a)
         guard digest.add(a) else { return }
         text.truncate(to: 0)
-        block(a, into: &text)
+        let full = a.verdict.label != .success || options.verbose || options.onlyAttempts?.contains(a.facts.tcp.id + 1) == true
+        if full {
+            block(a, into: &text)
+        } else {
+            successLine(a, into: &text, afterBlock: lastWasBlock)
+        }
+        lastWasBlock = full
         if let redactor = options.redactor {
-            out.line(redactor.apply(text.text(from: 0)))
+            spool.line(redactor.apply(text.text(from: 0)))
         } else {
             text.append(0x0A)
-            text.withBytes { out.write(bytes: $0) }
+            text.withBytes { spool.write($0) }
         }
     }
 
     /// The block being written (reused: a large capture has a block per attempt).
     private var text = OutputBytes(capacity: 4096)
+    /// The input's attempts, written after its summary (`end`).
+    private let spool = ReportSpool()
+    private var lastWasBlock = true
+
+    /// A success in one line: the summary sentence, its frames and duration (`--attempt N` or
+    /// verbose shows the whole block).
+    func successLine(_ a: Attempt, into b: inout OutputBytes, afterBlock: Bool) {
+        let t = a.facts.tcp
+        if afterBlock { b.append(0x0A) }
+        b.append("  #")
+        b.append(decimal: t.id + 1)
+        b.append("  ")
+        b.append(t.client.description)
+        b.append(" → ")
+        b.append(t.server.description)
+        b.append("  ")
+        b.append(bold(paint(a.verdict.label.rawValue, labelColor(a.verdict.label))))
+        b.append("  ")
+        b.append(a.verdict.summary)
+        b.append(" (frames ")
+        b.append(decimal: t.first.frame)
+        b.append("–")
+        b.append(decimal: t.last.frame)
+        b.append(", ")
+        b.append(t.durationSeconds < 0 ? "duration unknown" : Format.seconds(t.durationSeconds))
+        b.append(")")
+    }
 
     /// One attempt's block, without its final newline, appended to `b`.
     func block(_ a: Attempt, into b: inout OutputBytes) {
@@ -84,7 +118,7 @@ public final class TextReport: AnalysisSink {
         b.append(v.summary)
         b.append(0x0A)
         if let c = v.clientReport, v.isFailure {
-            b.append("      Windows client: ")
+            b.append("      Windows client most likely showed: ")
             b.append(c.display)
             b.append(" — ")
             b.append(c.meaning)
@@ -126,6 +160,7 @@ public final class TextReport: AnalysisSink {
         }
         b.append("      ")
         Format.tcpLine(t, verdictEnder: v.endedBy, into: &b)
+        wiresharkLines(WiresharkHint(a.facts), into: &b)
         if !v.remediation.isEmpty {
             b.append("\n      What to do:")
             for (i, step) in v.remediation.enumerated() {
@@ -137,14 +172,65 @@ public final class TextReport: AnalysisSink {
         }
     }
 
+    func wiresharkLines(_ w: WiresharkHint, into b: inout OutputBytes) {
+        b.append("\n      Wireshark: ")
+        b.append(w.displayFilter)
+        if let d = w.decodeAs {
+            b.append("\n      Decode as: ")
+            b.append(d.option)
+            b.append(" (Analyze › Decode As…) shows ")
+            b.append(d.shows)
+        }
+    }
+
     public func end(_ s: InputSummary) {
+        summary(s)
+        spool.drain(into: out)
+        out.flush()
+    }
+
+    /// What the input holds, before its attempts: counts, verdicts (and servers when several),
+    /// the `--reported` answer, stories, repeated verdicts, what the filters left out.
+    func summary(_ s: InputSummary) {
+        let byLabel = digest.labelList
+        let labels = byLabel.isEmpty ? "" : ": " + byLabel.joined(separator: ", ")
+        emit(
+            "  \(s.attempts) RDP attempt\(s.attempts == 1 ? "" : "s")\(labels); \(s.failures) failed; \(s.stats.frames) frames read"
+                + (s.stats.cutFrames > 0 ? ", \(s.stats.cutFrames) cut by the snapshot length" : "")
+                + (s.stats.ipFragments > 0 ? ", \(s.stats.ipFragments) IP fragments (not reassembled)" : "")
+                + (s.filteredOut > 0 ? ", \(s.filteredOut) filtered out" : "") + ".")
         if let e = s.error {
-            emit("")
             emit(paint("  error: \(Printable.escapingControls(e.description))", "31"))
         }
         if let w = s.warning {
-            emit("")
             emit(paint("  warning: \(Printable.escapingControls(w.description)); the complete frames before it were analysed", "33"))
+        }
+        if s.attempts == 0 && s.error == nil {
+            emit("  No RDP connection attempt in this input (TCP 3389, --port ports, or an X.224 Connection Request on any port).")
+        }
+        let rows = digest.verdictRows()
+        if !rows.isEmpty {
+            emit("")
+            emit(bold("  Verdicts"))
+            let width = rows.map { $0.label.rawValue.count }.max() ?? 0
+            let countWidth = rows.map { String($0.count).count }.max() ?? 0
+            for r in rows {
+                let name = r.label.rawValue + String(repeating: " ", count: width - r.label.rawValue.count)
+                let count = String(repeating: " ", count: countWidth - String(r.count).count) + String(r.count)
+                var which = r.first.map { "#\($0.number)" }.joined(separator: ", ")
+                if r.count > r.first.count { which += ", …" }
+                emit("    " + paint(name, labelColor(r.label)) + "  \(count)  \(which)")
+            }
+        }
+        let servers = digest.serverRows()
+        if servers.count > 1 {
+            emit("")
+            emit(bold("  By server"))
+            for r in servers { emit("    \(r.server): \(r.failed) failed of \(r.attempts) (\(r.labels))") }
+        }
+        if let code = options.reported, let m = digest.reportedMatch() {
+            emit("")
+            emit(bold("  Reported \(code)") + ": " + m.explanation + pointer(m))
         }
         let stories = digest.finishStories()
         if !stories.isEmpty {
@@ -161,25 +247,19 @@ public final class TextReport: AnalysisSink {
             if repeated.count > InputDigest.maxRepeatLines {
                 emit("    … and \(repeated.count - InputDigest.maxRepeatLines) more groups of repeated verdicts.")
             }
+            if let line = digest.repeatsLine { emit("    " + line + ".") }
         }
-        if let code = options.reported, let m = digest.reportedMatch() {
+        if let line = digest.filterLine {
             emit("")
-            emit(bold("  Reported \(code)") + ": " + m.explanation)
+            emit("  " + line + ".")
         }
-        emit("")
-        let byLabel = digest.labelList
-        let labels = byLabel.isEmpty ? "" : ": " + byLabel.joined(separator: ", ")
-        emit(
-            "  \(s.attempts) RDP attempt\(s.attempts == 1 ? "" : "s")\(labels); \(s.failures) failed; \(s.stats.frames) frames read"
-                + (s.stats.cutFrames > 0 ? ", \(s.stats.cutFrames) cut by the snapshot length" : "")
-                + (s.stats.ipFragments > 0 ? ", \(s.stats.ipFragments) IP fragments (not reassembled)" : "")
-                + (s.filteredOut > 0 ? ", \(s.filteredOut) filtered out" : "") + ".")
-        if let line = digest.repeatsLine { emit("  " + line + ".") }
-        if let line = digest.filterLine { emit("  " + line + ".") }
-        if s.attempts == 0 && s.error == nil {
-            emit("  No RDP connection attempt in this input (TCP 3389, --port ports, or an X.224 Connection Request on any port).")
-        }
-        out.flush()
+    }
+
+    /// " See #2 below." for the matched attempts this report shows.
+    func pointer(_ m: ReportedMatch) -> String {
+        let shown = m.attempts.filter { digest.shownMatches.contains($0) }.prefix(5)
+        guard !shown.isEmpty else { return m.attempts.isEmpty ? "" : " (Not shown one by one below.)" }
+        return " See " + shown.map { "#\($0)" }.joined(separator: ", ") + (shown.count < m.attempts.count ? ", …" : "") + " below."
     }
 }
 
