@@ -56,7 +56,11 @@ public struct Analyze: ParsableCommand {
         completion: .file(extensions: ["pcap", "pcapng", "cap", "gz"]))
     public var files: [String] = []
 
-    @Option(name: .shortAndLong, help: "Report format.")
+    @Option(
+        name: .shortAndLong,
+        help: ArgumentHelp(
+            "Report format.",
+            discussion: "text for a terminal, json for programs (its schema is in the README), markdown for a ticket."))
     public var format: ReportFormat = .text
 
     @Option(name: .shortAndLong, help: "Write the report to this file instead of standard output.", completion: .file())
@@ -90,7 +94,10 @@ public struct Analyze: ParsableCommand {
         completion: .file())
     public var keylog: String?
 
-    @Option(name: .long, help: "Colour (auto: on a terminal, unless NO_COLOR is set or TERM=dumb).")
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Colour in the text report.", discussion: "auto: on a terminal, unless NO_COLOR is set or TERM=dumb."))
     public var color: ColorMode = .auto
 
     @Flag(name: .long, help: "Only follow the listed ports (do not look for RDP on other ports).")
