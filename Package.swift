@@ -2,7 +2,7 @@
 import PackageDescription
 
 // One module per layer; dependencies point one way:
-// CLI → Reports → Engine → Diagnosis → Protocols → Flows → Decoding → Capture → CPcap.
+// CLI → Reports → Engine → Diagnosis → Protocols → Flows → Decoding → Capture → CPcap, CZlib.
 let strict: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
     .enableUpcomingFeature("MemberImportVisibility"),
@@ -35,13 +35,15 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-asn1", from: "1.3.0"),
     ],
     targets: [
-        // libpcap is the only C dependency, and only TriageCapture imports it.
+        // libpcap and zlib (for gzip-compressed captures) are the only C dependencies, and
+        // only TriageCapture imports them.
         .systemLibrary(
             name: "CPcap",
             pkgConfig: "libpcap",
             providers: [.apt(["libpcap-dev"])]
         ),
-        .target(name: "TriageCapture", dependencies: ["CPcap"], swiftSettings: strict),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .target(name: "TriageCapture", dependencies: ["CPcap", "CZlib"], swiftSettings: strict),
         .target(name: "TriageDecoding", dependencies: ["TriageCapture"], swiftSettings: strict),
         .target(
             name: "TriageFlows",

@@ -51,16 +51,22 @@ public struct Analyze: ParsableCommand {
             """,
         aliases: ["analyse"])
 
-    @Argument(help: "Capture files (pcap or pcapng); - reads standard input.")
+    @Argument(
+        help: "Capture files (pcap or pcapng, either may be gzip-compressed); - reads standard input.",
+        completion: .file(extensions: ["pcap", "pcapng", "cap", "gz"]))
     public var files: [String] = []
 
-    @Option(name: .shortAndLong, help: "Report format: text, json, ndjson (one JSON line per attempt) or markdown.")
-    public var format: String = "text"
+    @Option(
+        name: .shortAndLong,
+        help: ArgumentHelp(
+            "Report format.",
+            discussion: "text for a terminal, json for programs, ndjson for log shippers (one JSON line per attempt; both schema 2, in the README), markdown for a ticket."))
+    public var format: ReportFormat = .text
 
     @Option(name: .long, help: "JSON schema version of json and ndjson reports: 2, or 1 (the previous release's json; kept for one release).")
     public var schema: Int = ReportSchema.versions[0]
 
-    @Option(name: .shortAndLong, help: "Write the report to this file instead of standard output.")
+    @Option(name: .shortAndLong, help: "Write the report to this file instead of standard output.", completion: .file())
     public var output: String?
 
     @Option(name: .shortAndLong, help: "Another TCP port carrying RDP (repeatable; 3389 is always included).")
@@ -79,17 +85,23 @@ public struct Analyze: ParsableCommand {
 
     @Option(
         name: .long,
-        help: "Write each failed attempt's own frames as a small pcap, with its Markdown report, into this directory.")
+        help: "Write each failed attempt's own frames as a small pcap, with its Markdown report, into this directory.",
+        completion: .directory)
     public var export: String?
 
     @Flag(name: .long, help: "With --export, replace files that already exist (a symbolic link is removed, never followed).")
     public var force = false
 
-    @Option(name: .long, help: "NSS key log (SSLKEYLOGFILE); with --export, each pcap gets its connection's key-log lines.")
+    @Option(
+        name: .long, help: "NSS key log (SSLKEYLOGFILE); with --export, each pcap gets its connection's key-log lines.",
+        completion: .file())
     public var keylog: String?
 
-    @Option(name: .long, help: "Colour: auto, always or never.")
-    public var color: String = "auto"
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Colour in the text report.", discussion: "auto: on a terminal, unless NO_COLOR is set or TERM=dumb."))
+    public var color: ColorMode = .auto
 
     @Flag(name: .long, help: "Only follow the listed ports (do not look for RDP on other ports).")
     public var noDetect = false
@@ -126,10 +138,8 @@ public struct Analyze: ParsableCommand {
 
     public func validate() throws {
         if files.isEmpty { throw ValidationError("give at least one capture file (or - for standard input)") }
-        if ReportFormat(rawValue: format) == nil { throw ValidationError("--format must be text, json, ndjson or markdown") }
         if !ReportSchema.versions.contains(schema) { throw ValidationError("--schema must be 2 or 1") }
-        if schema == 1 && format == "ndjson" { throw ValidationError("--format ndjson exists in schema 2 only") }
-        if ColorMode(rawValue: color) == nil { throw ValidationError("--color must be auto, always or never") }
+        if schema == 1 && format == .ndjson { throw ValidationError("--format ndjson exists in schema 2 only") }
         for p in port where p < 1 || p > 65535 { throw ValidationError("--port \(p) is not a TCP port") }
         if let r = reported, ReportedCode(r) == nil {
             throw ValidationError("--reported \(r) is not a client code (examples: 0x904/0x7, 0x904, 2308)")
@@ -172,7 +182,7 @@ public struct Analyze: ParsableCommand {
 
         var reportOptions = ReportOptions()
         reportOptions.reported = reported.flatMap(ReportedCode.init)
-        reportOptions.color = ColorMode(rawValue: color) ?? .auto
+        reportOptions.color = color
         reportOptions.maxRepeats = maxRepeats
         reportOptions.failuresOnly = failuresOnly
         reportOptions.onlyAttempts = attempt.isEmpty ? nil : Set(attempt)
@@ -192,7 +202,7 @@ public struct Analyze: ParsableCommand {
         }
         let sink: any AnalysisSink
         var finishJSON: ((Int32) -> Void)?
-        switch ReportFormat(rawValue: format) ?? .text {
+        switch format {
         case .text: sink = TextReport(output: out, options: reportOptions)
         case .json where schema == 1:
             let j = JSONReport(output: out, options: reportOptions)
@@ -208,6 +218,9 @@ public struct Analyze: ParsableCommand {
 
         var exporter: ExportStep?
         if let dir = export {
+            // A report reader that leaves (`| head`) must not end the run before the export
+            // is written: the write fails with EPIPE instead, and the export goes on.
+            signal(SIGPIPE, SIG_IGN)
             do {
                 exporter = try ExportStep(directory: dir, keylogPath: keylog, redactor: reportOptions.redactor, force: force)
             } catch {
@@ -216,13 +229,18 @@ public struct Analyze: ParsableCommand {
             }
             for w in exporter?.warnings ?? [] { printError("rdptriage: \(w)") }
         }
+        if ProgressLine.wanted(reportToFile: output != nil) {
+            let line = ProgressLine()
+            engineOptions.progress = { line.update($0) }
+        }
         let engine = Engine(options: engineOptions)
         var errors = 0
         var attempts = 0
         var failures = 0
         for file in files {
-            // The report cannot be written (a full disk, a reader gone): the rest is wasted work.
-            if out.failure != nil { break }
+            // The report cannot be written (a full disk, a reader gone): the rest is wasted
+            // work, unless it is exported (the export is the other output).
+            if out.failure != nil && !(exporter != nil && out.readerLeft) { break }
             let collector = exporter.map { _ in FailureCollector(forwardingTo: sink) }
             let summary = engine.analyze(path: file, sink: collector ?? sink)
             if let e = summary.error {
@@ -324,6 +342,11 @@ public func runCommandLine(_ arguments: [String]) -> Int32 {
 
 /// A size in bytes as people write it: `262144`, `256K`, `256M`, `1G` (binary units: K is
 /// 1024), optionally with `B`/`iB` (`256MiB`).
+// The option values are the enums' cases: the help, the man page and the shell completions
+// list them, and a new case (a format) needs no other change here.
+extension ReportFormat: ExpressibleByArgument {}
+extension ColorMode: ExpressibleByArgument {}
+
 public struct ByteSize: ExpressibleByArgument, CustomStringConvertible, Sendable {
     public let bytes: Int
 

@@ -56,6 +56,9 @@ public struct CaptureError: Error, Sendable, CustomStringConvertible, Equatable 
     public var kind: Kind
     public var detail: String
     public var byteOffset: Int64?
+    /// `byteOffset` counts bytes of the decompressed data of a gzip-compressed input, not of
+    /// the file.
+    public var inDecompressedData = false
 
     public init(input: String, kind: Kind, detail: String, byteOffset: Int64? = nil) {
         self.input = input
@@ -66,7 +69,16 @@ public struct CaptureError: Error, Sendable, CustomStringConvertible, Equatable 
 
     public var description: String {
         let name = input == "-" ? "standard input" : input
-        if let o = byteOffset { return "\(name): \(detail) (at byte \(o))" }
+        if let o = byteOffset {
+            return "\(name): \(detail) (at byte \(o)\(inDecompressedData ? " of the decompressed data" : ""))"
+        }
         return "\(name): \(detail)"
+    }
+
+    /// The same error, its offset marked as one in the decompressed data when `compressed`.
+    func decompressed(_ compressed: Bool) -> CaptureError {
+        var e = self
+        e.inDecompressedData = compressed
+        return e
     }
 }

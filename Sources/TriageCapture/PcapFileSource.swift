@@ -8,7 +8,8 @@ import CPcap
 
 /// Reads a pcap or pcapng file (or standard input, `-`), with nanosecond timestamps whatever
 /// the file's resolution: classic pcap through libpcap, pcapng through `PcapngReader`, which
-/// (unlike libpcap) reads files whose interfaces have different link types.
+/// (unlike libpcap) reads files whose interfaces have different link types. Either may be
+/// gzip-compressed (`GzipStream`); the first bytes decide, not the file's name.
 ///
 /// Before libpcap sees a named file we check it ourselves, so that a directory, an empty
 /// file or a file of another format gets a message that says so plainly.
@@ -30,14 +31,19 @@ public final class PcapFileSource: PacketSource {
     private let pcapng: PcapngReader?
     /// The stream `pcapng` reads (libpcap owns it otherwise).
     private let file: UnsafeMutablePointer<FILE>
+    /// The decompressor under `file` for a gzip-compressed input; released after `file` is closed.
+    private let gzip: GzipStream?
+    /// The input is gzip-compressed: offsets in the readers' messages are in the decompressed data.
+    public var isCompressed: Bool { gzip != nil }
     private var program = bpf_program()
     private var hasFilter = false
     private var frameNumber = 0
     /// Byte offset of the next record in a classic pcap file.
     private var nextRecordOffset: Int64 = 24
     private var finished = false
-    /// The stdio buffer libpcap reads through, freed after the stream is closed.
-    private let readBuffer: UnsafeMutablePointer<CChar>
+    /// The stdio buffer libpcap reads through, freed after the stream is closed; for a
+    /// compressed input the decompressor reads the file through it, and owns it.
+    private let readBuffer: UnsafeMutablePointer<CChar>?
     static let readBufferSize = 1 << 20
 
     /// Magic numbers of the formats libpcap reads (pcap-savefile(5), pcapng draft section 4.1).
@@ -61,23 +67,41 @@ public final class PcapFileSource: PacketSource {
         // We open the stream ourselves to give it a large buffer: libpcap reads each record
         // with two small freads, and stdio's default buffer (a page) meant a read(2) every
         // 4 KiB, a tenth of a run's time.
-        guard let file = fdopen(fd, "rb") else {
+        guard let raw = fdopen(fd, "rb") else {
             let e = errno
             close(fd)
             throw Self.unreadable(path, errno: e)
         }
+        var file = raw
+        var gzip: GzipStream?
         let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: Self.readBufferSize)
-        setvbuf(file, buffer, _IOFBF, Self.readBufferSize)
+        setvbuf(raw, buffer, _IOFBF, Self.readBufferSize)
+        if let m = Self.peekMagic(raw), m >> 16 == Self.gzipMagic {
+            // The readers read the decompressed stream (through stdio's own buffer); the
+            // decompressor reads the file through the large one.
+            let g = GzipStream(compressed: raw, buffer: buffer)
+            guard let decompressed = g.file else {
+                throw CaptureError(input: path, kind: .unreadable, detail: "cannot decompress gzip data on this system")
+            }
+            file = decompressed
+            gzip = g
+            do throws(CaptureError) { try Self.checkDecompressedMagic(file, gzip: g, path) } catch {
+                fclose(file)
+                throw error
+            }
+        }
+        self.gzip = gzip
+        let ownBuffer: UnsafeMutablePointer<CChar>? = gzip == nil ? buffer : nil
         if Self.peekMagic(file) == Self.pcapngMagic {
-            readBuffer = buffer
+            readBuffer = ownBuffer
             self.file = file
             handle = nil
             isClassicPcap = false
             let reader: PcapngReader
             do throws(CaptureError) { reader = try PcapngReader(file: file, name: path) } catch {
                 fclose(file)
-                buffer.deallocate()
-                throw error
+                ownBuffer?.deallocate()
+                throw gzip?.error(input: path) ?? error.decompressed(gzip != nil)
             }
             pcapng = reader
             let first = reader.firstInterface
@@ -94,10 +118,11 @@ public final class PcapFileSource: PacketSource {
         else {
             // libpcap leaves the stream open when it refuses it.
             fclose(file)
-            buffer.deallocate()
-            throw Self.openError(path: path, message: String(decoding: errbuf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+            ownBuffer?.deallocate()
+            let message = String(decoding: errbuf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            throw gzip?.error(input: path) ?? Self.openError(path: path, message: message).decompressed(gzip != nil)
         }
-        readBuffer = buffer
+        readBuffer = ownBuffer
         self.file = file
         handle = h
         pcapng = nil
@@ -126,11 +151,31 @@ public final class PcapFileSource: PacketSource {
         } else {
             fclose(file)
         }
-        readBuffer.deallocate()
+        readBuffer?.deallocate()
     }
 
     /// pcapng's first block type, the Section Header Block's (the same in either byte order).
     static let pcapngMagic: UInt32 = 0x0A0D_0D0A
+    /// gzip's first two bytes (RFC 1952, section 2.3.1).
+    static let gzipMagic: UInt32 = 0x1F8B
+
+    /// What a gzip-compressed input holds must be a capture; said plainly when it is not.
+    static func checkDecompressedMagic(_ file: UnsafeMutablePointer<FILE>, gzip: GzipStream, _ path: String)
+        throws(CaptureError)
+    {
+        let magic = peekMagic(file)
+        if let e = gzip.error(input: path) { throw e }
+        guard let magic else {
+            throw CaptureError(input: path, kind: .empty, detail: "gzip-compressed, and holds too few bytes to be a capture")
+        }
+        guard magics[magic] == nil else { return }
+        let head = [24, 16, 8, 0].map { UInt8(truncatingIfNeeded: magic >> $0) }
+        let hex = head.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+        throw CaptureError(
+            input: path, kind: .notACapture,
+            detail: "gzip-compressed, but not a pcap or pcapng file inside (first bytes 0x\(hex)\(describeForeign(head)))",
+            byteOffset: 0)
+    }
 
     /// The first four bytes, big-endian, put back for whoever reads the stream next (libpcap
     /// or `PcapngReader`): a pipe cannot be rewound, and glibc's `ungetc` takes back as many
@@ -154,6 +199,19 @@ public final class PcapFileSource: PacketSource {
     }
 
     public func next() throws(CaptureError) -> RawPacket? {
+        guard let gzip else { return try nextFrame() }
+        // A failed read of the compressed data shows to the readers as a cut or unreadable
+        // file: the decompressor's own account replaces theirs.
+        do throws(CaptureError) {
+            if let p = try nextFrame() { return p }
+        } catch {
+            throw gzip.error(input: name) ?? error.decompressed(true)
+        }
+        if let e = gzip.error(input: name) { throw e }
+        return nil
+    }
+
+    private func nextFrame() throws(CaptureError) -> RawPacket? {
         if let pcapng { return try pcapng.next() }
         guard let handle else { return nil }
         while true {
@@ -228,7 +286,7 @@ public final class PcapFileSource: PacketSource {
                 input: path, kind: .notACapture, detail: "too short to be a capture (\(n) bytes)", byteOffset: 0)
         }
         let be = UInt32(head[0]) << 24 | UInt32(head[1]) << 16 | UInt32(head[2]) << 8 | UInt32(head[3])
-        guard magics[be] != nil else {
+        guard magics[be] != nil || be >> 16 == gzipMagic else {
             let hex = head.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
             throw CaptureError(
                 input: path, kind: .notACapture,
@@ -238,7 +296,6 @@ public final class PcapFileSource: PacketSource {
 
     /// A hint for common non-capture files handed to us by mistake.
     static func describeForeign(_ head: [UInt8]) -> String {
-        if head[0] == 0x1f && head[1] == 0x8b { return ", looks gzip-compressed: gunzip it first" }
         if head == [0x50, 0x4b, 0x03, 0x04] { return ", looks like a zip archive" }
         if head.allSatisfy({ ($0 >= 0x20 && $0 < 0x7f) || $0 == 0x0a || $0 == 0x0d || $0 == 0x09 }) {
             return ", looks like text"

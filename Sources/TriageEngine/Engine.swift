@@ -86,6 +86,21 @@ extension CaptureError: Codable {
     }
 }
 
+/// How far an input has been read, for a progress line.
+public struct ReadProgress: Sendable {
+    public var input: String
+    /// Bytes read: frames and their record headers (of the decompressed data when the input
+    /// is compressed).
+    public var bytes: Int64
+    /// The input's size when it is known and comparable to `bytes` (an uncompressed file).
+    public var total: Int64?
+    public var frames: Int
+    /// Attempts (TCP connections followed) so far.
+    public var attempts: Int
+    /// The input has been read to its end (or to an error).
+    public var finished: Bool
+}
+
 /// Receives the analysis as it happens, so reports can stream and memory stays flat.
 public protocol AnalysisSink: AnyObject {
     func begin(_ input: InputInfo)
@@ -135,6 +150,10 @@ public struct EngineOptions: Sendable {
     public var readAheadMaxCores = 2
     public var readAheadBusyShare = 0.5
     public var readAheadCheckFrames = 1 << 16
+    /// Called on the packet thread every `progressEveryFrames` frames and once at the end of
+    /// each input, for a progress line; nil: not counted at all.
+    public var progress: (@Sendable (ReadProgress) -> Void)?
+    public var progressEveryFrames = 8192
     /// The read-ahead's batches: how many, of how many bytes.
     public var readAheadBatches = 16
     public var readAheadBatchBytes = 1 << 20
@@ -173,7 +192,9 @@ public final class Engine {
             let source: any PacketSource =
                 options.readAhead
                 ? ReadAheadSource(file, batchBytes: options.readAheadBatchBytes, batches: options.readAheadBatches) : file
-            return analyze(source: source, sink: sink, snapshotLength: file.snapshotLength, linkTypes: file.linkTypes)
+            return analyze(
+                source: source, sink: sink, snapshotLength: file.snapshotLength, linkTypes: file.linkTypes,
+                size: file.isCompressed ? nil : Self.regularFileSize(path))
         } catch {
             sink.begin(InputInfo(input: path, linkType: nil, snapshotLength: nil))
             let summary = InputSummary(
@@ -188,7 +209,7 @@ public final class Engine {
     /// `linkTypes`: what the source is known to mix (a pcapng file's interfaces), for the report.
     @discardableResult
     public func analyze(source: any PacketSource, sink: any AnalysisSink, snapshotLength: Int? = nil,
-                        linkTypes: [LinkType]? = nil) -> InputSummary {
+                        linkTypes: [LinkType]? = nil, size: Int64? = nil) -> InputSummary {
         var names: [String] = []
         for t in linkTypes ?? [source.linkType] where !names.contains(t.description) { names.append(t.description) }
         sink.begin(InputInfo(input: source.name, linkType: names.joined(separator: " + "), snapshotLength: snapshotLength))
@@ -211,9 +232,33 @@ public final class Engine {
         let decodeOnly = stop == .decode
         var handBack = ReadAheadHandBack(source: source, verdicts: verdicts, options: options)
         var reader = source
+        let progress = options.progress
+        let progressEvery = max(1, options.progressEveryFrames)
+        var progressCountdown = progressEvery
+        var progressBytes: Int64 = 0
+        var frames = 0
+        defer {
+            progress?(
+                ReadProgress(
+                    input: source.name, bytes: progressBytes, total: size, frames: frames,
+                    attempts: tracker.stats.sessions, finished: true))
+        }
         do {
             while let raw = try reader.next() {
                 if let direct = handBack.frameRead() { reader = direct }
+                if let progress {
+                    // A record header is 16 bytes in pcap; close enough for pcapng.
+                    progressBytes &+= Int64(truncatingIfNeeded: raw.capturedLength &+ 16)
+                    frames = raw.frameNumber
+                    progressCountdown &-= 1
+                    if progressCountdown == 0 {
+                        progressCountdown = progressEvery
+                        progress(
+                            ReadProgress(
+                                input: source.name, bytes: progressBytes, total: size, frames: frames,
+                                attempts: tracker.stats.sessions, finished: false))
+                    }
+                }
                 if readOnly { continue }
                 PacketDecoder.decode(raw.bytes, linkType: raw.linkType, into: &decoded)
                 if decodeOnly { continue }
@@ -239,6 +284,13 @@ public final class Engine {
             warning: cutShort)
         sink.end(summary)
         return summary
+    }
+
+    /// A regular file's size; nil for a pipe or standard input.
+    static func regularFileSize(_ path: String) -> Int64? {
+        var st = stat()
+        guard path != "-", stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return nil }
+        return Int64(st.st_size)
     }
 
     /// What a finished session showed: taken on the packet thread, since the DNS table keeps
