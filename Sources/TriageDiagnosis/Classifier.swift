@@ -15,6 +15,7 @@ import TriageProtocols
 /// | SYNs unanswered | syn-unanswered | network-blockade |
 /// | RST whose TTL is not its sender's | reset-by-middlebox | network-blockade |
 /// | server only repeats its SYN-ACK while the client sends | path-loss | network-blockade |
+/// | a SOCKS / HTTP CONNECT proxy refuses the request (or closes without answering) | proxy-refused | host-not-accepting (the target refused), network-blockade, client-side (a request the proxy does not support) |
 /// | server speaks something else than RDP | non-rdp-service | resolution-mismatch |
 /// | capture began on a running session | success (reset when the server reset it; incomplete when one-way) | none |
 /// | RDP_NEG_FAILURE | negotiation-failure | tls-credssp |
@@ -43,6 +44,7 @@ public enum Classifier {
         Rule(name: "handshake-incomplete", decide: handshakeIncomplete),
         Rule(name: "reset-by-middlebox", decide: resetByMiddlebox),
         Rule(name: "path-loss", decide: pathLoss),
+        Rule(name: "proxy-refused", decide: proxyRefused),
         Rule(name: "non-rdp-service", decide: nonRDPService),
         Rule(name: "mid-session", decide: midSession),
         Rule(name: "no-rdp-request", decide: noRDPRequest),
@@ -96,6 +98,7 @@ public enum Classifier {
             v.evidence.insert(Evidence(d.response, "DNS answer \(d.name) → \(d.address)"), at: 0)
         }
         udpTransport(&v, r)
+        proxyPreamble(&v, r)
         let caveats = r.captureCaveats
         if !caveats.isEmpty {
             v.details.append("Capture caveats: " + caveats.joined(separator: "; ") + ".")
@@ -118,6 +121,95 @@ public enum Classifier {
         merged.sort { ($0.frame ?? Int.max) < ($1.frame ?? Int.max) }
         v.evidence = merged
         return v
+    }
+
+    /// A proxy preamble before the RDP bytes: every verdict says which proxy carried the
+    /// attempt and to which target, since the capture's "server" is the proxy.
+    static func proxyPreamble(_ v: inout Verdict, _ r: Reading) {
+        guard let p = r.rdp.proxy else { return }
+        let target = p.request.map { " to \($0.target)" } ?? ""
+        var line = "Through \(p.kind == .http ? "an" : "a") \(p.kind.display) proxy at \(r.tcp.server)\(target)"
+        if let reply = p.reply {
+            line += ": the proxy answered \(reply.codeText == String(reply.code) && p.kind == .http ? reply.name : "\(reply.codeText) \(reply.name)")"
+            if let at = p.replyAt { line += " (frame \(at.frame))" }
+        } else if p.request != nil {
+            line += "; no answer from the proxy was captured"
+        }
+        v.details.append(line + (p.tunnelOpen ? "; the RDP connection ran inside the tunnel." : "."))
+        var own = Set(v.evidence.compactMap(\.frame))
+        if let at = p.requestAt, let q = p.request, own.insert(at.frame).inserted {
+            v.evidence.append(Evidence(at, "\(p.kind.display) request to the proxy: connect to \(q.target)"))
+        }
+        if let at = p.replyAt, let reply = p.reply, own.insert(at.frame).inserted {
+            v.evidence.append(Evidence(at, "\(p.kind.display) reply from the proxy: \(Self.replyText(reply))"))
+        }
+    }
+
+    /// `0x05 connection refused` (SOCKS5), `91 request rejected or failed` (SOCKS4), `403 Forbidden` (HTTP).
+    static func replyText(_ reply: ProxyReply) -> String {
+        switch reply.kind {
+        case .http: reply.name
+        case .socks5 where reply.code > 0xFF: reply.name
+        default: "\(reply.codeText) \(reply.name)"
+        }
+    }
+
+    // MARK: - Proxy
+
+    /// The proxy in front of RDP said no (RFC 1928 section 6 REP, SOCKS4 CD, an HTTP status), or
+    /// closed after the request without answering. Its answer is the verdict: the target
+    /// refused, was unreachable, or the proxy's own policy refused.
+    static func proxyRefused(_ r: Reading) -> Verdict? {
+        guard let p = r.rdp.proxy, p.reply?.granted != true else { return nil }
+        let target = p.request?.target ?? "the target"
+        let via = "the \(p.kind.display) proxy at \(r.tcp.server)"
+        guard let reply = p.reply else {
+            guard p.request != nil, r.tcp.outcome == .closed || r.tcp.outcome == .reset, let side = r.tcp.endedBy else { return nil }
+            return make(
+                r, .proxyRefused, side == .client ? .clientSide : .networkBlockade,
+                "\(side == .client ? "The client" : "The proxy") closed the connection after asking \(via) for \(target), before the proxy answered.",
+                Confidence(.medium, "the proxy request has no answer and the connection ended"), stage: .tcpHandshake,
+                ender: side == .client ? .client : .middlebox, client: Knowledge.proxyConnectFailed, remedy: "proxy-failed")
+        }
+        let text = replyText(reply)
+        var evidence = p.replyAt.map { [Evidence($0, "\(p.kind.display) reply from the proxy: \(text)")] } ?? []
+        if let end = r.endingFrame, end.frame != p.replyAt?.frame {
+            let who = r.tcp.endedBy == .client ? "the client" : "the proxy"
+            evidence.append(Evidence(end, "\(who) \(r.endedByRST ? "reset" : "closed") the connection"))
+        }
+        let sure = Confidence(.high, "the proxy's answer says so in clear text")
+        switch reply.meaning {
+        case .targetRefused:
+            return make(
+                r, .proxyRefused, .hostNotAccepting,
+                "\(target) refused the connection, as \(via) reports (\(text)): nothing listens there, or a firewall rejects.",
+                sure, stage: .tcpHandshake, ender: .server, client: Knowledge.proxyConnectFailed, remedy: "proxy-refused",
+                evidence: evidence)
+        case .targetUnreachable:
+            return make(
+                r, .proxyRefused, .networkBlockade,
+                "\(via.prefix(1).uppercased() + via.dropFirst()) could not reach \(target) (\(text)).",
+                sure, stage: .tcpHandshake, ender: .middlebox, client: Knowledge.proxyConnectFailed, remedy: "proxy-unreachable",
+                evidence: evidence)
+        case .deniedByProxy:
+            return make(
+                r, .proxyRefused, .networkBlockade,
+                "\(via.prefix(1).uppercased() + via.dropFirst()) refused to connect to \(target) (\(text)): its policy or authentication blocks it.",
+                sure, stage: .tcpHandshake, ender: .middlebox, client: Knowledge.proxyConnectFailed, remedy: "proxy-denied",
+                evidence: evidence)
+        case .unsupported:
+            return make(
+                r, .proxyRefused, .clientSide,
+                "\(via.prefix(1).uppercased() + via.dropFirst()) does not support the client's request for \(target) (\(text)).",
+                sure, stage: .tcpHandshake, ender: .middlebox, client: Knowledge.proxyConnectFailed, remedy: "proxy-unsupported",
+                evidence: evidence)
+        case .failed, .granted:
+            return make(
+                r, .proxyRefused, .networkBlockade,
+                "\(via.prefix(1).uppercased() + via.dropFirst()) failed to connect to \(target) (\(text)).",
+                sure, stage: .tcpHandshake, ender: .middlebox, client: Knowledge.proxyConnectFailed, remedy: "proxy-failed",
+                evidence: evidence)
+        }
     }
 
     /// RDP's UDP transport (MS-RDPEMT 1.3) beside the attempt: a performance hint, never the
@@ -152,6 +244,7 @@ public enum Classifier {
             case .time: r.tcp.first.time.iso8601
             case .issuer: r.tls?.certificates.first?.issuer ?? "the inspection product"
             case .name: r.facts.dns.last?.name ?? r.tcp.server.address.description
+            case .target: r.rdp.proxy?.request?.target ?? "the target"
             }
         }
         // Steps quote names inside code spans (`Resolve-DnsName {server}`): a backtick from the
@@ -169,6 +262,8 @@ public enum Classifier {
     /// The names a remediation step may use as `{name}`.
     enum Placeholder: String, Sendable {
         case server, address, port, reporter, time, issuer, name
+        /// The host and port a proxy was asked to connect to.
+        case target
     }
 
     /// A remediation step split once into text and placeholders: steps are long and every

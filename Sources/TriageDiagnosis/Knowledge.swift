@@ -13,6 +13,9 @@ public enum Knowledge {
         code: "0x904", extended: "0x7",
         meaning:
             "socket closed while the connection was being set up (a graceful FIN rather than an RST: whether the client shows exactly 0x904/0x7 for a FIN is not confirmed)")
+    public static let proxyConnectFailed = ClientReport(
+        code: "0x204",
+        meaning: "socket connect failed: the proxy could not open the connection to the target (a client going through a proxy sees its refusal as a failed connect)")
     public static let timedOut = ClientReport(
         code: "0x704", meaning: "time-out: the connection stalled without an answer (0x108 on some clients)")
     public static let logonFailure = ClientReport(
@@ -227,6 +230,24 @@ public enum Knowledge {
         ],
         "no-rdp-request": [
             "The client opened TCP and never sent an RDP Connection Request: a port check, a scanner, or a client that gave up before sending; not an RDP failure by itself.",
+        ],
+        "proxy-refused": [
+            "The proxy reached {target} and was refused: nothing accepts RDP connections there. On the target check the service `Get-Service TermService`, the listener `netstat -ano | findstr :3389`, and that Remote Desktop is enabled (`fDenyTSConnections` = 0).",
+            "Check the target's host and network firewalls for connections from the proxy's address (not the client's: the target sees the proxy), and that the client asked the proxy for the right host and port.",
+        ],
+        "proxy-denied": [
+            "The proxy {server}:{port} refused the request for {target} by its own policy or authentication: ask its administrator to allow CONNECT to the RDP port (Squid `http_access` and `SSL_ports`/`Safe_ports` ACLs, tinyproxy `ConnectPort`, Dante `socks pass` rules), or supply the proxy credentials it expects.",
+            "Or reach the server another way: RD Gateway (HTTPS on 443), a VPN, or an SSH tunnel (`ssh -L 3389:{target} jumphost`).",
+        ],
+        "proxy-unreachable": [
+            "The proxy {server}:{port} could not reach {target}: check the name and address the client asked for, DNS as the proxy resolves it, and routing and firewalls between the proxy and the target (the proxy's own log names the error).",
+        ],
+        "proxy-unsupported": [
+            "The proxy {server}:{port} does not support what the client asked for (the command, the address type, or the HTTP method): check the client's proxy settings (type SOCKS5, SOCKS4 or HTTP, and the port) against what the proxy speaks.",
+        ],
+        "proxy-failed": [
+            "The proxy {server}:{port} did not open the connection to {target}: its log says why (for HTTP 502/503/504, the proxy's own connection to the target failed or timed out).",
+            "Test the path from the proxy itself: `nc -vz` to the target's host and port from the proxy host.",
         ],
         "success": [],
     ]

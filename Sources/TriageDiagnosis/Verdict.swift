@@ -19,6 +19,8 @@ public enum Label: String, Sendable, Codable, CaseIterable {
     case earlyDisconnect = "early-disconnect"
     case clientAbort = "client-abort"
     case nonRDPService = "non-rdp-service"
+    /// A SOCKS or HTTP proxy in front of RDP answered the client's request with a refusal.
+    case proxyRefused = "proxy-refused"
     case incomplete
 }
 

@@ -60,6 +60,8 @@ public struct RDPConnectionParser: Sendable {
         case tpkt
         /// TLS records.
         case tls
+        /// A proxy preamble (SOCKS, HTTP CONNECT) before the tunnelled stream.
+        case proxy
         /// Done with this direction (enough seen, or lost).
         case stopped
     }
@@ -73,6 +75,8 @@ public struct RDPConnectionParser: Sendable {
 
     struct DirectionState: Sendable {
         var mode = Mode.start
+        /// Stream offset where this direction's RDP bytes start (after a proxy preamble).
+        var base: Int64 = 0
         /// The first-bytes classification is settled.
         var classified = false
         /// End offset of the incomplete PDU at the head of the last offer, when its header
@@ -139,10 +143,24 @@ public struct RDPConnectionParser: Sendable {
     /// bytes then say nothing about the service.
     let startsMidStream: Bool
 
+    /// The next proxy message each side sends (STYLE.md 7), while a preamble runs.
+    enum ProxyClientStep: Sendable, Equatable { case greeting, credentialsOrRequest, request, done }
+    enum ProxyServerStep: Sendable, Equatable { case methodChoice, authStatus, reply, done }
+    var proxyClient = ProxyClientStep.done
+    var proxyServer = ProxyServerStep.done
+
     /// `startsMidStream`: the session's SYN was not captured, so offset 0 may fall inside
-    /// a PDU.
-    public init(startsMidStream: Bool = false) {
+    /// a PDU. `afterSOCKS5Greeting`: the stream is followed from a SOCKS5 request (the
+    /// greeting and the method choice went by before).
+    public init(startsMidStream: Bool = false, afterSOCKS5Greeting: Bool = false) {
         self.startsMidStream = startsMidStream
+        if afterSOCKS5Greeting && !startsMidStream {
+            collected.proxy = ProxyFacts(kind: .socks5)
+            proxyClient = .request
+            proxyServer = .reply
+            client.mode = .proxy
+            server.mode = .proxy
+        }
     }
 
     // MARK: - Stream events
@@ -154,6 +172,18 @@ public struct RDPConnectionParser: Sendable {
         var st = state(direction)
         defer { setState(direction, st) }
         guard st.mode != .stopped else { return StreamDisposition(consumed: bytes.count, wantsMore: false) }
+        if st.mode == .proxy {
+            var c = ByteCursor(bytes)
+            let finished = stepProxy(&st, &c, offset: offset, direction: direction, frame: frame)
+            if st.mode == .stopped { return StreamDisposition(consumed: bytes.count, wantsMore: false) }
+            guard finished, !c.isEmpty else { return StreamDisposition(consumed: c.offset, wantsMore: true) }
+            // The tunnel's first bytes came in the same offer: read them as a stream's start.
+            setState(direction, st)
+            let rest = UnsafeRawBufferPointer(rebasing: bytes[c.offset...])
+            let inner = receive(rest, offset: offset + Int64(c.offset), direction: direction, frame: frame)
+            st = state(direction)
+            return StreamDisposition(consumed: c.offset + inner.consumed, wantsMore: inner.wantsMore)
+        }
         var c = ByteCursor(bytes)
         st.pendingEnd = nil
         st.pendingRecord = nil
@@ -178,7 +208,7 @@ public struct RDPConnectionParser: Sendable {
         if startsMidStream && st.mode == .start {
             // The capture began inside the stream: find the first PDU boundary (a service's
             // text banner is still told apart at offset 0).
-            if offset == 0 && c.offset == 0 && !st.classified {
+            if offset == st.base && c.offset == 0 && !st.classified {
                 guard let kind = PayloadClassifier.classify(c) else {
                     return StreamDisposition(consumed: 0, wantsMore: true)
                 }
@@ -195,10 +225,16 @@ public struct RDPConnectionParser: Sendable {
                 let done = st.mode == .stopped
                 return StreamDisposition(consumed: done ? bytes.count : c.offset, wantsMore: !done)
             }
-        } else if offset == 0 && c.offset == 0 && !st.classified {
+        } else if offset == st.base && c.offset == 0 && !st.classified {
             // The stream's first bytes, offered again until the first PDU is consumed.
             guard classifyFirstBytes(&st, c, direction: direction, frame: frame) else {
                 let done = st.mode == .stopped
+                if st.mode == .proxy && !done {
+                    setState(direction, st)
+                    let r = receive(bytes, offset: offset, direction: direction, frame: frame)
+                    st = state(direction)
+                    return r
+                }
                 return StreamDisposition(consumed: done ? bytes.count : 0, wantsMore: !done)
             }
         } else if st.mode == .start {
@@ -217,7 +253,7 @@ public struct RDPConnectionParser: Sendable {
             switch st.mode {
             case .tpkt: progressed = stepTPKT(&st, &c, offset: offset, direction: direction, frame: frame)
             case .tls: progressed = stepTLS(&st, &c, offset: offset, direction: direction, frame: frame)
-            case .start, .stopped: progressed = false
+            case .start, .stopped, .proxy: progressed = false
             }
             if !progressed { break }
             if st.joined {
@@ -278,6 +314,111 @@ public struct RDPConnectionParser: Sendable {
         lose(&st, direction, "reassembly limit reached at offset \(offset)")
     }
 
+    // MARK: - Proxy preamble
+
+    /// Reads this direction's proxy messages. True when its preamble is over and the tunnel
+    /// starts at the cursor; false while waiting for bytes, or when the proxy refused (the
+    /// direction is stopped then).
+    mutating func stepProxy(
+        _ st: inout DirectionState, _ c: inout ByteCursor, offset: Int64, direction: Direction, frame: FrameLookup
+    ) -> Bool {
+        guard var p = collected.proxy else {
+            st.mode = .stopped
+            return false
+        }
+        defer { collected.proxy = p }
+        while true {
+            let start = offset + Int64(c.offset)
+            var copy = c
+            do throws(ParseError) {
+                if direction == .clientToServer {
+                    switch proxyClient {
+                    case .greeting:
+                        _ = try ProxyPreamble.readSOCKS5Greeting(&copy)
+                        p.greetingAt = evidence(&st, frame, offset + Int64(copy.offset) - 1)
+                        proxyClient = .credentialsOrRequest
+                    case .credentialsOrRequest:
+                        if copy.peekUInt8() == 1 {
+                            try ProxyPreamble.skipSOCKS5Credentials(&copy)
+                            proxyClient = .request
+                        } else {
+                            proxyClient = .request
+                            continue
+                        }
+                    case .request:
+                        let r: ProxyRequest
+                        switch p.kind {
+                        case .socks4, .socks4a: r = try ProxyPreamble.readSOCKS4Request(&copy)
+                        case .socks5: r = try ProxyPreamble.readSOCKS5Request(&copy)
+                        case .http: r = try ProxyPreamble.readHTTPConnect(&copy)
+                        }
+                        p.kind = r.kind == .socks4a ? .socks4a : p.kind
+                        p.request = r
+                        p.requestAt = evidence(&st, frame, offset + Int64(copy.offset) - 1)
+                        proxyClient = .done
+                    case .done:
+                        break
+                    }
+                } else {
+                    switch proxyServer {
+                    case .methodChoice:
+                        let m = try ProxyPreamble.readSOCKS5MethodChoice(&copy)
+                        p.method = m
+                        if m == 0xFF {
+                            p.reply = ProxyReply(kind: .socks5, code: ProxyReply.noAcceptableMethod)
+                            p.replyAt = evidence(&st, frame, offset + Int64(copy.offset) - 1)
+                            proxyServer = .done
+                        } else {
+                            proxyServer = m == 2 ? .authStatus : .reply
+                        }
+                    case .authStatus:
+                        let status = try ProxyPreamble.readSOCKS5AuthStatus(&copy)
+                        if status != 0 {
+                            p.reply = ProxyReply(kind: .socks5, code: ProxyReply.credentialsRefused)
+                            p.replyAt = evidence(&st, frame, offset + Int64(copy.offset) - 1)
+                            proxyServer = .done
+                        } else {
+                            proxyServer = .reply
+                        }
+                    case .reply:
+                        let r: ProxyReply
+                        switch p.kind {
+                        case .socks4, .socks4a: r = try ProxyPreamble.readSOCKS4Reply(&copy, kind: p.kind)
+                        case .socks5: r = try ProxyPreamble.readSOCKS5Reply(&copy)
+                        case .http: r = try ProxyPreamble.readHTTPReply(&copy)
+                        }
+                        // Where the reply (for HTTP, its head: a refusal's page is not read) ends.
+                        p.reply = r
+                        p.replyAt = evidence(&st, frame, offset + Int64(copy.offset) - 1)
+                        proxyServer = .done
+                    case .done:
+                        break
+                    }
+                }
+            } catch {
+                if error.isNeedMore { return false }
+                st.mode = .stopped
+                note(direction, frame(start) ?? st.lastFrame, "proxy preamble: \(error.summary)")
+                return false
+            }
+            c = copy
+            let done = direction == .clientToServer ? proxyClient == .done : proxyServer == .done
+            guard done else {
+                if c.isEmpty { return false }
+                continue
+            }
+            if direction == .serverToClient && p.reply?.granted != true {
+                // The proxy said no: nothing of the target follows on either side.
+                st.mode = .stopped
+                return false
+            }
+            st.mode = .start
+            st.base = offset + Int64(c.offset)
+            st.classified = false
+            return true
+        }
+    }
+
     // MARK: - First bytes
 
     /// Classifies the stream's first bytes. Returns false when parsing should not go on
@@ -285,6 +426,22 @@ public struct RDPConnectionParser: Sendable {
     mutating func classifyFirstBytes(
         _ st: inout DirectionState, _ c: ByteCursor, direction: Direction, frame: FrameLookup
     ) -> Bool {
+        if st.base == 0 && !startsMidStream {
+            if direction == .clientToServer && collected.proxy == nil {
+                let start = ProxyPreamble.start(c)
+                if start == .needMore { return false }
+                if let kind = start.kind {
+                    collected.proxy = ProxyFacts(kind: kind)
+                    proxyClient = kind == .socks5 ? .greeting : .request
+                    proxyServer = kind == .socks5 ? .methodChoice : .reply
+                    st.mode = .proxy
+                    return false
+                }
+            } else if direction == .serverToClient && proxyServer != .done {
+                st.mode = .proxy
+                return false
+            }
+        }
         guard let kind = PayloadClassifier.classify(c) else { return false }
         if direction == .clientToServer { collected.firstClientPayload = kind } else { collected.firstServerPayload = kind }
         switch kind {
@@ -297,12 +454,12 @@ public struct RDPConnectionParser: Sendable {
         case .http, .ssh, .text, .binary:
             if direction == .serverToClient {
                 collected.serverBanner = kind == .binary ? nil : PayloadClassifier.banner(c)
-                collected.serverBannerAt = frame(0) ?? st.lastFrame
+                collected.serverBannerAt = frame(st.base) ?? st.lastFrame
             }
             if PayloadClassifier.wantsMoreBytes(c) { return false }
             st.classified = true
             st.mode = .stopped
-            note(direction, frame(0), "not RDP: first bytes are \(kind.rawValue)")
+            note(direction, frame(st.base), "not RDP: first bytes are \(kind.rawValue)")
             return false
         }
     }

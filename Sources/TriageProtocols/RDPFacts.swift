@@ -336,6 +336,9 @@ public struct RDPFacts: Sendable, Codable, Equatable {
     /// The capture began inside the streams: how each side's stream was joined (nil when
     /// the session's start was captured).
     public var midStream: MidStreamFacts?
+    /// A SOCKS or HTTP CONNECT preamble before the RDP bytes: the proxy, the target asked
+    /// for, and the proxy's answer.
+    public var proxy: ProxyFacts?
 
     public init() {}
 }
@@ -365,5 +368,6 @@ extension RDPFacts {
         try c.encode(notes, forKey: .notes)
         try c.encode(lostSync, forKey: .lostSync)
         if let v = midStream { try c.encode(v, forKey: .midStream) }
+        if let v = proxy { try c.encode(v, forKey: .proxy) }
     }
 }
