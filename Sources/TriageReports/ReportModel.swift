@@ -232,7 +232,7 @@ final class InputDigest {
         guard let code = reported else { return }
         if code.matches(s.clientReport) {
             if hits.count < Self.maxMatches { hits.append(s) }
-        } else if let r = s.clientReport, let c = ReportedCode(r.code), c.code == code.code, near.count < Self.maxMatches {
+        } else if let r = s.clientReport, r.code.code == code.code, near.count < Self.maxMatches {
             near.append(s)
         }
     }
