@@ -198,11 +198,11 @@ public struct RDPConnectionParser: Sendable {
             case nil:
                 return StreamDisposition(consumed: c.offset, wantsMore: true)
             case false?:
-                lose(&st, direction, "no PDU header after a gap")
+                lose(&st, direction, .noHeaderAfterGap)
                 return StreamDisposition(consumed: bytes.count, wantsMore: false)
             case true?:
                 st.resyncByHeader = false
-                note(direction, frame(offset + Int64(c.offset)) ?? st.lastFrame, "resynchronised after a gap")
+                note(direction, frame(offset + Int64(c.offset)) ?? st.lastFrame, .resynchronisedAfterGap)
             }
         }
         if startsMidStream && st.mode == .start {
@@ -242,7 +242,7 @@ public struct RDPConnectionParser: Sendable {
             case nil:
                 return StreamDisposition(consumed: c.offset, wantsMore: true)
             case false?:
-                lose(&st, direction, "stream does not start at a PDU boundary")
+                lose(&st, direction, .notAtPDUBoundary)
                 return StreamDisposition(consumed: bytes.count, wantsMore: false)
             case true?:
                 break
@@ -285,7 +285,7 @@ public struct RDPConnectionParser: Sendable {
                 TLSFacts.RecordRun(at: at, from: direction.sender, contentType: r.contentType.rawValue, length: r.length))
         } else if st.pendingEnd != nil {
             if st.mode == .tls { st.handshakeBroken = st.handshakeBroken || !st.encrypted }
-            note(direction, st.lastFrame, "a PDU was partly lost in a gap")
+            note(direction, st.lastFrame, .pduPartlyLostInGap)
         }
         if let end = st.pendingEnd, end >= resume {
             // The gap ends inside that PDU: skip the rest of it and carry on in step.
@@ -311,7 +311,7 @@ public struct RDPConnectionParser: Sendable {
         var st = state(direction)
         defer { setState(direction, st) }
         guard st.mode != .stopped else { return }
-        lose(&st, direction, "reassembly limit reached at offset \(offset)")
+        lose(&st, direction, .reassemblyLimit(offset: offset))
     }
 
     // MARK: - Proxy preamble
@@ -398,7 +398,7 @@ public struct RDPConnectionParser: Sendable {
             } catch {
                 if error.isNeedMore { return false }
                 st.mode = .stopped
-                note(direction, frame(start) ?? st.lastFrame, "proxy preamble: \(error.summary)")
+                note(direction, frame(start) ?? st.lastFrame, .proxyPreamble(error))
                 return false
             }
             c = copy
@@ -459,7 +459,7 @@ public struct RDPConnectionParser: Sendable {
             if PayloadClassifier.wantsMoreBytes(c) { return false }
             st.classified = true
             st.mode = .stopped
-            note(direction, frame(st.base), "not RDP: first bytes are \(kind.rawValue)")
+            note(direction, frame(st.base), .notRDP(kind))
             return false
         }
     }
@@ -515,7 +515,7 @@ public struct RDPConnectionParser: Sendable {
             st.joinSkips += 1
             if st.joinSkips >= Self.maxJoinSkips {
                 st.mode = .stopped
-                note(direction, st.lastFrame ?? frame(start), "the capture began inside a PDU; no PDU boundary in the first \(Self.maxJoinSkips) segments")
+                note(direction, st.lastFrame ?? frame(start), .noPDUBoundary(segments: Self.maxJoinSkips))
             }
             return false
         case .found(let framing):
@@ -532,7 +532,7 @@ public struct RDPConnectionParser: Sendable {
             var m = collected.midStream ?? MidStreamFacts()
             m[direction.sender] = MidStreamFacts.SideStart(framing: framing, skippedBytes: start, at: at, pdus: 0, fastPathPDUs: 0)
             collected.midStream = m
-            if start > 0 { note(direction, at, "the capture began inside a PDU: \(start) bytes skipped to the first PDU boundary") }
+            if start > 0 { note(direction, at, .joinedMidStream(skippedBytes: start)) }
             return true
         }
     }
@@ -616,13 +616,13 @@ public struct RDPConnectionParser: Sendable {
             return false
         } catch {
             if st.unconfirmed { return rejoin(&st, &c, direction) }
-            lose(&st, direction, "TPKT framing: \(error.summary)", frame: frame(offset + Int64(c.offset)), lostSync: false)
+            lose(&st, direction, .tpktFraming(error), frame: frame(offset + Int64(c.offset)), lostSync: false)
             return false
         }
         let start = offset + Int64(c.offset)
         if case .fastPath = framing, !st.sawMCS {
             // Fast-path PDUs exist only once the connection sequence is through MCS.
-            lose(&st, direction, "neither TPKT nor TLS where X.224 or MCS was due", frame: frame(start), lostSync: false)
+            lose(&st, direction, .neitherTPKTNorTLS, frame: frame(start), lostSync: false)
             return false
         }
         guard framing.length <= c.remaining, var pdu = c.readSlice(framing.length) else {
@@ -647,21 +647,21 @@ public struct RDPConnectionParser: Sendable {
         do {
             tpdu = try X224.parse(&pdu)
         } catch {
-            note(direction, at, "X.224: \(error.summary)")
+            note(direction, at, .x224(error))
             return
         }
         switch tpdu {
         case .connectionRequest(let cr):
-            guard direction == .clientToServer else { return note(direction, at, "X.224 Connection Request from the server") }
+            guard direction == .clientToServer else { return note(direction, at, .connectionRequestFromServer) }
             guard collected.connectionRequest == nil else { return }
             collected.connectionRequest = ConnectionRequestFacts(
                 at: at, cookie: cr.cookie, routingToken: cr.routingToken,
                 hasNegotiationRequest: cr.negotiationRequest != nil,
                 requestedProtocols: cr.negotiationRequest?.requestedProtocols,
                 flags: cr.negotiationRequest?.flags.rawValue, correlationID: cr.correlationInfo?.correlationID)
-            if cr.unterminatedLine { note(direction, at, "cookie line without CR LF") }
+            if cr.unterminatedLine { note(direction, at, .cookieWithoutCRLF) }
         case .connectionConfirm(let cc):
-            guard direction == .serverToClient else { return note(direction, at, "X.224 Connection Confirm from the client") }
+            guard direction == .serverToClient else { return note(direction, at, .connectionConfirmFromClient) }
             guard collected.connectionConfirm == nil else { return }
             var confirm = ConnectionConfirmFacts(
                 at: at, selectedProtocol: nil, flags: nil, failure: nil, noNegotiationData: false)
@@ -675,7 +675,7 @@ public struct RDPConnectionParser: Sendable {
                 confirm.failure = code
                 confirm.flags = flags
             case .unknown(let type):
-                note(direction, at, "Connection Confirm with negotiation type \(type)")
+                note(direction, at, .unknownNegotiationType(type))
             }
             collected.connectionConfirm = confirm
         case .disconnectRequest(let dr):
@@ -689,7 +689,7 @@ public struct RDPConnectionParser: Sendable {
             var data = ByteCursor(packet.base, from: from, to: from + userDataLength)
             handleMCS(&st, &data, direction: direction, at: at)
         case .other(let code):
-            note(direction, at, "X.224 \(code.name)")
+            note(direction, at, .unexpectedTPDU(code))
         }
     }
 
@@ -710,7 +710,7 @@ public struct RDPConnectionParser: Sendable {
                     }
                 }
             } catch {
-                note(direction, at, "MCS connect PDU: \(error.summary)")
+                note(direction, at, .mcsConnect(error))
             }
             return
         }
@@ -751,7 +751,7 @@ public struct RDPConnectionParser: Sendable {
                 do {
                     out.certificates.append(try CertificateParser.facts(der: der))
                 } catch {
-                    note(direction, at, "server certificate: \(error.summary)")
+                    note(direction, at, .serverCertificate(error))
                 }
             }
         case .unknown(let version):
@@ -787,7 +787,7 @@ public struct RDPConnectionParser: Sendable {
                 tls.malformed.append("\(direction.sender.rawValue)\(at.map { " frame \($0.frame)" } ?? ""): \(error.summary)")
             }
             collected.tls = tls
-            lose(&st, direction, "TLS record: \(error.summary)", frame: at, lostSync: false)
+            lose(&st, direction, .tlsRecord(error), frame: at, lostSync: false)
             return false
         }
         let at = evidence(&st, frame, start + Int64(TLSRecordHeader.size + header.length) - 1)
@@ -917,7 +917,7 @@ public struct RDPConnectionParser: Sendable {
         if buffer.count > Self.maxHandshakeMessage {
             buffer = []
             st.handshakeBroken = true
-            note(direction, at, "TLS handshake message larger than \(Self.maxHandshakeMessage) bytes; not parsed")
+            note(direction, at, .handshakeMessageTooLarge(limit: Self.maxHandshakeMessage))
         }
         setHandshake(direction, buffer)
     }
@@ -975,7 +975,7 @@ public struct RDPConnectionParser: Sendable {
                         let facts = try CertificateParser.facts(der: der)
                         withTLS { $0.certificates.append(facts) }
                     } catch {
-                        note(direction, at, "TLS certificate: \(error.summary)")
+                        note(direction, at, .tlsCertificate(error))
                     }
                 }
             case .serverHelloDone where direction == .serverToClient:
@@ -984,7 +984,7 @@ public struct RDPConnectionParser: Sendable {
                 break
             }
         } catch {
-            note(direction, at, "TLS \(header.type.name): \(error.summary)")
+            note(direction, at, .tlsHandshakeMessage(header.type, error))
         }
     }
 
@@ -1096,20 +1096,19 @@ public struct RDPConnectionParser: Sendable {
 
     /// Adds a note, kept in frame order so that the order the two directions were read in
     /// does not show.
-    mutating func note(_ direction: Direction, _ at: FrameRef?, _ text: String) {
+    mutating func note(_ direction: Direction, _ at: FrameRef?, _ event: ParserEvent) {
         guard collected.notes.count < Self.maxNotes else { return }
-        let frame = at.map { " frame \($0.frame)" } ?? ""
         let key = at?.frame ?? Int.max
         var i = noteFrames.count
         while i > 0 && noteFrames[i - 1] > key { i -= 1 }
         noteFrames.insert(key, at: i)
-        collected.notes.insert("\(direction.sender.rawValue)\(frame): \(text)", at: i)
+        collected.notes.insert(ParserNote(side: direction.sender, at: at, event: event), at: i)
     }
 
     /// Stops parsing a direction; `lostSync` when the capture (a gap, the reassembly limit,
     /// a start mid-stream) took the parser's place, not when the peer sent garbage.
     mutating func lose(
-        _ st: inout DirectionState, _ direction: Direction, _ why: String, frame: FrameRef? = nil, lostSync: Bool = true
+        _ st: inout DirectionState, _ direction: Direction, _ why: ParserEvent, frame: FrameRef? = nil, lostSync: Bool = true
     ) {
         st.mode = .stopped
         setHandshake(direction, [])

@@ -169,7 +169,8 @@ import TriageFlows
         #expect(junk.proxy?.reply?.meaning == .deniedByProxy)
         let bad = StreamPlayer.play(SyntheticStreamTests.exchange([(.c, Self.socks5Greeting), (.s, hexBytes("0400"))]), .asCaptured)
         #expect(bad.proxy?.reply == nil)
-        #expect(bad.notes.contains { $0.contains("proxy preamble") })
+        #expect(bad.notes.contains { $0.description == "server frame 2: proxy preamble: malformed at +0: SOCKS5 version 4" }, "\(bad.notes)")
+        #expect(bad.notes.contains { if case .proxyPreamble(.malformed) = $0.event { $0.side == .server } else { false } })
         var rng = SplitMix(seed: 3)
         for _ in 0..<300 {
             var bytes = Self.socks5Greeting + Self.socks5RequestName + Self.cr
