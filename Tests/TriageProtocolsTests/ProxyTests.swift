@@ -162,6 +162,25 @@ import TriageFlows
         #expect(f.connectionConfirm?.at.frame == 4)
     }
 
+    /// A redacted export overwrites the names a preamble holds (the SOCKS5 user, the target,
+    /// the proxy's bound address) and the cookie inside the tunnel, at their stream offsets.
+    @Test func namesInPreambles() {
+        let client = NameLocator.clientStream(Self.socks5Greeting + Self.socks5Credentials + Self.socks5RequestV4 + Self.cr)
+        #expect(client.contains { $0.kind == .user && $0.shown == "alice" && $0.ranges == [6..<11] }, "\(client)")
+        let request = Self.socks5Greeting.count + Self.socks5Credentials.count
+        #expect(client.contains { $0.encoding == .address && $0.shown == "198.51.100.20" && $0.ranges == [(request + 4)..<(request + 8)] })
+        let cookieAt = request + Self.socks5RequestV4.count + 11 + 17  // TPKT and X.224 header, "Cookie: mstshash="
+        #expect(client.contains { $0.shown.hasPrefix("JOHN-PC") && $0.ranges.first?.lowerBound == cookieAt }, "\(client)")
+        #expect(!client.contains { $0.shown.contains("secret") })
+        let server = NameLocator.serverStream(Self.socks5ChoicePassword + hexBytes("0100") + Self.socks5Succeeded + Self.cc)
+        #expect(server.contains { $0.encoding == .address && $0.shown == "192.0.2.1" }, "\(server)")
+        let http = NameLocator.clientStream(Self.connect + Self.cr)
+        #expect(http.filter { $0.shown == "198.51.100.20" }.count == 2, "the CONNECT line and the Host header")
+        let s4 = NameLocator.clientStream(Self.socks4aRequest)
+        #expect(s4.contains { $0.kind == .host && $0.shown == "rdp.corp.example" })
+        #expect(NameLocator.clientStream(Self.socks4Request).contains { $0.kind == .user && $0.shown == "alice" })
+    }
+
     /// Garbage after a granted reply is the tunnel's business (non-RDP), and a broken
     /// preamble is a note, never a trap.
     @Test func brokenPreambles() {
