@@ -94,6 +94,12 @@ let package = Package(
             dependencies: ["TriageProtocols", "TriageDecoding", "TriageFlows", "TriageCapture", "TestSupport"],
             swiftSettings: strict
         ),
+        // The classifier's rules on facts built by hand, rule by rule (no capture).
+        .testTarget(
+            name: "TriageDiagnosisTests",
+            dependencies: ["TriageDiagnosis", "TriageProtocols", "TriageFlows", "TriageDecoding", "TriageCapture"],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "TriageReportsTests", dependencies: ["TriageReports", "TestSupport"], swiftSettings: strict),
         .testTarget(

@@ -15,6 +15,7 @@ import TriageProtocols
 /// | SYNs unanswered | syn-unanswered | network-blockade |
 /// | RST whose TTL is not its sender's | reset-by-middlebox | network-blockade |
 /// | server only repeats its SYN-ACK while the client sends | path-loss | network-blockade |
+/// | a SOCKS / HTTP CONNECT proxy refuses the request (or closes without answering) | proxy-refused | host-not-accepting (the target refused), network-blockade, client-side (a request the proxy does not support) |
 /// | server speaks something else than RDP | non-rdp-service | resolution-mismatch |
 /// | capture began on a running session | success (reset when the server reset it; incomplete when one-way) | none |
 /// | RDP_NEG_FAILURE | negotiation-failure | tls-credssp |
@@ -43,6 +44,7 @@ public enum Classifier {
         Rule(name: "handshake-incomplete", decide: handshakeIncomplete),
         Rule(name: "reset-by-middlebox", decide: resetByMiddlebox),
         Rule(name: "path-loss", decide: pathLoss),
+        Rule(name: "proxy-refused", decide: proxyRefused),
         Rule(name: "non-rdp-service", decide: nonRDPService),
         Rule(name: "mid-session", decide: midSession),
         Rule(name: "no-rdp-request", decide: noRDPRequest),
@@ -77,13 +79,13 @@ public enum Classifier {
 
     static func make(
         _ r: Reading, _ label: Label, _ cause: Cause, _ summary: String, _ confidence: Confidence,
-        stage: Stage? = nil, ender: Ender? = nil, client: ClientReport? = nil, remedy: String? = nil,
+        stage: Stage? = nil, ender: Ender? = nil, client: ClientReport? = nil, remedy: Remedy? = nil,
         details: [String] = [], evidence: [Evidence] = []
     ) -> Verdict {
         Verdict(
             label: label, cause: cause, stage: stage ?? r.stage, endedBy: ender ?? r.ender, confidence: confidence,
             summary: summary, details: details, evidence: evidence, clientReport: client,
-            remediation: remediationSteps(remedy ?? label.rawValue, r), rule: "")
+            remediation: remediationSteps(remedy ?? label.remedy, r), rule: "")
     }
 
     /// Adds what every verdict carries: the DNS story, capture caveats, the handshake frames.
@@ -96,6 +98,7 @@ public enum Classifier {
             v.evidence.insert(Evidence(d.response, "DNS answer \(d.name) → \(d.address)"), at: 0)
         }
         udpTransport(&v, r)
+        proxyPreamble(&v, r)
         let caveats = r.captureCaveats
         if !caveats.isEmpty {
             v.details.append("Capture caveats: " + caveats.joined(separator: "; ") + ".")
@@ -120,6 +123,95 @@ public enum Classifier {
         return v
     }
 
+    /// A proxy preamble before the RDP bytes: every verdict says which proxy carried the
+    /// attempt and to which target, since the capture's "server" is the proxy.
+    static func proxyPreamble(_ v: inout Verdict, _ r: Reading) {
+        guard let p = r.rdp.proxy else { return }
+        let target = p.request.map { " to \($0.target)" } ?? ""
+        var line = "Through \(p.kind == .http ? "an" : "a") \(p.kind.display) proxy at \(r.tcp.server)\(target)"
+        if let reply = p.reply {
+            line += ": the proxy answered \(reply.codeText == String(reply.code) && p.kind == .http ? reply.name : "\(reply.codeText) \(reply.name)")"
+            if let at = p.replyAt { line += " (frame \(at.frame))" }
+        } else if p.request != nil {
+            line += "; no answer from the proxy was captured"
+        }
+        v.details.append(line + (p.tunnelOpen ? "; the RDP connection ran inside the tunnel." : "."))
+        var own = Set(v.evidence.compactMap(\.frame))
+        if let at = p.requestAt, let q = p.request, own.insert(at.frame).inserted {
+            v.evidence.append(Evidence(at, "\(p.kind.display) request to the proxy: connect to \(q.target)"))
+        }
+        if let at = p.replyAt, let reply = p.reply, own.insert(at.frame).inserted {
+            v.evidence.append(Evidence(at, "\(p.kind.display) reply from the proxy: \(Self.replyText(reply))"))
+        }
+    }
+
+    /// `0x05 connection refused` (SOCKS5), `91 request rejected or failed` (SOCKS4), `403 Forbidden` (HTTP).
+    static func replyText(_ reply: ProxyReply) -> String {
+        switch reply.kind {
+        case .http: reply.name
+        case .socks5 where reply.code > 0xFF: reply.name
+        default: "\(reply.codeText) \(reply.name)"
+        }
+    }
+
+    // MARK: - Proxy
+
+    /// The proxy in front of RDP said no (RFC 1928 section 6 REP, SOCKS4 CD, an HTTP status), or
+    /// closed after the request without answering. Its answer is the verdict: the target
+    /// refused, was unreachable, or the proxy's own policy refused.
+    static func proxyRefused(_ r: Reading) -> Verdict? {
+        guard let p = r.rdp.proxy, p.reply?.granted != true else { return nil }
+        let target = p.request?.target ?? "the target"
+        let via = "the \(p.kind.display) proxy at \(r.tcp.server)"
+        guard let reply = p.reply else {
+            guard p.request != nil, r.tcp.outcome == .closed || r.tcp.outcome == .reset, let side = r.tcp.endedBy else { return nil }
+            return make(
+                r, .proxyRefused, side == .client ? .clientSide : .networkBlockade,
+                "\(side == .client ? "The client" : "The proxy") closed the connection after asking \(via) for \(target), before the proxy answered.",
+                Confidence(.medium, "the proxy request has no answer and the connection ended"), stage: .tcpHandshake,
+                ender: side == .client ? .client : .middlebox, client: Knowledge.proxyConnectFailed, remedy: .proxyFailed)
+        }
+        let text = replyText(reply)
+        var evidence = p.replyAt.map { [Evidence($0, "\(p.kind.display) reply from the proxy: \(text)")] } ?? []
+        if let end = r.endingFrame, end.frame != p.replyAt?.frame {
+            let who = r.tcp.endedBy == .client ? "the client" : "the proxy"
+            evidence.append(Evidence(end, "\(who) \(r.endedByRST ? "reset" : "closed") the connection"))
+        }
+        let sure = Confidence(.high, "the proxy's answer says so in clear text")
+        switch reply.meaning {
+        case .targetRefused:
+            return make(
+                r, .proxyRefused, .hostNotAccepting,
+                "\(target) refused the connection, as \(via) reports (\(text)): nothing listens there, or a firewall rejects.",
+                sure, stage: .tcpHandshake, ender: .server, client: Knowledge.proxyConnectFailed, remedy: .proxyRefused,
+                evidence: evidence)
+        case .targetUnreachable:
+            return make(
+                r, .proxyRefused, .networkBlockade,
+                "\(via.prefix(1).uppercased() + via.dropFirst()) could not reach \(target) (\(text)).",
+                sure, stage: .tcpHandshake, ender: .middlebox, client: Knowledge.proxyConnectFailed, remedy: .proxyUnreachable,
+                evidence: evidence)
+        case .deniedByProxy:
+            return make(
+                r, .proxyRefused, .networkBlockade,
+                "\(via.prefix(1).uppercased() + via.dropFirst()) refused to connect to \(target) (\(text)): its policy or authentication blocks it.",
+                sure, stage: .tcpHandshake, ender: .middlebox, client: Knowledge.proxyConnectFailed, remedy: .proxyDenied,
+                evidence: evidence)
+        case .unsupported:
+            return make(
+                r, .proxyRefused, .clientSide,
+                "\(via.prefix(1).uppercased() + via.dropFirst()) does not support the client's request for \(target) (\(text)).",
+                sure, stage: .tcpHandshake, ender: .middlebox, client: Knowledge.proxyConnectFailed, remedy: .proxyUnsupported,
+                evidence: evidence)
+        case .failed, .granted:
+            return make(
+                r, .proxyRefused, .networkBlockade,
+                "\(via.prefix(1).uppercased() + via.dropFirst()) failed to connect to \(target) (\(text)).",
+                sure, stage: .tcpHandshake, ender: .middlebox, client: Knowledge.proxyConnectFailed, remedy: .proxyFailed,
+                evidence: evidence)
+        }
+    }
+
     /// RDP's UDP transport (MS-RDPEMT 1.3) beside the attempt: a performance hint, never the
     /// verdict. Unanswered datagrams to the server's port mean UDP is blocked on the path or
     /// off on the server, and the session runs over TCP alone.
@@ -136,12 +228,14 @@ public enum Classifier {
             v.details.append(
                 "UDP transport is blocked or unanswered: the client sent \(sent) to port \(port) and nothing came back, so the session runs over TCP alone (slower on lossy or distant paths; not why a connection fails).")
             v.evidence.append(Evidence(u.firstFromClient, "the client's first UDP datagram to port \(port), never answered"))
-            v.remediation += remediationSteps("udp-unanswered", r)
+            v.remediation += remediationSteps(.udpUnanswered, r)
         }
     }
 
-    static func remediationSteps(_ key: String, _ r: Reading) -> [String] {
-        let steps = templates[key] ?? templates[key.split(separator: "-").first.map(String.init) ?? ""] ?? []
+    static func remediationSteps(_ remedy: Remedy?, _ r: Reading) -> [String] {
+        guard let remedy else { return [] }
+        let steps = templates[remedy.name] ?? []
+        assert(!steps.isEmpty || remedy == .success, "no remediation entry \(remedy.name)")
         // Placeholder values are made only when a step names them.
         func value(_ name: Placeholder) -> String? {
             switch name {
@@ -152,6 +246,7 @@ public enum Classifier {
             case .time: r.tcp.first.time.iso8601
             case .issuer: r.tls?.certificates.first?.issuer ?? "the inspection product"
             case .name: r.facts.dns.last?.name ?? r.tcp.server.address.description
+            case .target: r.rdp.proxy?.request?.target ?? "the target"
             }
         }
         // Steps quote names inside code spans (`Resolve-DnsName {server}`): a backtick from the
@@ -169,6 +264,8 @@ public enum Classifier {
     /// The names a remediation step may use as `{name}`.
     enum Placeholder: String, Sendable {
         case server, address, port, reporter, time, issuer, name
+        /// The host and port a proxy was asked to connect to.
+        case target
     }
 
     /// A remediation step split once into text and placeholders: steps are long and every
@@ -278,7 +375,7 @@ public enum Classifier {
                 r, .icmpUnreachable, .networkBlockade,
                 "\(e.reporter) blocked the connection to \(r.serverName):\(r.tcp.server.port) with \(kind).",
                 Confidence(.high, "an ICMP administratively-prohibited error quoted the client's SYN"),
-                stage: .tcpHandshake, ender: ender, client: Knowledge.connectFailed, remedy: "icmp-admin",
+                stage: .tcpHandshake, ender: ender, client: Knowledge.connectFailed, remedy: .icmpAdmin,
                 details: ["The filter is at \(e.reporter)\(fromServer ? " (the server itself)" : ", a router on the path")."],
                 evidence: evidence)
         }
@@ -288,7 +385,7 @@ public enum Classifier {
                     r, .icmpUnreachable, .resolutionMismatch,
                     "DNS sent the client to \(d.address) for \(d.name), and no host answers there: \(e.reporter) reported \(kind).",
                     Confidence(.high, "the DNS answer in the capture led to an address the router reports as unreachable"),
-                    stage: .tcpHandshake, ender: ender, client: Knowledge.connectFailed, remedy: "icmp-nohost",
+                    stage: .tcpHandshake, ender: ender, client: Knowledge.connectFailed, remedy: .icmpNoHost,
                     details: ["The name resolved to an address where nothing lives: a stale or wrong DNS record, or the host is down."],
                     evidence: evidence)
             }
@@ -296,7 +393,7 @@ public enum Classifier {
                 r, .icmpUnreachable, .networkBlockade,
                 "\(e.reporter) reported \(kind) for \(r.serverName): no host answers at that address.",
                 Confidence(.high, "an ICMP unreachable error quoted the client's SYN"), stage: .tcpHandshake,
-                ender: ender, client: Knowledge.connectFailed, remedy: "icmp-nohost",
+                ender: ender, client: Knowledge.connectFailed, remedy: .icmpNoHost,
                 details: ["No DNS answer for this address is in the capture; check that the client used the right address."],
                 evidence: evidence)
         }
@@ -304,7 +401,7 @@ public enum Classifier {
             r, .icmpUnreachable, .networkBlockade,
             "\(e.reporter) answered the connection to \(r.serverName):\(r.tcp.server.port) with \(kind).",
             Confidence(.high, "an ICMP error quoted the client's SYN"), stage: .tcpHandshake, ender: ender,
-            client: Knowledge.connectFailed, remedy: "icmp-other", evidence: evidence)
+            client: Knowledge.connectFailed, remedy: .icmpOther, evidence: evidence)
     }
 
     static func synUnanswered(_ r: Reading) -> Verdict? {
@@ -331,14 +428,14 @@ public enum Classifier {
                 r, .clientAbort, .clientSide,
                 "The client reset the connection during the TCP handshake, after the server's SYN-ACK.",
                 Confidence(.medium, "the client's own RST ended the handshake"), stage: .tcpHandshake, ender: .client,
-                client: Knowledge.connectFailed, remedy: "handshake-incomplete",
+                client: Knowledge.connectFailed, remedy: .handshakeIncomplete,
                 evidence: [Evidence(rst.at, "RST from the client")])
         }
         return make(
             r, .incomplete, .clientSide,
             "The server answered (SYN-ACK) but the client never completed the handshake.",
             Confidence(.low, "the SYN-ACK is in the capture but no ACK from the client followed"), stage: .tcpHandshake,
-            client: Knowledge.connectFailed, remedy: "handshake-incomplete",
+            client: Knowledge.connectFailed, remedy: .handshakeIncomplete,
             evidence: [Evidence(r.tcp.handshake.synAck, "SYN-ACK with no ACK from the client")])
     }
 
@@ -396,7 +493,7 @@ public enum Classifier {
             r, .pathLoss, .networkBlockade,
             "The client's packets never reached \(r.serverName): the server kept repeating its SYN-ACK while the client sent its ACK and request, then retransmitted for \(r.seconds(tried)) and gave up.",
             Confidence(c.retransmissions > 0 ? .high : .medium, "the server retransmitted its SYN-ACK after the client's ACK and never acknowledged the client's data"),
-            stage: .tcpHandshake, ender: r.ender, client: Knowledge.timedOut, remedy: "path-loss", details: details,
+            stage: .tcpHandshake, ender: r.ender, client: Knowledge.timedOut, remedy: .pathLoss, details: details,
             evidence: evidence)
     }
 
@@ -434,7 +531,7 @@ public enum Classifier {
             r, .clientAbort, .clientSide,
             "The client stalled: it sent nothing for \(r.seconds(silence)) after \(what), and \(r.serverName) timed the handshake out with an \(how).",
             Confidence(.medium, "\(r.seconds(silence)) of silence from the client on its turn, then the server's \(how)"),
-            ender: .server, client: closedDuringSetup(r), remedy: "client-stall",
+            ender: .server, client: closedDuringSetup(r), remedy: .clientStall,
             details: ["After \(what) it was the client's turn to send \(due); it only acknowledged. The server's \(how) is its handshake timeout, not a refusal."],
             evidence: [
                 Evidence(message, "\(what.prefix(1).uppercased() + what.dropFirst()): the client's turn"),
@@ -525,14 +622,14 @@ public enum Classifier {
                 r, .incomplete, .none,
                 "The capture started after the connection to \(r.serverName):\(r.tcp.server.port) was opened and holds none of its setup (\(seen)); \(ending).",
                 Confidence(.low, "no connection sequence and no session traffic both ways in the capture"),
-                ender: ender, remedy: "mid-session", details: details, evidence: evidence)
+                ender: ender, remedy: .midSession, details: details, evidence: evidence)
         }
         guard !(ender == .server && r.endedByRST) else {
             return make(
                 r, .reset, .hostNotAccepting,
                 "The capture started after the connection was set up: the RDP session with \(r.serverName) was running (\(seen)), then the server reset it.",
                 Confidence(.low, "the server reset a running session; the capture does not show why"), stage: .session,
-                ender: .server, client: Knowledge.socketClosed, remedy: "session-reset", details: details, evidence: evidence)
+                ender: .server, client: Knowledge.socketClosed, remedy: .sessionReset, details: details, evidence: evidence)
         }
         let bothWays = fromClient != nil && fromServer != nil
         return make(
@@ -541,7 +638,7 @@ public enum Classifier {
             bothWays
                 ? Confidence(.medium, "session traffic flowed both ways; the connection sequence is not in the capture")
                 : Confidence(.low, "fast-path PDUs show a running session, but only one side's traffic could be read"),
-            stage: .session, ender: ender, remedy: bothWays ? "success" : "mid-session", details: details,
+            stage: .session, ender: ender, remedy: bothWays ? .success : .midSession, details: details,
             evidence: evidence)
     }
 
@@ -553,14 +650,14 @@ public enum Classifier {
         if r.tcp.outcome == .open && r.tcp.clientSide.payloadBytes == 0 {
             return make(
                 r, .incomplete, .none, "The connection was opened but no RDP request was sent before the capture ended.",
-                Confidence(.low, "no client bytes"), stage: .x224Negotiation, remedy: "incomplete")
+                Confidence(.low, "no client bytes"), stage: .x224Negotiation, remedy: .incomplete)
         }
         let sent = r.rdp.firstClientPayload.map { " (it sent \($0.rawValue))" } ?? ""
         return make(
             r, .incomplete, .none,
             "The client opened TCP to \(r.serverName):\(r.tcp.server.port) and never sent an RDP Connection Request\(sent).",
             Confidence(.medium, "no X.224 Connection Request from the client"), stage: .x224Negotiation,
-            remedy: "no-rdp-request", evidence: [Evidence(r.endingFrame, Wording.ended(r.tcp.outcome, by: r.ender))])
+            remedy: .noRDPRequest, evidence: [Evidence(r.endingFrame, Wording.ended(r.tcp.outcome, by: r.ender))])
     }
 
     static func negotiationFailure(_ r: Reading) -> Verdict? {
@@ -571,7 +668,7 @@ public enum Classifier {
             "The server refused the client's security protocols: RDP_NEG_FAILURE \(code.name).",
             Confidence(.high, "the Connection Confirm carries RDP_NEG_FAILURE \(code.name)"), stage: .x224Negotiation,
             ender: .server, client: Knowledge.negotiationError,
-            remedy: Knowledge.remediation["negotiation-\(code.name)"] != nil ? "negotiation-\(code.name)" : "negotiation-other",
+            remedy: .negotiation(code),
             details: ["The client asked for \(requested); the server answered failure code \(code.rawValue) (\(code.name)); \(r.ender.party.map { "the TCP connection was then closed by \($0)" } ?? "the TCP connection was still open when the capture ended")."],
             evidence: [
                 Evidence(r.request?.at, "X.224 Connection Request, requested \(requested)"),
@@ -591,7 +688,7 @@ public enum Classifier {
                 r, .earlyDisconnect, .hostNotAccepting,
                 "\(r.serverName) accepted TCP, then \(r.endedByRST ? "reset" : "closed") the connection right after the client's X.224 Connection Request, without answering it.",
                 Confidence(.high, "the server itself ended the connection after the request, with no Connection Confirm"),
-                stage: .x224Negotiation, ender: .server, client: closedDuringSetup(r), remedy: "early-disconnect",
+                stage: .x224Negotiation, ender: .server, client: closedDuringSetup(r), remedy: .earlyDisconnect,
                 details: ["This is the case the client's 0x904/0x7 guess was written for: connections disabled, the session limit reached, or an unhealthy listener."],
                 evidence: evidence)
         case .client:
@@ -604,7 +701,7 @@ public enum Classifier {
                 r, .earlyDisconnect, .hostNotAccepting,
                 "\(r.serverName) accepted TCP but never answered the X.224 Connection Request; the client gave up\(wait).",
                 Confidence(.medium, "no Connection Confirm came back; the client ended the connection"),
-                stage: .x224Negotiation, ender: .client, client: Knowledge.timedOut, remedy: "early-disconnect",
+                stage: .x224Negotiation, ender: .client, client: Knowledge.timedOut, remedy: .earlyDisconnect,
                 evidence: evidence)
         default:
             return make(
@@ -631,7 +728,7 @@ public enum Classifier {
                 "The server selected \(selected.names), which the client did not offer (\(requested.names)): a security-layer mismatch without a failure code.",
                 Confidence(.high, "the Connection Confirm selects a protocol outside the client's request"),
                 stage: .x224Negotiation, client: Knowledge.negotiationError,
-                remedy: selected.rawValue == 0 ? "negotiation-SSL_NOT_ALLOWED_BY_SERVER" : "negotiation-other",
+                remedy: .negotiation(selected.rawValue == 0 ? .sslNotAllowedByServer : nil),
                 details: ["A compliant server answers RDP_NEG_FAILURE here (SSL_NOT_ALLOWED_BY_SERVER when it only has standard RDP security); this one selected a protocol anyway\(r.ender.party.map { " and the connection was closed by \($0)" } ?? "; the capture ended with the connection open")."],
                 evidence: evidence)
         }
@@ -643,8 +740,8 @@ public enum Classifier {
                     "The client offered Network Level Authentication (\(requested.names)); the server chose \(selected.names) without it, and the client closed the connection: a security-layer policy mismatch.",
                     Confidence(.high, "the client ended the connection right after a Connection Confirm without CredSSP"),
                     stage: .x224Negotiation, ender: .client,
-                    client: ClientReport(code: "local", meaning: "the client's own error: its policy requires Network Level Authentication, which the server does not offer"),
-                    remedy: "nla-policy-mismatch",
+                    client: Knowledge.localNLARequired,
+                    remedy: .nlaPolicyMismatch,
                     details: ["The server validly chose \(selected.names): it does not offer NLA (CredSSP), or is set to a lower security layer, while the client requires it."],
                     evidence: evidence)
             }
@@ -653,14 +750,14 @@ public enum Classifier {
                 "The server answered the negotiation (\(selected.names)) and the client closed the connection instead of continuing.",
                 Confidence(.high, "the client ended the connection after a valid Connection Confirm"),
                 stage: .x224Negotiation, ender: .client,
-                client: ClientReport(code: "local", meaning: "the client's own error (e.g. the server does not offer the security the client requires)"),
-                remedy: "client-abort", evidence: evidence)
+                client: Knowledge.localSecurity,
+                remedy: .clientAbort, evidence: evidence)
         }
         return make(
             r, .earlyDisconnect, .hostNotAccepting,
             "\(r.serverName) confirmed the negotiation (\(selected.names)) and then \(r.endedByRST ? "reset" : "closed") the connection before the security handshake.",
             Confidence(.medium, "the server ended the connection after its Connection Confirm, before any TLS"),
-            stage: .x224Negotiation, client: closedDuringSetup(r), remedy: "early-disconnect", evidence: evidence)
+            stage: .x224Negotiation, client: closedDuringSetup(r), remedy: .earlyDisconnect, evidence: evidence)
     }
 
     /// A server that closes within a second of the client's last message is answering the
@@ -702,7 +799,7 @@ public enum Classifier {
                 r, .clientAbort, .clientSide,
                 "The client refused the server after the TLS handshake; the certificate came from \(product) TLS inspection, not from the server.",
                 Confidence(.high, "the certificate's issuer names a TLS-inspection product"), stage: .tlsHandshake,
-                ender: .client, client: Knowledge.securityError, remedy: "tls-inspection", details: details,
+                ender: .client, client: Knowledge.securityError, remedy: .tlsInspection, details: details,
                 evidence: evidence.filter { $0.frame != nil })
         }
         return make(
@@ -710,8 +807,8 @@ public enum Classifier {
             "The TLS handshake with \(r.serverName) completed, then the client closed the connection without sending any RDP data: it refused the server, most likely its certificate.",
             Confidence(.medium, "the client ended the connection right after the TLS handshake, \(alert != nil ? "with an alert" : "without data")"),
             stage: .tlsHandshake, ender: .client,
-            client: ClientReport(code: "local", meaning: "the client's certificate warning or refusal (e.g. \"The certificate is not from a trusted certifying authority\")"),
-            remedy: "tls-alert-certificate", details: details, evidence: evidence.filter { $0.frame != nil })
+            client: Knowledge.localCertificate,
+            remedy: .tlsAlertCertificate, details: details, evidence: evidence.filter { $0.frame != nil })
     }
 
     static func tlsAlert(_ r: Reading) -> Verdict? {
@@ -732,14 +829,14 @@ public enum Classifier {
                 r, .tlsAlert, .clientSide,
                 "The \(who) sent a fatal TLS alert (\(desc)); the certificate came from \(product) TLS inspection, not from the server.",
                 Confidence(.high, "the certificate's issuer names a TLS-inspection product"), stage: .tlsHandshake,
-                ender: a.from == .server ? .server : .client, client: Knowledge.securityError, remedy: "tls-inspection",
+                ender: a.from == .server ? .server : .client, client: Knowledge.securityError, remedy: .tlsInspection,
                 details: details + ["Issuer: \(cert.issuer)."], evidence: [Evidence(a.at, "TLS alert \(desc) from the \(who)")])
         }
-        let remedy: String
-        switch name {
-        case "protocol_version": remedy = "tls-alert-protocol_version"
-        case "handshake_failure", "insufficient_security": remedy = "tls-alert-handshake_failure"
-        default: remedy = certAlert ? "tls-alert-certificate" : "tls-alert-other"
+        let remedy: Remedy
+        switch a.description {
+        case 70?: remedy = .tlsAlertProtocolVersion
+        case 40?, 71?: remedy = .tlsAlertHandshakeFailure
+        default: remedy = certAlert ? .tlsAlertCertificate : .tlsAlertOther
         }
         return make(
             r, .tlsAlert, .tlsCredSSP,
@@ -762,7 +859,7 @@ public enum Classifier {
         let s = r.tcp.serverSide
         let c = r.tcp.clientSide
         let serverMSS = Int(s.mss ?? 1460)
-        let holes = s.gaps.filter { $0.reason != "snaplen" }
+        let holes = s.gaps.filter { $0.reason != .snaplen }
         // Data acknowledged or sent after a hole that never filled: the classic signature.
         if !holes.isEmpty, r.serverHello == nil || r.tls?.certificates.isEmpty == true {
             let missing = holes.reduce(Int64(0)) { $0 + $1.length }
@@ -779,7 +876,7 @@ public enum Classifier {
                 r, .mtuBlackhole, .networkBlockade,
                 "Large packets from \(r.serverName) never arrive: a path MTU black hole ate the server's TLS certificate flight.",
                 Confidence(.high, "a hole in the server's stream was never filled while smaller segments after it arrived"),
-                stage: .tlsHandshake, ender: r.ender, client: Knowledge.timedOut, remedy: "mtu-blackhole", details: details,
+                stage: .tlsHandshake, ender: r.ender, client: Knowledge.timedOut, remedy: .mtuBlackhole, details: details,
                 evidence: [Evidence(ch.at, "TLS ClientHello")] + holes.prefix(3).map { Evidence(FrameRef(frame: $0.frame, time: r.tcp.last.time), "\($0.length) server bytes missing at stream offset \($0.offset)") })
         }
         // Only ACKs came back after the ClientHello, then silence until the client gave up.
@@ -802,7 +899,7 @@ public enum Classifier {
             r, .mtuBlackhole, .networkBlockade,
             "\(r.serverName) acknowledged the TLS ClientHello but its answer never arrived: most likely a path MTU black hole dropping the server's large packets.",
             Confidence(.medium, "the server's TCP acknowledgments arrived but no TLS answer for \(r.seconds(waited))"),
-            stage: .tlsHandshake, ender: r.ender, client: Knowledge.timedOut, remedy: "mtu-blackhole", details: details,
+            stage: .tlsHandshake, ender: r.ender, client: Knowledge.timedOut, remedy: .mtuBlackhole, details: details,
             evidence: [
                 Evidence(ch.at, "TLS ClientHello"),
                 // The proof the server answered: its sequence number moved past every byte captured from it.
@@ -828,7 +925,7 @@ public enum Classifier {
                     r, .earlyDisconnect, .hostNotAccepting,
                     "\(r.serverName) accepted the connection and the negotiation, then \(r.endedByRST ? "reset" : "closed") it without reading the TLS ClientHello.",
                     Confidence(.medium, "the server's closing packet does not acknowledge the ClientHello"),
-                    stage: .x224Negotiation, ender: .server, client: closedDuringSetup(r), remedy: "early-disconnect",
+                    stage: .x224Negotiation, ender: .server, client: closedDuringSetup(r), remedy: .earlyDisconnect,
                     evidence: evidence)
             }
             if let cert = r.tls?.certificates.first, let product = cert.inspectionProduct {
@@ -836,7 +933,7 @@ public enum Classifier {
                     r, .tlsRejected, .clientSide,
                     "The TLS handshake was cut; the certificate came from \(product) TLS inspection, not from the server.",
                     Confidence(.medium, "the certificate's issuer names a TLS-inspection product"), stage: .tlsHandshake,
-                    client: closedDuringSetup(r), remedy: "tls-inspection", evidence: evidence)
+                    client: closedDuringSetup(r), remedy: .tlsInspection, evidence: evidence)
             }
             var details = ["A server whose RDP certificate's private key is unusable behaves like this (Schannel event 36870)."]
             if let (e, text) = serverGoodbye(r) {
@@ -853,7 +950,7 @@ public enum Classifier {
                     r.serverHello == nil
                         ? "the server ended the TLS handshake without a ServerHello or alert"
                         : "the server ended the TLS handshake after its ServerHello, without an alert"),
-                stage: .tlsHandshake, ender: .server, client: closedDuringSetup(r), remedy: "tls-rejected",
+                stage: .tlsHandshake, ender: .server, client: closedDuringSetup(r), remedy: .tlsRejected,
                 details: details, evidence: evidence.sorted { ($0.frame ?? 0) < ($1.frame ?? 0) })
         case .client:
             if let cert = r.tls?.certificates.first, let product = cert.inspectionProduct {
@@ -861,7 +958,7 @@ public enum Classifier {
                     r, .clientAbort, .clientSide,
                     "The client abandoned the TLS handshake after receiving a certificate issued by \(product) TLS inspection.",
                     Confidence(.high, "the certificate's issuer names a TLS-inspection product"), stage: .tlsHandshake,
-                    ender: .client, client: Knowledge.securityError, remedy: "tls-inspection",
+                    ender: .client, client: Knowledge.securityError, remedy: .tlsInspection,
                     details: ["Issuer: \(cert.issuer)."], evidence: evidence)
             }
             if r.serverHello != nil {
@@ -869,8 +966,8 @@ public enum Classifier {
                     r, .clientAbort, .clientSide,
                     "The client abandoned the TLS handshake after the server's answer (ServerHello and certificate), without an alert.",
                     Confidence(.medium, "the client ended the connection after a valid server TLS answer"), stage: .tlsHandshake,
-                    ender: .client, client: ClientReport(code: "local", meaning: "the client's own decision, e.g. a refused certificate"),
-                    remedy: "client-abort",
+                    ender: .client, client: Knowledge.localRefusedCertificate,
+                    remedy: .clientAbort,
                     details: certificateDetails(r), evidence: evidence)
             }
             return make(
@@ -916,7 +1013,7 @@ public enum Classifier {
             // The capture missed the client's third message, but the server acknowledged
             // client bytes past everything captured before its alert: the AUTHENTICATE reached it.
             guard let challenge = credssp.reachedAt, challenge.frame < alert.at.frame else { return nil }
-            let missed = r.tcp.clientSide.gaps.filter { $0.reason == "missing" && $0.frame > challenge.frame }
+            let missed = r.tcp.clientSide.gaps.filter { $0.reason == .missing && $0.frame > challenge.frame }
             unseen = missed.reduce(Int64(0)) { $0 + $1.length }
             guard unseen > 0 else { return nil }
             authenticate = nil
@@ -953,7 +1050,7 @@ public enum Classifier {
         }
         let client: ClientReport
         if let code = credssp.errorCode, let k = Knowledge.ntstatus[code] {
-            client = ClientReport(code: k.client, meaning: "CredSSP logon failure: \(k.name)")
+            client = Knowledge.logonFailure(k)
         } else {
             client = Knowledge.logonFailure
         }
@@ -980,7 +1077,7 @@ public enum Classifier {
         return make(
             r, .credsspFailure, .tlsCredSSP,
             "\(r.serverName) refused the credentials: it answered the client's CredSSP AUTHENTICATE with a TLS alert\(hidden ? " (hidden by TLS 1.3)" : "")\(status.map { " (\($0))" } ?? "")\(close).",
-            confidence, stage: .credssp, ender: .server, client: client, remedy: "credssp-failure",
+            confidence, stage: .credssp, ender: .server, client: client, remedy: .credsspFailure,
             details: details, evidence: evidence)
     }
 
@@ -1035,7 +1132,7 @@ public enum Classifier {
             r, .credsspFailure, .tlsCredSSP,
             "\(r.serverName) refused the credentials: its answer to the client's CredSSP AUTHENTICATE (\(r.bytes(unseen)), the size of a TLS alert record) is missing from the capture, but the client acknowledged it\(close).",
             Confidence(.medium, "the capture missed the server's answer; its size and the close after it match a refusal"),
-            stage: .credssp, ender: .server, client: Knowledge.logonFailure, remedy: "credssp-failure",
+            stage: .credssp, ender: .server, client: Knowledge.logonFailure, remedy: .credsspFailure,
             details: details, evidence: evidence)
     }
 
@@ -1061,7 +1158,7 @@ public enum Classifier {
         case .server:
             let client: ClientReport
             if let code = r.rdp.credssp?.errorCode, let k = Knowledge.ntstatus[code] {
-                client = ClientReport(code: k.client, meaning: "CredSSP logon failure: \(k.name)")
+                client = Knowledge.logonFailure(k)
             } else {
                 client = Knowledge.logonFailure
             }
@@ -1070,7 +1167,7 @@ public enum Classifier {
                     r, .credsspFailure, .tlsCredSSP,
                     "\(r.serverName) refused the credentials: it ended the connection right after the client's CredSSP AUTHENTICATE\(status.map { " (\($0))" } ?? "").",
                     Confidence(status == nil ? .medium : .high, status == nil ? "the server closed after the client's authentication record (seen by size; encrypted)" : "the server's TSRequest errorCode"),
-                    stage: .credssp, ender: .server, client: client, remedy: "credssp-failure",
+                    stage: .credssp, ender: .server, client: client, remedy: .credsspFailure,
                     details: ["Wrong password, unknown user and account restrictions look alike without a key log: the server's Security log (event 4625) names the reason."],
                     evidence: evidence)
             }
@@ -1080,7 +1177,7 @@ public enum Classifier {
                     ? "\(r.serverName) ended the connection after the TLS handshake, before CredSSP (NLA) began."
                     : "\(r.serverName) ended CredSSP (NLA) at the \(phase.rawValue) step, before the client sent its credentials.",
                 Confidence(.medium, "the server closed during the CredSSP exchange"), stage: .credssp, ender: .server,
-                client: closedDuringSetup(r), remedy: "credssp-early", evidence: evidence)
+                client: closedDuringSetup(r), remedy: .credsspEarly, evidence: evidence)
         case .client:
             return make(
                 r, .clientAbort, .clientSide,
@@ -1088,8 +1185,8 @@ public enum Classifier {
                     ? "The client ended the connection after the TLS handshake, before CredSSP (NLA) began."
                     : "The client ended CredSSP (NLA) at the \(phase.rawValue) step, after the server's answer.",
                 Confidence(.medium, "the client closed during the CredSSP exchange"), stage: .credssp, ender: .client,
-                client: ClientReport(code: "local", meaning: "the client's own CredSSP error, e.g. \"the function requested is not supported\" (encryption oracle remediation) or a cancelled credential prompt"),
-                remedy: "credssp-early", evidence: evidence)
+                client: Knowledge.localCredSSP,
+                remedy: .credsspEarly, evidence: evidence)
         default:
             return make(
                 r, .incomplete, .none, "CredSSP (NLA) was under way when the capture ended.",
@@ -1139,7 +1236,7 @@ public enum Classifier {
                     r, .reset, .hostNotAccepting,
                     "\(r.serverName) reset the session shortly after it started.",
                     Confidence(.low, "the server reset an established session"), stage: .session, ender: .server,
-                    client: Knowledge.socketClosed, remedy: "session-reset", evidence: evidence)
+                    client: Knowledge.socketClosed, remedy: .sessionReset, evidence: evidence)
             }
             let what = r.credsspPhase == .earlyUserAuthorization
                 ? "after the Early User Authorization result (the user may not be allowed to log on)"
@@ -1148,14 +1245,14 @@ public enum Classifier {
                 r, .earlyDisconnect, .hostNotAccepting,
                 "\(r.serverName) \(r.endedByRST ? "reset" : "closed") the connection \(what).",
                 Confidence(.medium, "the server ended the connection before the session started"), stage: .mcsConnect,
-                ender: .server, client: closedDuringSetup(r), remedy: "early-disconnect", evidence: evidence)
+                ender: .server, client: closedDuringSetup(r), remedy: .earlyDisconnect, evidence: evidence)
         case .client:
             return make(
                 r, .clientAbort, .clientSide,
                 "The client closed the connection after the security handshake, before the session started.",
                 Confidence(.low, "the client ended the connection during MCS connect or licensing"), stage: .mcsConnect,
-                ender: .client, client: ClientReport(code: "local", meaning: "the client's own decision"),
-                remedy: "client-abort", evidence: evidence)
+                ender: .client, client: Knowledge.localDecision,
+                remedy: .clientAbort, evidence: evidence)
         default:
             return make(
                 r, .incomplete, .none, "The capture ended during the RDP connection sequence (\(r.stage.rawValue)).",

@@ -1,52 +1,181 @@
+import TriageProtocols
+
+/// Which remediation steps apply (STYLE.md 12): each case names one entry of
+/// `Knowledge.remediation`, the name expected files cite as `remediation`.
+public enum Remedy: Sendable, Hashable {
+    case synUnanswered
+    case rstRefused
+    case icmpAdmin
+    case icmpNoHost
+    case icmpOther
+    case resetByMiddlebox
+    case mtuBlackhole
+    case pathLoss
+    case clientStall
+    /// The RDP_NEG_FAILURE code's own entry; the general one for a code without (or nil).
+    case negotiation(NegotiationFailureCode?)
+    case tlsAlertProtocolVersion
+    case tlsAlertHandshakeFailure
+    case tlsAlertCertificate
+    case tlsAlertOther
+    case tlsRejected
+    case tlsInspection
+    case credsspFailure
+    case credsspEarly
+    case earlyDisconnect
+    case nlaPolicyMismatch
+    case clientAbort
+    case nonRDPService
+    case reset
+    case sessionReset
+    case incomplete
+    case handshakeIncomplete
+    case udpUnanswered
+    case midSession
+    case noRDPRequest
+    case proxyRefused
+    case proxyDenied
+    case proxyUnreachable
+    case proxyUnsupported
+    case proxyFailed
+    case success
+
+    /// The entry's name in `Knowledge.remediation`.
+    public var name: String {
+        switch self {
+        case .synUnanswered: "syn-unanswered"
+        case .rstRefused: "rst-refused"
+        case .icmpAdmin: "icmp-admin"
+        case .icmpNoHost: "icmp-nohost"
+        case .icmpOther: "icmp-other"
+        case .resetByMiddlebox: "reset-by-middlebox"
+        case .mtuBlackhole: "mtu-blackhole"
+        case .pathLoss: "path-loss"
+        case .clientStall: "client-stall"
+        case .tlsAlertProtocolVersion: "tls-alert-protocol_version"
+        case .tlsAlertHandshakeFailure: "tls-alert-handshake_failure"
+        case .tlsAlertCertificate: "tls-alert-certificate"
+        case .tlsAlertOther: "tls-alert-other"
+        case .tlsRejected: "tls-rejected"
+        case .tlsInspection: "tls-inspection"
+        case .credsspFailure: "credssp-failure"
+        case .credsspEarly: "credssp-early"
+        case .earlyDisconnect: "early-disconnect"
+        case .nlaPolicyMismatch: "nla-policy-mismatch"
+        case .clientAbort: "client-abort"
+        case .nonRDPService: "non-rdp-service"
+        case .reset: "reset"
+        case .sessionReset: "session-reset"
+        case .incomplete: "incomplete"
+        case .handshakeIncomplete: "handshake-incomplete"
+        case .udpUnanswered: "udp-unanswered"
+        case .midSession: "mid-session"
+        case .noRDPRequest: "no-rdp-request"
+        case .proxyRefused: "proxy-refused"
+        case .proxyDenied: "proxy-denied"
+        case .proxyUnreachable: "proxy-unreachable"
+        case .proxyUnsupported: "proxy-unsupported"
+        case .proxyFailed: "proxy-failed"
+        case .success: "success"
+        case .negotiation(let code):
+            code.map { Knowledge.remediation["negotiation-\($0.name)"] != nil ? "negotiation-\($0.name)" : "negotiation-other" }
+                ?? "negotiation-other"
+        }
+    }
+}
+
+extension Label {
+    /// The steps a verdict with this label gets when its rule names none; nil: no steps
+    /// (a label whose advice depends on the case, which its rules always name).
+    public var remedy: Remedy? {
+        switch self {
+        case .success: .success
+        case .synUnanswered: .synUnanswered
+        case .rstRefused: .rstRefused
+        case .resetByMiddlebox: .resetByMiddlebox
+        case .reset: .reset
+        case .mtuBlackhole: .mtuBlackhole
+        case .pathLoss: .pathLoss
+        case .tlsRejected: .tlsRejected
+        case .credsspFailure: .credsspFailure
+        case .earlyDisconnect: .earlyDisconnect
+        case .clientAbort: .clientAbort
+        case .nonRDPService: .nonRDPService
+        case .incomplete: .incomplete
+        case .icmpUnreachable, .negotiationFailure, .tlsAlert, .proxyRefused: nil
+        }
+    }
+}
+
 /// What the Windows client shows and what to do about it, as data in one place
 /// (FACTS.md sections 1 and 6). The classifier picks entries; it holds no prose itself.
 public enum Knowledge {
     // MARK: - What the Windows client reported (FACTS.md section 1)
 
     public static let connectFailed = ClientReport(
-        code: "0x204", meaning: "socket connect failed: the TCP connection was never established")
+        .reason(0x204), meaning: "socket connect failed: the TCP connection was never established")
     public static let socketClosed = ClientReport(
-        code: "0x904", extended: "0x7",
+        .reason(0x904, extended: 0x7),
         meaning:
             "socket closed: the connection was reset while still being set up and no server error PDU explained it, so the client guessed \"server denied connection\"")
     public static let socketClosedByFIN = ClientReport(
-        code: "0x904", extended: "0x7",
+        .reason(0x904, extended: 0x7),
         meaning:
             "socket closed while the connection was being set up (a graceful FIN rather than an RST: whether the client shows exactly 0x904/0x7 for a FIN is not confirmed)")
+    public static let proxyConnectFailed = ClientReport(
+        .reason(0x204),
+        meaning: "socket connect failed: the proxy could not open the connection to the target (a client going through a proxy sees its refusal as a failed connect)")
     public static let timedOut = ClientReport(
-        code: "0x704", meaning: "time-out: the connection stalled without an answer (0x108 on some clients)")
+        .reason(0x704), meaning: "time-out: the connection stalled without an answer (0x108 on some clients)")
     public static let logonFailure = ClientReport(
-        code: "0x807", meaning: "CredSSP logon failure (0xA07 no such user, 0xF07 password expired, ... when the server names the NTSTATUS)")
+        .reason(0x807), meaning: "CredSSP logon failure (0xA07 no such user, 0xF07 password expired, ... when the server names the NTSTATUS)")
     public static let negotiationError = ClientReport(
-        code: "negotiation", meaning: "a security negotiation error naming the RDP_NEG_FAILURE code, not 0x904")
+        .kind(.negotiation), meaning: "a security negotiation error naming the RDP_NEG_FAILURE code, not 0x904")
     public static let protocolError = ClientReport(
-        code: "protocol", meaning: "a protocol error (the answer is not RDP), or 0x904/0x7 when the other side then resets")
+        .kind(.protocol), meaning: "a protocol error (the answer is not RDP), or 0x904/0x7 when the other side then resets")
+    public static let localNLARequired = ClientReport(
+        .kind(.local), meaning: "the client's own error: its policy requires Network Level Authentication, which the server does not offer")
+    public static let localSecurity = ClientReport(
+        .kind(.local), meaning: "the client's own error (e.g. the server does not offer the security the client requires)")
+    public static let localCertificate = ClientReport(
+        .kind(.local), meaning: "the client's certificate warning or refusal (e.g. \"The certificate is not from a trusted certifying authority\")")
+    public static let localRefusedCertificate = ClientReport(
+        .kind(.local), meaning: "the client's own decision, e.g. a refused certificate")
+    public static let localCredSSP = ClientReport(
+        .kind(.local),
+        meaning: "the client's own CredSSP error, e.g. \"the function requested is not supported\" (encryption oracle remediation) or a cancelled credential prompt")
+    public static let localDecision = ClientReport(.kind(.local), meaning: "the client's own decision")
+
+    /// The client's report for a CredSSP failure whose TSRequest named the NTSTATUS.
+    public static func logonFailure(_ status: (name: String, client: ClientCode)) -> ClientReport {
+        ClientReport(status.client, meaning: "CredSSP logon failure: \(status.name)")
+    }
     public static let securityError = ClientReport(
-        code: "security", meaning: "a TLS / security-layer error (\"An internal error has occurred\" or a certificate prompt), not 0x904 unless the connection was reset")
+        .kind(.security), meaning: "a TLS / security-layer error (\"An internal error has occurred\" or a certificate prompt), not 0x904 unless the connection was reset")
 
     /// NTSTATUS values seen in NLA failures (FACTS.md section 4) and the client code each maps to.
-    public static let ntstatus: [UInt32: (name: String, client: String)] = [
-        0xC000_006D: ("STATUS_LOGON_FAILURE", "0x807"),
-        0xC000_006A: ("STATUS_WRONG_PASSWORD", "0x807"),
-        0xC000_0064: ("STATUS_NO_SUCH_USER", "0xA07"),
-        0xC000_006E: ("STATUS_ACCOUNT_RESTRICTION", "0xC07"),
-        0xC000_006F: ("STATUS_INVALID_LOGON_HOURS", "0xC07"),
-        0xC000_0070: ("STATUS_INVALID_WORKSTATION", "0xC07"),
-        0xC000_0071: ("STATUS_PASSWORD_EXPIRED", "0xF07"),
-        0xC000_0072: ("STATUS_ACCOUNT_DISABLED", "0xB07"),
-        0xC000_0193: ("STATUS_ACCOUNT_EXPIRED", "0xE07"),
-        0xC000_0224: ("STATUS_PASSWORD_MUST_CHANGE", "0x1207"),
-        0xC000_0234: ("STATUS_ACCOUNT_LOCKED_OUT", "0xD07"),
-        0xC000_015B: ("STATUS_LOGON_TYPE_NOT_GRANTED", "0x807"),
-        0xC000_005E: ("STATUS_NO_LOGON_SERVERS", "0x1807"),
-        0xC000_0133: ("STATUS_TIME_DIFFERENCE_AT_DC", "0x807"),
-        0xC000_018D: ("STATUS_TRUSTED_RELATIONSHIP_FAILURE", "0x807"),
-        0xC000_0413: ("STATUS_AUTHENTICATION_FIREWALL_FAILED", "0x807"),
-        0x8009_030C: ("SEC_E_LOGON_DENIED", "0x807"),
-        0x8009_030F: ("SEC_E_MESSAGE_ALTERED", "0x807"),
-        0x8009_0308: ("SEC_E_INVALID_TOKEN", "0x807"),
-        0x8009_0311: ("SEC_E_NO_AUTHENTICATING_AUTHORITY", "0x1807"),
-        0x8009_0322: ("SEC_E_WRONG_PRINCIPAL", "0x807"),
+    public static let ntstatus: [UInt32: (name: String, client: ClientCode)] = [
+        0xC000_006D: ("STATUS_LOGON_FAILURE", .reason(0x807)),
+        0xC000_006A: ("STATUS_WRONG_PASSWORD", .reason(0x807)),
+        0xC000_0064: ("STATUS_NO_SUCH_USER", .reason(0xA07)),
+        0xC000_006E: ("STATUS_ACCOUNT_RESTRICTION", .reason(0xC07)),
+        0xC000_006F: ("STATUS_INVALID_LOGON_HOURS", .reason(0xC07)),
+        0xC000_0070: ("STATUS_INVALID_WORKSTATION", .reason(0xC07)),
+        0xC000_0071: ("STATUS_PASSWORD_EXPIRED", .reason(0xF07)),
+        0xC000_0072: ("STATUS_ACCOUNT_DISABLED", .reason(0xB07)),
+        0xC000_0193: ("STATUS_ACCOUNT_EXPIRED", .reason(0xE07)),
+        0xC000_0224: ("STATUS_PASSWORD_MUST_CHANGE", .reason(0x1207)),
+        0xC000_0234: ("STATUS_ACCOUNT_LOCKED_OUT", .reason(0xD07)),
+        0xC000_015B: ("STATUS_LOGON_TYPE_NOT_GRANTED", .reason(0x807)),
+        0xC000_005E: ("STATUS_NO_LOGON_SERVERS", .reason(0x1807)),
+        0xC000_0133: ("STATUS_TIME_DIFFERENCE_AT_DC", .reason(0x807)),
+        0xC000_018D: ("STATUS_TRUSTED_RELATIONSHIP_FAILURE", .reason(0x807)),
+        0xC000_0413: ("STATUS_AUTHENTICATION_FIREWALL_FAILED", .reason(0x807)),
+        0x8009_030C: ("SEC_E_LOGON_DENIED", .reason(0x807)),
+        0x8009_030F: ("SEC_E_MESSAGE_ALTERED", .reason(0x807)),
+        0x8009_0308: ("SEC_E_INVALID_TOKEN", .reason(0x807)),
+        0x8009_0311: ("SEC_E_NO_AUTHENTICATING_AUTHORITY", .reason(0x1807)),
+        0x8009_0322: ("SEC_E_WRONG_PRINCIPAL", .reason(0x807)),
     ]
 
     /// ICMP errors by (type, code), v4 and v6.
@@ -227,6 +356,24 @@ public enum Knowledge {
         ],
         "no-rdp-request": [
             "The client opened TCP and never sent an RDP Connection Request: a port check, a scanner, or a client that gave up before sending; not an RDP failure by itself.",
+        ],
+        "proxy-refused": [
+            "The proxy reached {target} and was refused: nothing accepts RDP connections there. On the target check the service `Get-Service TermService`, the listener `netstat -ano | findstr :3389`, and that Remote Desktop is enabled (`fDenyTSConnections` = 0).",
+            "Check the target's host and network firewalls for connections from the proxy's address (not the client's: the target sees the proxy), and that the client asked the proxy for the right host and port.",
+        ],
+        "proxy-denied": [
+            "The proxy {server}:{port} refused the request for {target} by its own policy or authentication: ask its administrator to allow CONNECT to the RDP port (Squid `http_access` and `SSL_ports`/`Safe_ports` ACLs, tinyproxy `ConnectPort`, Dante `socks pass` rules), or supply the proxy credentials it expects.",
+            "Or reach the server another way: RD Gateway (HTTPS on 443), a VPN, or an SSH tunnel (`ssh -L 3389:{target} jumphost`).",
+        ],
+        "proxy-unreachable": [
+            "The proxy {server}:{port} could not reach {target}: check the name and address the client asked for, DNS as the proxy resolves it, and routing and firewalls between the proxy and the target (the proxy's own log names the error).",
+        ],
+        "proxy-unsupported": [
+            "The proxy {server}:{port} does not support what the client asked for (the command, the address type, or the HTTP method): check the client's proxy settings (type SOCKS5, SOCKS4 or HTTP, and the port) against what the proxy speaks.",
+        ],
+        "proxy-failed": [
+            "The proxy {server}:{port} did not open the connection to {target}: its log says why (for HTTP 502/503/504, the proxy's own connection to the target failed or timed out).",
+            "Test the path from the proxy itself: `nc -vz` to the target's host and port from the proxy host.",
         ],
         "success": [],
     ]

@@ -315,11 +315,9 @@ public struct ReportedCode: Sendable, Codable, Equatable, CustomStringConvertibl
 
     /// Whether an attempt's likely client report is consistent with this code.
     public func matches(_ report: ClientReport?) -> Bool {
-        guard let report, let c = Self.number(Substring(report.code)) else { return false }
-        guard c == code else { return false }
+        guard let report, report.code.code == code else { return false }
         guard let e = extended else { return true }
-        guard let re = report.extended.flatMap({ Self.number(Substring($0)) }) else { return false }
-        return re == e
+        return report.code.extended == e
     }
 }
 

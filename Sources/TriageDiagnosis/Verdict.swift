@@ -19,6 +19,8 @@ public enum Label: String, Sendable, Codable, CaseIterable {
     case earlyDisconnect = "early-disconnect"
     case clientAbort = "client-abort"
     case nonRDPService = "non-rdp-service"
+    /// A SOCKS or HTTP proxy in front of RDP answered the client's request with a refusal.
+    case proxyRefused = "proxy-refused"
     case incomplete
 }
 
@@ -83,22 +85,99 @@ public struct Evidence: Sendable, Codable, Equatable {
     }
 }
 
+/// What the Windows client shows for an attempt (FACTS.md section 1): a disconnect reason,
+/// with an extended reason when one applies, or an error the client names without a fixed
+/// number. A schema maps it to `{code: "0x904" | null, extended, kind}`.
+public enum ClientCode: Sendable, Hashable, CustomStringConvertible {
+    /// A disconnect reason (`0x904`) and, when one applies, the extended reason (`0x7`).
+    case reason(UInt32, extended: UInt32?)
+    /// An error without a fixed number.
+    case kind(Kind)
+
+    public enum Kind: String, Sendable, Codable, CaseIterable {
+        /// The client's own decision or policy (a refused certificate, NLA required).
+        case local
+        /// A security negotiation error naming the RDP_NEG_FAILURE code.
+        case negotiation
+        /// A TLS / security-layer error.
+        case security
+        /// A protocol error: the answer is not RDP.
+        case `protocol`
+    }
+
+    public static func reason(_ code: UInt32) -> ClientCode { .reason(code, extended: nil) }
+
+    /// The disconnect reason, nil for a kind.
+    public var code: UInt32? { if case .reason(let c, _) = self { c } else { nil } }
+    public var extended: UInt32? { if case .reason(_, let e) = self { e } else { nil } }
+    /// The kind of an error without a number; `.reason` codes have none.
+    public var kind: Kind? { if case .kind(let k) = self { k } else { nil } }
+
+    /// `0x904/0x7`, `0x204`, `local`.
+    public var description: String { codeText + (extendedText.map { "/" + $0 } ?? "") }
+    /// `0x904`, or the kind's name.
+    public var codeText: String {
+        switch self {
+        case .reason(let c, _): Self.hex(c)
+        case .kind(let k): k.rawValue
+        }
+    }
+    /// `0x7`, when an extended reason applies.
+    public var extendedText: String? { extended.map(Self.hex) }
+
+    static func hex(_ v: UInt32) -> String { "0x" + String(v, radix: 16, uppercase: true) }
+
+    /// Reads `codeText` and `extendedText` back (`0x904`, `local`).
+    public init?(code: String, extended: String?) {
+        if let k = Kind(rawValue: code) {
+            guard extended == nil else { return nil }
+            self = .kind(k)
+            return
+        }
+        guard let c = ReportedCode.number(Substring(code)) else { return nil }
+        if let extended {
+            guard let e = ReportedCode.number(Substring(extended)) else { return nil }
+            self = .reason(c, extended: e)
+        } else {
+            self = .reason(c, extended: nil)
+        }
+    }
+}
+
 /// What the Windows Remote Desktop client most likely reported for this attempt.
 public struct ClientReport: Sendable, Codable, Equatable {
-    /// Disconnect reason, e.g. `0x904`.
-    public var code: String
-    /// Extended disconnect reason, e.g. `0x7`, when one applies.
-    public var extended: String?
+    public var code: ClientCode
     public var meaning: String
 
-    public init(code: String, extended: String? = nil, meaning: String) {
+    public init(_ code: ClientCode, meaning: String) {
         self.code = code
-        self.extended = extended
         self.meaning = meaning
     }
 
     /// `0x904/0x7` or `0x204`.
-    public var display: String { extended.map { "\(code)/\($0)" } ?? code }
+    public var display: String { code.description }
+
+    // The JSON keeps the report's first form: `code` as text (`0x904` or a kind), `extended`
+    // only when there is one.
+    enum CodingKeys: String, CodingKey { case code, extended, meaning }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(code.codeText, forKey: .code)
+        if let e = code.extendedText { try c.encode(e, forKey: .extended) }
+        try c.encode(meaning, forKey: .meaning)
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let text = try c.decode(String.self, forKey: .code)
+        let extended = try c.decodeIfPresent(String.self, forKey: .extended)
+        guard let code = ClientCode(code: text, extended: extended) else {
+            throw DecodingError.dataCorruptedError(forKey: .code, in: c, debugDescription: "not a client code: \(text)")
+        }
+        self.code = code
+        meaning = try c.decode(String.self, forKey: .meaning)
+    }
 }
 
 /// The diagnosis of one attempt.

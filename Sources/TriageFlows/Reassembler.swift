@@ -22,11 +22,19 @@ public final class ReassemblyBudget {
 public struct StreamGap: Sendable, Codable, Hashable {
     public var offset: Int64
     public var length: Int64
-    /// Why: `missing` (lost or not captured), `snaplen` (the capture cut the frame),
-    /// `unfilled` (still missing when the session ended).
-    public var reason: String
+    public var reason: GapReason
     /// The frame after which the gap became known.
     public var frame: Int
+}
+
+/// Why a stream has a gap (the JSON keeps these names).
+public enum GapReason: String, Sendable, Codable, Hashable {
+    /// Lost before the capture point, or not captured: the peer acknowledged bytes never seen.
+    case missing
+    /// The capture cut the frame (snapshot length).
+    case snaplen
+    /// Still missing when the session ended.
+    case unfilled
 }
 
 /// Where a stream byte came from, so parsers can cite frames.
@@ -237,7 +245,7 @@ public final class StreamReassembler {
         guard isStarted, !sequenceNonsense, ackOffset > nextOffset, ackOffset - nextOffset <= Self.maxPlausibleAckJump else { return }
         if ackOffset > peerAcknowledged { peerAcknowledged = ackOffset }
         if let first = pending.first, first.offset <= peerAcknowledged {
-            skipGap(to: first.offset, reason: "missing", frame: frame)
+            skipGap(to: first.offset, reason: .missing, frame: frame)
             drainPending()
             offer()
         }
@@ -259,10 +267,10 @@ public final class StreamReassembler {
     /// after them is delivered; acknowledged bytes never seen become a final gap.
     func flush(frame: Int) {
         while let first = pending.first {
-            if first.offset > nextOffset { skipGap(to: first.offset, reason: "unfilled", frame: frame) }
+            if first.offset > nextOffset { skipGap(to: first.offset, reason: .unfilled, frame: frame) }
             drainPending()
         }
-        if peerAcknowledged > nextOffset { skipGap(to: peerAcknowledged, reason: "missing", frame: frame) }
+        if peerAcknowledged > nextOffset { skipGap(to: peerAcknowledged, reason: .missing, frame: frame) }
         offer()
     }
 
@@ -328,7 +336,7 @@ public final class StreamReassembler {
             deliveredBytes += Int64(captured)
         }
         if newWire > captured {
-            skipGap(to: nextOffset + Int64(newWire - captured), reason: "snaplen", frame: frame)
+            skipGap(to: nextOffset + Int64(newWire - captured), reason: .snaplen, frame: frame)
         }
     }
 
@@ -369,7 +377,7 @@ public final class StreamReassembler {
             let first = pending.first, first.offset > nextOffset
         {
             // Too much waiting on a hole nobody fills: call it a gap and move on.
-            skipGap(to: min(first.offset, offset), reason: "missing", frame: frame)
+            skipGap(to: min(first.offset, offset), reason: .missing, frame: frame)
             drainPending()
             if offset <= nextOffset {
                 place(start: offset, bytes: bytes, wireLength: wireLength, frame: frame, time: time)
@@ -421,7 +429,7 @@ public final class StreamReassembler {
 
     /// Moves past bytes that will never arrive: the consumer first gets what it has, then
     /// hears of the gap; unconsumed bytes before the gap cannot complete and are dropped.
-    private func skipGap(to newOffset: Int64, reason: String, frame: Int) {
+    private func skipGap(to newOffset: Int64, reason: GapReason, frame: Int) {
         let length = newOffset - nextOffset
         guard length > 0 else { return }
         offer()

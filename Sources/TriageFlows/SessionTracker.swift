@@ -126,6 +126,12 @@ public final class SessionTracker {
         var serverISN: UInt32?
         var synAckCount = 0
         var lastSeen: Timestamp
+        /// The client's ACK completing the handshake (a proxy preamble can come before RDP).
+        var handshakeAck: FrameRef?
+        /// A SOCKS5 greeting went by (its length), and the proxy's method choice (its length):
+        /// the CONNECT request that follows says whether RDP goes through.
+        var socks5Greeting: UInt16 = 0
+        var socks5Choice: UInt16 = 0
         /// Its first bytes were not RDP: ignore the rest.
         var notRDP = false
         var ended = false
@@ -298,14 +304,45 @@ public final class SessionTracker {
                 candidates[key] = c
                 return
             }
+            if src == c.client && c.handshakeAck == nil && flags.contains(.ack), let sisn = c.serverISN,
+                p.tcp.acknowledgment == sisn &+ 1
+            {
+                c.handshakeAck = ref
+            }
             if p.payloadLength > 0 {
-                if src == c.client && looksLikeConnectionRequest(payloadBytes(p, bytes)) {
-                    candidates[key] = nil
-                    let s = makeSession(client: c.client, server: dst, roleSource: .syn, at: c.syn0)
-                    s.seedHandshake(
-                        synFrames: [c.syn0, c.syn1, c.syn2].compactMap { $0 }, synCount: c.synCount, clientISN: c.clientISN, synAck: c.synAck,
-                        serverISN: c.serverISN, synAckCount: c.synAckCount)
-                    deliver(p, to: s, from: src, bytes: bytes, frameLength: frameLength, at: ref)
+                let payload = payloadBytes(p, bytes)
+                if src == c.client {
+                    // RDP starts here, or a proxy request names an RDP port (RDP through
+                    // SOCKS or HTTP CONNECT): follow it from this segment.
+                    let signal: ProxySignal
+                    if c.socks5Greeting > 0 {
+                        signal = c.socks5Choice > 0 ? ProxySignal.socks5Request(payload) : .none
+                    } else {
+                        signal = ProxySignal.firstBytes(payload)
+                    }
+                    let promote: Bool
+                    switch signal {
+                    case .names(let port): promote = isRDPPort(port)
+                    case .socks5Greeting:
+                        c.socks5Greeting = UInt16(truncatingIfNeeded: payload.count)
+                        candidates[key] = c
+                        return
+                    case .none: promote = c.socks5Greeting == 0 && looksLikeConnectionRequest(payload)
+                    }
+                    if promote {
+                        candidates[key] = nil
+                        let s = makeSession(
+                            client: c.client, server: dst, roleSource: .syn, at: c.syn0, afterSOCKS5Greeting: c.socks5Greeting > 0)
+                        s.seedHandshake(
+                            synFrames: [c.syn0, c.syn1, c.syn2].compactMap { $0 }, synCount: c.synCount, clientISN: c.clientISN, synAck: c.synAck,
+                            serverISN: c.serverISN, synAckCount: c.synAckCount, handshakeAck: c.handshakeAck,
+                            skipped: (Int(c.socks5Greeting), Int(c.socks5Choice)))
+                        deliver(p, to: s, from: src, bytes: bytes, frameLength: frameLength, at: ref)
+                        return
+                    }
+                } else if c.socks5Greeting > 0 && c.socks5Choice == 0 && ProxySignal.isSOCKS5Choice(payload) {
+                    c.socks5Choice = UInt16(payload.count)
+                    candidates[key] = c
                     return
                 }
                 c.notRDP = true
@@ -343,11 +380,13 @@ public final class SessionTracker {
         return tpktLength >= 11 && Int(b[4]) == tpktLength - 5 && b[5] & 0xF0 == 0xE0
     }
 
-    private func makeSession(client: Endpoint, server: Endpoint, roleSource: RoleSource, at ref: FrameRef) -> TCPSession {
+    private func makeSession(client: Endpoint, server: Endpoint, roleSource: RoleSource, at ref: FrameRef,
+                             afterSOCKS5Greeting: Bool = false) -> TCPSession {
         if sessions.count >= configuration.maxSessions { evictOldest() }
         let s = TCPSession(
             id: nextID, client: client, server: server, roleSource: roleSource, input: input, first: ref,
             limits: configuration.streamLimits, budget: budget)
+        s.socks5GreetingSkipped = afterSOCKS5Greeting
         nextID += 1
         stats.sessions += 1
         udpPorts.insert(server.port)

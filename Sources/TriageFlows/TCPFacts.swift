@@ -233,7 +233,7 @@ extension TCPFacts {
     }
 
     static func side(_ d: DirectionStats, _ r: StreamReassembler) -> SideFacts {
-        let acknowledgedUnseen = r.gaps.filter { $0.reason == "missing" }.reduce(Int64(0)) { $0 + $1.length }
+        let acknowledgedUnseen = r.gaps.filter { $0.reason == .missing }.reduce(Int64(0)) { $0 + $1.length }
         var facts = SideFacts(
             frames: d.frames, frameBytes: d.frameBytes, packets: d.packets, payloadBytes: d.payloadBytes, streamBytes: r.highestEnd,
             retransmissions: d.retransmissions, firstRetransmission: d.firstRetransmission, duplicates: d.duplicates,

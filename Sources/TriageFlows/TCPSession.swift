@@ -198,6 +198,9 @@ public final class TCPSession {
     public private(set) var resets: [ResetEvent] = []
     public private(set) var icmpErrors: [ICMPEvent] = []
     public private(set) var firstFrame: FrameRef
+    /// The stream is followed from a SOCKS5 CONNECT request: the greeting and the proxy's
+    /// method choice before it were seen but not kept.
+    public internal(set) var socks5GreetingSkipped = false
     public private(set) var lastFrame: FrameRef
     /// Frames that were IP fragments (not reassembled).
     public private(set) var fragments = 0
@@ -502,17 +505,23 @@ public final class TCPSession {
     }
 
     /// Starts the SYN-side state for a session promoted from a handshake we only summarised.
+    /// `skipped`: bytes each side sent before the stream is followed (a SOCKS5 greeting and
+    /// the proxy's method choice, seen while the connection was only a candidate).
     func seedHandshake(synFrames: [FrameRef], synCount: Int, clientISN: UInt32?, synAck: FrameRef?, serverISN: UInt32?,
-                       synAckCount: Int) {
+                       synAckCount: Int, handshakeAck: FrameRef? = nil, skipped: (client: Int, server: Int) = (0, 0)) {
         self.synFrames = synFrames
         self.synCount = synCount
         self.clientISN = clientISN
-        if let isn = clientISN { clientStream.start(afterSYN: isn) }
+        if let isn = clientISN { clientStream.start(afterSYN: isn &+ UInt32(truncatingIfNeeded: skipped.client)) }
         self.synAck = synAck
         self.synAckCount = synAckCount
         self.serverISN = serverISN
-        if let isn = serverISN { serverStream.start(afterSYN: isn) }
+        if let isn = serverISN { serverStream.start(afterSYN: isn &+ UInt32(truncatingIfNeeded: skipped.server)) }
         if let first = synFrames.first { firstFrame = first }
         state = synAck != nil ? .synReceived : .synSent
+        if let handshakeAck, synAck != nil {
+            self.handshakeAck = handshakeAck
+            state = .established
+        }
     }
 }

@@ -12,6 +12,11 @@ import TriageDecoding
 public enum NameLocator {
     /// The client's stream from its first byte.
     public static func clientStream(_ stream: [UInt8]) -> [NameField] {
+        // RDP through a proxy: the preamble names the target; the RDP bytes follow it.
+        let (skip, preamble) = clientPreamble(stream)
+        if skip > 0 {
+            return preamble + clientStream(Array(stream[skip...])).map { $0.shifted(by: skip) }
+        }
         var out: [NameField] = []
         walk(stream) { tpdu, payload, base in
             switch tpdu {
@@ -57,6 +62,10 @@ public enum NameLocator {
 
     /// The server's stream from its first byte.
     public static func serverStream(_ stream: [UInt8]) -> [NameField] {
+        let (skip, preamble) = serverPreamble(stream)
+        if skip > 0 {
+            return preamble + serverStream(Array(stream[skip...])).map { $0.shifted(by: skip) }
+        }
         var out: [NameField] = []
         // Handshake messages may span records: their bytes, and where each came from.
         var handshake: [UInt8] = []
@@ -88,6 +97,98 @@ public enum NameLocator {
                                   shown: f.shown)
                     }
                 }
+            }
+        }
+        return out
+    }
+
+    // MARK: - Proxy preambles (Proxy.swift)
+
+    /// A SOCKS4/4a/5 or HTTP CONNECT request at the stream's start: the fields that name the
+    /// target (and a SOCKS user id or user name), and the length of the preamble (0: none).
+    static func clientPreamble(_ stream: [UInt8]) -> (Int, [NameField]) {
+        withCursor(stream) { c in
+            var out: [NameField] = []
+            switch ProxyPreamble.start(c) {
+            case .socks4:
+                guard let r = try? ProxyPreamble.readSOCKS4Request(&c) else { return (0, []) }
+                // VN CD DSTPORT DSTIP USERID NUL [HOST NUL]
+                if let nul = stream[8...].firstIndex(of: 0), nul > 8 {
+                    out.append(NameField(8..<nul, kind: .user, encoding: .bytes, shown: Printable.escaping(Array(stream[8..<nul]))))
+                }
+                if r.kind == .socks4a {
+                    out.append(NameField((c.offset - 1 - r.host.utf8.count)..<(c.offset - 1), kind: .host, encoding: .bytes, shown: r.host))
+                } else {
+                    out.append(NameField(4..<8, kind: .host, encoding: .address, shown: r.host))
+                }
+                return (c.offset, out)
+            case .socks5Greeting:
+                guard (try? ProxyPreamble.readSOCKS5Greeting(&c)) != nil else { return (0, []) }
+                if c.peekUInt8() == 1, let ulen = c.peekUInt8(at: 1) {
+                    let u = (c.offset + 2)..<(c.offset + 2 + Int(ulen))
+                    guard (try? ProxyPreamble.skipSOCKS5Credentials(&c)) != nil else { return (0, []) }
+                    if !u.isEmpty { out.append(NameField(u, kind: .user, encoding: .bytes, shown: Printable.escaping(Array(stream[u])))) }
+                }
+                let start = c.offset
+                guard let r = try? ProxyPreamble.readSOCKS5Request(&c) else { return (start, out) }
+                // VER CMD RSV ATYP ADDR PORT: the address ends two bytes before the request does.
+                let address = (start + 4 + (stream[start + 3] == 3 ? 1 : 0))..<(c.offset - 2)
+                out.append(NameField(address, kind: .host, encoding: stream[start + 3] == 3 ? .bytes : .address, shown: r.host))
+                return (c.offset, out)
+            case .http:
+                let start = c.offset
+                guard let r = try? ProxyPreamble.readHTTPConnect(&c) else { return (0, []) }
+                // The host shows in the request line and usually again in Host:.
+                out += occurrences(of: Array(r.host.utf8), in: stream, within: start..<c.offset).map {
+                    NameField($0, kind: .host, encoding: .bytes, shown: r.host)
+                }
+                return (c.offset, out)
+            case .none, .needMore:
+                return (0, [])
+            }
+        }
+    }
+
+    /// The proxy's answers before the tunnel: SOCKS5 method choice (and RFC 1929 status) and
+    /// reply, a SOCKS4 reply, or an HTTP status line and headers. The SOCKS5 reply's bound
+    /// address is the proxy's own and gets a pseudonym too.
+    static func serverPreamble(_ stream: [UInt8]) -> (Int, [NameField]) {
+        withCursor(stream) { c in
+            switch c.peekUInt8() {
+            case 5:
+                guard let method = try? ProxyPreamble.readSOCKS5MethodChoice(&c) else { return (0, []) }
+                if method == 2 { guard (try? ProxyPreamble.readSOCKS5AuthStatus(&c)) != nil else { return (c.offset, []) } }
+                let start = c.offset
+                guard (try? ProxyPreamble.readSOCKS5Reply(&c)) != nil, start + 3 < stream.count else { return (start, []) }
+                let atyp = stream[start + 3]
+                let address = (start + 4 + (atyp == 3 ? 1 : 0))..<(c.offset - 2)
+                guard !address.isEmpty, !stream[address].allSatisfy({ $0 == 0 }) else { return (c.offset, []) }
+                let shown = atyp == 1 ? IPAddress(ipv4: stream[address].reduce(0) { $0 << 8 | UInt32($1) }).description
+                    : atyp == 4 ? CertificateParser.ipString(stream[address]) : Printable.escaping(Array(stream[address]))
+                return (c.offset, [NameField(address, kind: .host, encoding: atyp == 3 ? .bytes : .address, shown: shown)])
+            case 0:
+                guard stream.count >= 8, [90, 91, 92, 93].contains(stream[1]) else { return (0, []) }
+                return (8, [])
+            case UInt8(ascii: "H"):
+                guard (try? ProxyPreamble.readHTTPReply(&c)) != nil else { return (0, []) }
+                return (c.offset, [])
+            default:
+                return (0, [])
+            }
+        }
+    }
+
+    /// Every place `needle` occurs in `haystack[range]`.
+    static func occurrences(of needle: [UInt8], in haystack: [UInt8], within range: Range<Int>) -> [Range<Int>] {
+        guard !needle.isEmpty, range.count >= needle.count else { return [] }
+        var out: [Range<Int>] = []
+        var i = range.lowerBound
+        while i + needle.count <= range.upperBound {
+            if haystack[i..<(i + needle.count)].elementsEqual(needle) {
+                out.append(i..<(i + needle.count))
+                i += needle.count
+            } else {
+                i += 1
             }
         }
         return out

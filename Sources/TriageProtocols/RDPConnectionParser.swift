@@ -60,6 +60,8 @@ public struct RDPConnectionParser: Sendable {
         case tpkt
         /// TLS records.
         case tls
+        /// A proxy preamble (SOCKS, HTTP CONNECT) before the tunnelled stream.
+        case proxy
         /// Done with this direction (enough seen, or lost).
         case stopped
     }
@@ -73,6 +75,8 @@ public struct RDPConnectionParser: Sendable {
 
     struct DirectionState: Sendable {
         var mode = Mode.start
+        /// Stream offset where this direction's RDP bytes start (after a proxy preamble).
+        var base: Int64 = 0
         /// The first-bytes classification is settled.
         var classified = false
         /// End offset of the incomplete PDU at the head of the last offer, when its header
@@ -139,10 +143,24 @@ public struct RDPConnectionParser: Sendable {
     /// bytes then say nothing about the service.
     let startsMidStream: Bool
 
+    /// The next proxy message each side sends (STYLE.md 7), while a preamble runs.
+    enum ProxyClientStep: Sendable, Equatable { case greeting, credentialsOrRequest, request, done }
+    enum ProxyServerStep: Sendable, Equatable { case methodChoice, authStatus, reply, done }
+    var proxyClient = ProxyClientStep.done
+    var proxyServer = ProxyServerStep.done
+
     /// `startsMidStream`: the session's SYN was not captured, so offset 0 may fall inside
-    /// a PDU.
-    public init(startsMidStream: Bool = false) {
+    /// a PDU. `afterSOCKS5Greeting`: the stream is followed from a SOCKS5 request (the
+    /// greeting and the method choice went by before).
+    public init(startsMidStream: Bool = false, afterSOCKS5Greeting: Bool = false) {
         self.startsMidStream = startsMidStream
+        if afterSOCKS5Greeting && !startsMidStream {
+            collected.proxy = ProxyFacts(kind: .socks5)
+            proxyClient = .request
+            proxyServer = .reply
+            client.mode = .proxy
+            server.mode = .proxy
+        }
     }
 
     // MARK: - Stream events
@@ -154,6 +172,18 @@ public struct RDPConnectionParser: Sendable {
         var st = state(direction)
         defer { setState(direction, st) }
         guard st.mode != .stopped else { return StreamDisposition(consumed: bytes.count, wantsMore: false) }
+        if st.mode == .proxy {
+            var c = ByteCursor(bytes)
+            let finished = stepProxy(&st, &c, offset: offset, direction: direction, frame: frame)
+            if st.mode == .stopped { return StreamDisposition(consumed: bytes.count, wantsMore: false) }
+            guard finished, !c.isEmpty else { return StreamDisposition(consumed: c.offset, wantsMore: true) }
+            // The tunnel's first bytes came in the same offer: read them as a stream's start.
+            setState(direction, st)
+            let rest = UnsafeRawBufferPointer(rebasing: bytes[c.offset...])
+            let inner = receive(rest, offset: offset + Int64(c.offset), direction: direction, frame: frame)
+            st = state(direction)
+            return StreamDisposition(consumed: c.offset + inner.consumed, wantsMore: inner.wantsMore)
+        }
         var c = ByteCursor(bytes)
         st.pendingEnd = nil
         st.pendingRecord = nil
@@ -168,17 +198,17 @@ public struct RDPConnectionParser: Sendable {
             case nil:
                 return StreamDisposition(consumed: c.offset, wantsMore: true)
             case false?:
-                lose(&st, direction, "no PDU header after a gap")
+                lose(&st, direction, .noHeaderAfterGap)
                 return StreamDisposition(consumed: bytes.count, wantsMore: false)
             case true?:
                 st.resyncByHeader = false
-                note(direction, frame(offset + Int64(c.offset)) ?? st.lastFrame, "resynchronised after a gap")
+                note(direction, frame(offset + Int64(c.offset)) ?? st.lastFrame, .resynchronisedAfterGap)
             }
         }
         if startsMidStream && st.mode == .start {
             // The capture began inside the stream: find the first PDU boundary (a service's
             // text banner is still told apart at offset 0).
-            if offset == 0 && c.offset == 0 && !st.classified {
+            if offset == st.base && c.offset == 0 && !st.classified {
                 guard let kind = PayloadClassifier.classify(c) else {
                     return StreamDisposition(consumed: 0, wantsMore: true)
                 }
@@ -195,10 +225,16 @@ public struct RDPConnectionParser: Sendable {
                 let done = st.mode == .stopped
                 return StreamDisposition(consumed: done ? bytes.count : c.offset, wantsMore: !done)
             }
-        } else if offset == 0 && c.offset == 0 && !st.classified {
+        } else if offset == st.base && c.offset == 0 && !st.classified {
             // The stream's first bytes, offered again until the first PDU is consumed.
             guard classifyFirstBytes(&st, c, direction: direction, frame: frame) else {
                 let done = st.mode == .stopped
+                if st.mode == .proxy && !done {
+                    setState(direction, st)
+                    let r = receive(bytes, offset: offset, direction: direction, frame: frame)
+                    st = state(direction)
+                    return r
+                }
                 return StreamDisposition(consumed: done ? bytes.count : 0, wantsMore: !done)
             }
         } else if st.mode == .start {
@@ -206,7 +242,7 @@ public struct RDPConnectionParser: Sendable {
             case nil:
                 return StreamDisposition(consumed: c.offset, wantsMore: true)
             case false?:
-                lose(&st, direction, "stream does not start at a PDU boundary")
+                lose(&st, direction, .notAtPDUBoundary)
                 return StreamDisposition(consumed: bytes.count, wantsMore: false)
             case true?:
                 break
@@ -217,7 +253,7 @@ public struct RDPConnectionParser: Sendable {
             switch st.mode {
             case .tpkt: progressed = stepTPKT(&st, &c, offset: offset, direction: direction, frame: frame)
             case .tls: progressed = stepTLS(&st, &c, offset: offset, direction: direction, frame: frame)
-            case .start, .stopped: progressed = false
+            case .start, .stopped, .proxy: progressed = false
             }
             if !progressed { break }
             if st.joined {
@@ -249,7 +285,7 @@ public struct RDPConnectionParser: Sendable {
                 TLSFacts.RecordRun(at: at, from: direction.sender, contentType: r.contentType.rawValue, length: r.length))
         } else if st.pendingEnd != nil {
             if st.mode == .tls { st.handshakeBroken = st.handshakeBroken || !st.encrypted }
-            note(direction, st.lastFrame, "a PDU was partly lost in a gap")
+            note(direction, st.lastFrame, .pduPartlyLostInGap)
         }
         if let end = st.pendingEnd, end >= resume {
             // The gap ends inside that PDU: skip the rest of it and carry on in step.
@@ -275,7 +311,112 @@ public struct RDPConnectionParser: Sendable {
         var st = state(direction)
         defer { setState(direction, st) }
         guard st.mode != .stopped else { return }
-        lose(&st, direction, "reassembly limit reached at offset \(offset)")
+        lose(&st, direction, .reassemblyLimit(offset: offset))
+    }
+
+    // MARK: - Proxy preamble
+
+    /// Reads this direction's proxy messages. True when its preamble is over and the tunnel
+    /// starts at the cursor; false while waiting for bytes, or when the proxy refused (the
+    /// direction is stopped then).
+    mutating func stepProxy(
+        _ st: inout DirectionState, _ c: inout ByteCursor, offset: Int64, direction: Direction, frame: FrameLookup
+    ) -> Bool {
+        guard var p = collected.proxy else {
+            st.mode = .stopped
+            return false
+        }
+        defer { collected.proxy = p }
+        while true {
+            let start = offset + Int64(c.offset)
+            var copy = c
+            do throws(ParseError) {
+                if direction == .clientToServer {
+                    switch proxyClient {
+                    case .greeting:
+                        _ = try ProxyPreamble.readSOCKS5Greeting(&copy)
+                        p.greetingAt = evidence(&st, frame, offset + Int64(copy.offset) - 1)
+                        proxyClient = .credentialsOrRequest
+                    case .credentialsOrRequest:
+                        if copy.peekUInt8() == 1 {
+                            try ProxyPreamble.skipSOCKS5Credentials(&copy)
+                            proxyClient = .request
+                        } else {
+                            proxyClient = .request
+                            continue
+                        }
+                    case .request:
+                        let r: ProxyRequest
+                        switch p.kind {
+                        case .socks4, .socks4a: r = try ProxyPreamble.readSOCKS4Request(&copy)
+                        case .socks5: r = try ProxyPreamble.readSOCKS5Request(&copy)
+                        case .http: r = try ProxyPreamble.readHTTPConnect(&copy)
+                        }
+                        p.kind = r.kind == .socks4a ? .socks4a : p.kind
+                        p.request = r
+                        p.requestAt = evidence(&st, frame, offset + Int64(copy.offset) - 1)
+                        proxyClient = .done
+                    case .done:
+                        break
+                    }
+                } else {
+                    switch proxyServer {
+                    case .methodChoice:
+                        let m = try ProxyPreamble.readSOCKS5MethodChoice(&copy)
+                        p.method = m
+                        if m == 0xFF {
+                            p.reply = ProxyReply(kind: .socks5, code: ProxyReply.noAcceptableMethod)
+                            p.replyAt = evidence(&st, frame, offset + Int64(copy.offset) - 1)
+                            proxyServer = .done
+                        } else {
+                            proxyServer = m == 2 ? .authStatus : .reply
+                        }
+                    case .authStatus:
+                        let status = try ProxyPreamble.readSOCKS5AuthStatus(&copy)
+                        if status != 0 {
+                            p.reply = ProxyReply(kind: .socks5, code: ProxyReply.credentialsRefused)
+                            p.replyAt = evidence(&st, frame, offset + Int64(copy.offset) - 1)
+                            proxyServer = .done
+                        } else {
+                            proxyServer = .reply
+                        }
+                    case .reply:
+                        let r: ProxyReply
+                        switch p.kind {
+                        case .socks4, .socks4a: r = try ProxyPreamble.readSOCKS4Reply(&copy, kind: p.kind)
+                        case .socks5: r = try ProxyPreamble.readSOCKS5Reply(&copy)
+                        case .http: r = try ProxyPreamble.readHTTPReply(&copy)
+                        }
+                        // Where the reply (for HTTP, its head: a refusal's page is not read) ends.
+                        p.reply = r
+                        p.replyAt = evidence(&st, frame, offset + Int64(copy.offset) - 1)
+                        proxyServer = .done
+                    case .done:
+                        break
+                    }
+                }
+            } catch {
+                if error.isNeedMore { return false }
+                st.mode = .stopped
+                note(direction, frame(start) ?? st.lastFrame, .proxyPreamble(error))
+                return false
+            }
+            c = copy
+            let done = direction == .clientToServer ? proxyClient == .done : proxyServer == .done
+            guard done else {
+                if c.isEmpty { return false }
+                continue
+            }
+            if direction == .serverToClient && p.reply?.granted != true {
+                // The proxy said no: nothing of the target follows on either side.
+                st.mode = .stopped
+                return false
+            }
+            st.mode = .start
+            st.base = offset + Int64(c.offset)
+            st.classified = false
+            return true
+        }
     }
 
     // MARK: - First bytes
@@ -285,6 +426,22 @@ public struct RDPConnectionParser: Sendable {
     mutating func classifyFirstBytes(
         _ st: inout DirectionState, _ c: ByteCursor, direction: Direction, frame: FrameLookup
     ) -> Bool {
+        if st.base == 0 && !startsMidStream {
+            if direction == .clientToServer && collected.proxy == nil {
+                let start = ProxyPreamble.start(c)
+                if start == .needMore { return false }
+                if let kind = start.kind {
+                    collected.proxy = ProxyFacts(kind: kind)
+                    proxyClient = kind == .socks5 ? .greeting : .request
+                    proxyServer = kind == .socks5 ? .methodChoice : .reply
+                    st.mode = .proxy
+                    return false
+                }
+            } else if direction == .serverToClient && proxyServer != .done {
+                st.mode = .proxy
+                return false
+            }
+        }
         guard let kind = PayloadClassifier.classify(c) else { return false }
         if direction == .clientToServer { collected.firstClientPayload = kind } else { collected.firstServerPayload = kind }
         switch kind {
@@ -297,12 +454,12 @@ public struct RDPConnectionParser: Sendable {
         case .http, .ssh, .text, .binary:
             if direction == .serverToClient {
                 collected.serverBanner = kind == .binary ? nil : PayloadClassifier.banner(c)
-                collected.serverBannerAt = frame(0) ?? st.lastFrame
+                collected.serverBannerAt = frame(st.base) ?? st.lastFrame
             }
             if PayloadClassifier.wantsMoreBytes(c) { return false }
             st.classified = true
             st.mode = .stopped
-            note(direction, frame(0), "not RDP: first bytes are \(kind.rawValue)")
+            note(direction, frame(st.base), .notRDP(kind))
             return false
         }
     }
@@ -358,7 +515,7 @@ public struct RDPConnectionParser: Sendable {
             st.joinSkips += 1
             if st.joinSkips >= Self.maxJoinSkips {
                 st.mode = .stopped
-                note(direction, st.lastFrame ?? frame(start), "the capture began inside a PDU; no PDU boundary in the first \(Self.maxJoinSkips) segments")
+                note(direction, st.lastFrame ?? frame(start), .noPDUBoundary(segments: Self.maxJoinSkips))
             }
             return false
         case .found(let framing):
@@ -375,7 +532,7 @@ public struct RDPConnectionParser: Sendable {
             var m = collected.midStream ?? MidStreamFacts()
             m[direction.sender] = MidStreamFacts.SideStart(framing: framing, skippedBytes: start, at: at, pdus: 0, fastPathPDUs: 0)
             collected.midStream = m
-            if start > 0 { note(direction, at, "the capture began inside a PDU: \(start) bytes skipped to the first PDU boundary") }
+            if start > 0 { note(direction, at, .joinedMidStream(skippedBytes: start)) }
             return true
         }
     }
@@ -459,13 +616,13 @@ public struct RDPConnectionParser: Sendable {
             return false
         } catch {
             if st.unconfirmed { return rejoin(&st, &c, direction) }
-            lose(&st, direction, "TPKT framing: \(error.summary)", frame: frame(offset + Int64(c.offset)), lostSync: false)
+            lose(&st, direction, .tpktFraming(error), frame: frame(offset + Int64(c.offset)), lostSync: false)
             return false
         }
         let start = offset + Int64(c.offset)
         if case .fastPath = framing, !st.sawMCS {
             // Fast-path PDUs exist only once the connection sequence is through MCS.
-            lose(&st, direction, "neither TPKT nor TLS where X.224 or MCS was due", frame: frame(start), lostSync: false)
+            lose(&st, direction, .neitherTPKTNorTLS, frame: frame(start), lostSync: false)
             return false
         }
         guard framing.length <= c.remaining, var pdu = c.readSlice(framing.length) else {
@@ -490,21 +647,21 @@ public struct RDPConnectionParser: Sendable {
         do {
             tpdu = try X224.parse(&pdu)
         } catch {
-            note(direction, at, "X.224: \(error.summary)")
+            note(direction, at, .x224(error))
             return
         }
         switch tpdu {
         case .connectionRequest(let cr):
-            guard direction == .clientToServer else { return note(direction, at, "X.224 Connection Request from the server") }
+            guard direction == .clientToServer else { return note(direction, at, .connectionRequestFromServer) }
             guard collected.connectionRequest == nil else { return }
             collected.connectionRequest = ConnectionRequestFacts(
                 at: at, cookie: cr.cookie, routingToken: cr.routingToken,
                 hasNegotiationRequest: cr.negotiationRequest != nil,
                 requestedProtocols: cr.negotiationRequest?.requestedProtocols,
                 flags: cr.negotiationRequest?.flags.rawValue, correlationID: cr.correlationInfo?.correlationID)
-            if cr.unterminatedLine { note(direction, at, "cookie line without CR LF") }
+            if cr.unterminatedLine { note(direction, at, .cookieWithoutCRLF) }
         case .connectionConfirm(let cc):
-            guard direction == .serverToClient else { return note(direction, at, "X.224 Connection Confirm from the client") }
+            guard direction == .serverToClient else { return note(direction, at, .connectionConfirmFromClient) }
             guard collected.connectionConfirm == nil else { return }
             var confirm = ConnectionConfirmFacts(
                 at: at, selectedProtocol: nil, flags: nil, failure: nil, noNegotiationData: false)
@@ -518,7 +675,7 @@ public struct RDPConnectionParser: Sendable {
                 confirm.failure = code
                 confirm.flags = flags
             case .unknown(let type):
-                note(direction, at, "Connection Confirm with negotiation type \(type)")
+                note(direction, at, .unknownNegotiationType(type))
             }
             collected.connectionConfirm = confirm
         case .disconnectRequest(let dr):
@@ -532,7 +689,7 @@ public struct RDPConnectionParser: Sendable {
             var data = ByteCursor(packet.base, from: from, to: from + userDataLength)
             handleMCS(&st, &data, direction: direction, at: at)
         case .other(let code):
-            note(direction, at, "X.224 \(code.name)")
+            note(direction, at, .unexpectedTPDU(code))
         }
     }
 
@@ -553,7 +710,7 @@ public struct RDPConnectionParser: Sendable {
                     }
                 }
             } catch {
-                note(direction, at, "MCS connect PDU: \(error.summary)")
+                note(direction, at, .mcsConnect(error))
             }
             return
         }
@@ -594,7 +751,7 @@ public struct RDPConnectionParser: Sendable {
                 do {
                     out.certificates.append(try CertificateParser.facts(der: der))
                 } catch {
-                    note(direction, at, "server certificate: \(error.summary)")
+                    note(direction, at, .serverCertificate(error))
                 }
             }
         case .unknown(let version):
@@ -630,7 +787,7 @@ public struct RDPConnectionParser: Sendable {
                 tls.malformed.append("\(direction.sender.rawValue)\(at.map { " frame \($0.frame)" } ?? ""): \(error.summary)")
             }
             collected.tls = tls
-            lose(&st, direction, "TLS record: \(error.summary)", frame: at, lostSync: false)
+            lose(&st, direction, .tlsRecord(error), frame: at, lostSync: false)
             return false
         }
         let at = evidence(&st, frame, start + Int64(TLSRecordHeader.size + header.length) - 1)
@@ -760,7 +917,7 @@ public struct RDPConnectionParser: Sendable {
         if buffer.count > Self.maxHandshakeMessage {
             buffer = []
             st.handshakeBroken = true
-            note(direction, at, "TLS handshake message larger than \(Self.maxHandshakeMessage) bytes; not parsed")
+            note(direction, at, .handshakeMessageTooLarge(limit: Self.maxHandshakeMessage))
         }
         setHandshake(direction, buffer)
     }
@@ -818,7 +975,7 @@ public struct RDPConnectionParser: Sendable {
                         let facts = try CertificateParser.facts(der: der)
                         withTLS { $0.certificates.append(facts) }
                     } catch {
-                        note(direction, at, "TLS certificate: \(error.summary)")
+                        note(direction, at, .tlsCertificate(error))
                     }
                 }
             case .serverHelloDone where direction == .serverToClient:
@@ -827,7 +984,7 @@ public struct RDPConnectionParser: Sendable {
                 break
             }
         } catch {
-            note(direction, at, "TLS \(header.type.name): \(error.summary)")
+            note(direction, at, .tlsHandshakeMessage(header.type, error))
         }
     }
 
@@ -939,20 +1096,19 @@ public struct RDPConnectionParser: Sendable {
 
     /// Adds a note, kept in frame order so that the order the two directions were read in
     /// does not show.
-    mutating func note(_ direction: Direction, _ at: FrameRef?, _ text: String) {
+    mutating func note(_ direction: Direction, _ at: FrameRef?, _ event: ParserEvent) {
         guard collected.notes.count < Self.maxNotes else { return }
-        let frame = at.map { " frame \($0.frame)" } ?? ""
         let key = at?.frame ?? Int.max
         var i = noteFrames.count
         while i > 0 && noteFrames[i - 1] > key { i -= 1 }
         noteFrames.insert(key, at: i)
-        collected.notes.insert("\(direction.sender.rawValue)\(frame): \(text)", at: i)
+        collected.notes.insert(ParserNote(side: direction.sender, at: at, event: event), at: i)
     }
 
     /// Stops parsing a direction; `lostSync` when the capture (a gap, the reassembly limit,
     /// a start mid-stream) took the parser's place, not when the peer sent garbage.
     mutating func lose(
-        _ st: inout DirectionState, _ direction: Direction, _ why: String, frame: FrameRef? = nil, lostSync: Bool = true
+        _ st: inout DirectionState, _ direction: Direction, _ why: ParserEvent, frame: FrameRef? = nil, lostSync: Bool = true
     ) {
         st.mode = .stopped
         setHandshake(direction, [])

@@ -268,6 +268,89 @@ public enum PayloadKind: String, Sendable, Codable {
     case binary
 }
 
+/// Something the connection parser noticed, named with its values (Suricata's app-layer
+/// events, Zeek's weirds); `text` is the one place it becomes a sentence.
+public enum ParserEvent: Sendable, Equatable {
+    case resynchronisedAfterGap
+    case pduPartlyLostInGap
+    case noHeaderAfterGap
+    case notAtPDUBoundary
+    case reassemblyLimit(offset: Int64)
+    case proxyPreamble(ParseError)
+    case notRDP(PayloadKind)
+    /// The capture began inside a PDU and no boundary showed in this many segments.
+    case noPDUBoundary(segments: Int)
+    case joinedMidStream(skippedBytes: Int64)
+    case tpktFraming(ParseError)
+    case neitherTPKTNorTLS
+    case x224(ParseError)
+    case connectionRequestFromServer
+    case cookieWithoutCRLF
+    case connectionConfirmFromClient
+    case unknownNegotiationType(UInt8)
+    case unexpectedTPDU(X224TPDUCode)
+    case mcsConnect(ParseError)
+    case serverCertificate(ParseError)
+    case tlsRecord(ParseError)
+    case handshakeMessageTooLarge(limit: Int)
+    case tlsCertificate(ParseError)
+    case tlsHandshakeMessage(TLSHandshakeType, ParseError)
+
+    public var text: String {
+        switch self {
+        case .resynchronisedAfterGap: "resynchronised after a gap"
+        case .pduPartlyLostInGap: "a PDU was partly lost in a gap"
+        case .noHeaderAfterGap: "no PDU header after a gap"
+        case .notAtPDUBoundary: "stream does not start at a PDU boundary"
+        case .reassemblyLimit(let offset): "reassembly limit reached at offset \(offset)"
+        case .proxyPreamble(let e): "proxy preamble: \(e.summary)"
+        case .notRDP(let kind): "not RDP: first bytes are \(kind.rawValue)"
+        case .noPDUBoundary(let n): "the capture began inside a PDU; no PDU boundary in the first \(n) segments"
+        case .joinedMidStream(let n): "the capture began inside a PDU: \(n) bytes skipped to the first PDU boundary"
+        case .tpktFraming(let e): "TPKT framing: \(e.summary)"
+        case .neitherTPKTNorTLS: "neither TPKT nor TLS where X.224 or MCS was due"
+        case .x224(let e): "X.224: \(e.summary)"
+        case .connectionRequestFromServer: "X.224 Connection Request from the server"
+        case .cookieWithoutCRLF: "cookie line without CR LF"
+        case .connectionConfirmFromClient: "X.224 Connection Confirm from the client"
+        case .unknownNegotiationType(let t): "Connection Confirm with negotiation type \(t)"
+        case .unexpectedTPDU(let code): "X.224 \(code.name)"
+        case .mcsConnect(let e): "MCS connect PDU: \(e.summary)"
+        case .serverCertificate(let e): "server certificate: \(e.summary)"
+        case .tlsRecord(let e): "TLS record: \(e.summary)"
+        case .handshakeMessageTooLarge(let limit): "TLS handshake message larger than \(limit) bytes; not parsed"
+        case .tlsCertificate(let e): "TLS certificate: \(e.summary)"
+        case .tlsHandshakeMessage(let type, let e): "TLS \(type.name): \(e.summary)"
+        }
+    }
+}
+
+/// A parser event with the side that sent the bytes and the frame that carried them. In JSON
+/// it is its sentence (`server frame 6: not RDP: first bytes are text`), as reports print it.
+public struct ParserNote: Sendable, Equatable, Codable, CustomStringConvertible {
+    public var side: Side
+    public var at: FrameRef?
+    public var event: ParserEvent
+
+    public init(side: Side, at: FrameRef?, event: ParserEvent) {
+        self.side = side
+        self.at = at
+        self.event = event
+    }
+
+    public var description: String { "\(side.rawValue)\(at.map { " frame \($0.frame)" } ?? ""): \(event.text)" }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(description)
+    }
+
+    /// Notes are written for people, not read back: the sentence does not keep the event's values.
+    public init(from decoder: any Decoder) throws {
+        throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "parser notes are not read back"))
+    }
+}
+
 /// How a side's stream was joined when the capture began inside the connection (its SYN
 /// was not captured): where the first PDU boundary was and what followed it.
 public struct MidStreamFacts: Sendable, Codable, Equatable {
@@ -329,13 +412,17 @@ public struct RDPFacts: Sendable, Codable, Equatable {
     public var mcsConnectResponse: MCSConnectResponseFacts?
     public var tls: TLSFacts?
     public var credssp: CredSSPFacts?
-    /// Problems parsing (malformed PDUs), each with its frame, for the report.
-    public var notes: [String] = []
+    /// What the parser noticed (malformed PDUs, gaps, PDUs in the wrong direction), each
+    /// with its side and frame, in frame order, for the report.
+    public var notes: [ParserNote] = []
     /// A gap in a direction made the parser lose its place.
     public var lostSync: [Side] = []
     /// The capture began inside the streams: how each side's stream was joined (nil when
     /// the session's start was captured).
     public var midStream: MidStreamFacts?
+    /// A SOCKS or HTTP CONNECT preamble before the RDP bytes: the proxy, the target asked
+    /// for, and the proxy's answer.
+    public var proxy: ProxyFacts?
 
     public init() {}
 }
@@ -365,5 +452,6 @@ extension RDPFacts {
         try c.encode(notes, forKey: .notes)
         try c.encode(lostSync, forKey: .lostSync)
         if let v = midStream { try c.encode(v, forKey: .midStream) }
+        if let v = proxy { try c.encode(v, forKey: .proxy) }
     }
 }

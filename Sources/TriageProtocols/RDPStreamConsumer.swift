@@ -12,8 +12,8 @@ public final class RDPStreamConsumer: StreamConsumer {
     public var facts: RDPFacts { parser.facts }
 
     /// `startsMidStream`: the session's SYN was not captured (see `RDPConnectionParser`).
-    public init(startsMidStream: Bool = false) {
-        parser = RDPConnectionParser(startsMidStream: startsMidStream)
+    public init(startsMidStream: Bool = false, afterSOCKS5Greeting: Bool = false) {
+        parser = RDPConnectionParser(startsMidStream: startsMidStream, afterSOCKS5Greeting: afterSOCKS5Greeting)
     }
 
     public func receive(_ bytes: UnsafeRawBufferPointer, offset: Int64, direction: Direction, session: TCPSession)
@@ -38,6 +38,6 @@ public final class RDPConsumerFactory: StreamConsumerFactory {
     public func makeConsumer(for session: TCPSession) -> any StreamConsumer {
         // Only a session found by its port can start inside a PDU; one found by its
         // Connection Request starts at it.
-        RDPStreamConsumer(startsMidStream: session.roleSource == .port)
+        RDPStreamConsumer(startsMidStream: session.roleSource == .port, afterSOCKS5Greeting: session.socks5GreetingSkipped)
     }
 }

@@ -122,8 +122,10 @@ enum SchemaV2 {
     /// The Windows client code as schema 2 writes it: the number the client shows, or null for
     /// a client-side error without a fixed number, whose kind says which.
     static func clientCode(_ r: ClientReport) -> (code: String?, extended: String?, kind: String) {
-        if r.code.hasPrefix("0x") { return (r.code, r.extended, "disconnect-reason") }
-        return (nil, nil, r.code)
+        switch r.code {
+        case .reason: (r.code.codeText, r.code.extendedText, "disconnect-reason")
+        case .kind(let k): (nil, nil, k.rawValue)
+        }
     }
 
     static func outcome(_ l: Label) -> String {

@@ -105,6 +105,8 @@ public final class Redactor {
             _ = pseudonym(for: d.asker)
         }
         if let cookie = f.rdp.connectionRequest?.cookie { registerCookie(cookie) }
+        // Through a proxy, the target named in its request (an address or a name).
+        if let target = f.rdp.proxy?.request?.host { registerHostOrAddress(target) }
         if let token = f.rdp.connectionRequest?.routingToken { registerHost(token) }
         if let name = f.rdp.mcsConnectInitial?.clientName { registerHost(name) }
         if let sni = f.rdp.tls?.clientHello?.serverName { registerHostOrAddress(sni) }

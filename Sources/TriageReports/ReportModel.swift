@@ -300,7 +300,7 @@ final class InputDigest {
                 hits.append(s)
                 return true
             }
-        } else if hits.isEmpty, let r = s.clientReport, let c = ReportedCode(r.code), c.code == code.code, near.count < Self.maxMatches {
+        } else if hits.isEmpty, let r = s.clientReport, r.code.code == code.code, near.count < Self.maxMatches {
             near.append(s)
             return true
         }

@@ -305,7 +305,7 @@ struct SnapshotLengthTests {
         #expect(a.clientSide.frames == b.clientSide.frames && a.serverSide.frames == b.serverSide.frames)
         #expect(a.clientSide.frameBytes == b.clientSide.frameBytes)
         #expect(a.serverSide.streamBytes == b.serverSide.streamBytes)
-        #expect(a.serverSide.gaps.contains { $0.reason == "snaplen" })
+        #expect(a.serverSide.gaps.contains { $0.reason == .snaplen })
         #expect(a.serverSide.cutFrames > 0)
     }
 }

@@ -81,7 +81,7 @@ import TriageFlows
         f.rdp.credssp?.errorCode = 0xC000_0064
         let v = Classifier.classify(f)
         #expect(v.label == .credsspFailure)
-        #expect(v.clientReport?.code == "0xA07")
+        #expect(v.clientReport?.code == .reason(0xA07, extended: nil))
         #expect(v.summary.contains("STATUS_NO_SUCH_USER"))
         #expect(v.confidence.level == .high)
     }

@@ -115,6 +115,8 @@ func frame(named name: String, in a: Attempt) -> Int? {
     case "certificate": return r.tls?.certificateFrame?.frame
     case "alert": return r.tls?.alerts.first?.at.frame
     case "last": return t.last.frame
+    case "proxy_request": return r.proxy?.requestAt?.frame
+    case "proxy_reply": return r.proxy?.replyAt?.frame
     default: return nil
     }
 }
@@ -252,6 +254,13 @@ func frame(named name: String, in a: Attempt) -> Int? {
         if let dns = d["dns"] {
             if let name = dns["name"]?.string { #expect(a.facts.dns.last?.name == name, "\(at) DNS name") }
             if let address = dns["address"]?.string { #expect(a.facts.dns.last?.address.description == address, "\(at) DNS address") }
+        }
+        if let proxy = d["proxy"] {
+            #expect(r.proxy?.kind.rawValue.hasPrefix(proxy["kind"]?.string ?? "?") == true, "\(at) proxy kind: \(String(describing: r.proxy?.kind))")
+            #expect(r.proxy?.request?.target == proxy["target"]?.string, "\(at) proxy target")
+            #expect(r.proxy?.reply?.code == proxy["reply"]?.int, "\(at) proxy reply")
+        } else {
+            #expect(r.proxy == nil, "\(at): a proxy preamble the scenario did not make")
         }
         if let ttl = d["rst_ttl"]?.int { #expect(t.resets.first.map { Int($0.ttl) } == ttl, "\(at) RST TTL") }
         if let ttl = d["server_ttl"]?.int {

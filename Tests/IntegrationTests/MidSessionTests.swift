@@ -18,7 +18,7 @@ import TriageProtocols
 
     static func sentences(_ a: Attempt) -> [String] {
         let v = a.verdict
-        return [v.summary, v.confidence.reason] + v.details + v.evidence.map(\.what) + v.remediation + a.facts.rdp.notes
+        return [v.summary, v.confidence.reason] + v.details + v.evidence.map(\.what) + v.remediation + a.facts.rdp.notes.map(\.description)
     }
 
     static func checkRunningSession(_ a: Attempt, _ context: String) {

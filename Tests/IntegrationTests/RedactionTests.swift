@@ -60,6 +60,32 @@ import Testing
         }
     }
 
+    /// Through a proxy the target is named only in the proxy request (never in an IP header):
+    /// it gets a pseudonym in every format and in the exported frames: in the
+    /// SOCKS5 request (FreeRDP sends the address as a name) and in an HTTP CONNECT line and
+    /// its Host header.
+    @Test(arguments: ["socks5-refused", "http-connect-forbidden"])
+    func proxyTargetsLeaveEveryOutput(_ name: String) throws {
+        let target = Array("198.51.100.20".utf8)  // FreeRDP names it as text (SOCKS5 ATYP 3)
+        let capture = Repo.captures + "/\(name).pcap"
+        for format in Self.formats {
+            let out = try redacted(capture, format)
+            #expect(!out.contains("198.51.100.20"), "\(name) \(format): the proxy's target left")
+            #expect(out.contains("proxy"), "\(name) \(format)")
+        }
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let r = try Run.program(exe, ["analyze", "--redact", "--export", dir, capture])
+        #expect(r.status == 1, "\(r.stderr)")
+        let pcaps = entries(dir).filter { $0.hasSuffix(".pcap") }
+        try #require(pcaps.count == 1)
+        let original = Data(try Data(contentsOf: URL(fileURLWithPath: capture)))
+        #expect(original.range(of: Data(target)) != nil, "the original names the target")
+        let exported = try Data(contentsOf: URL(fileURLWithPath: dir + "/" + pcaps[0]))
+        #expect(exported.range(of: Data(target)) == nil, "\(name): the target left in the exported frames")
+        #expect(exported.count == original.count, "only fields are overwritten, nothing moves")
+    }
+
     /// `DOMAIN\user`: both parts get pseudonyms, in the reports and in the exported frames.
     @Test func domainAndUserOfACookie() throws {
         let dir = try temporaryDirectory()

@@ -562,7 +562,7 @@ final class Harness {
         #expect(t.serverSide.gapCount == 1)
         #expect(t.serverSide.gaps.first?.offset == 100)
         #expect(t.serverSide.gaps.first?.length == 100)
-        #expect(t.serverSide.gaps.first?.reason == "unfilled")
+        #expect(t.serverSide.gaps.first?.reason == .unfilled)
         #expect(c.gaps.count == 1)
         #expect(c.bytes[.serverToClient] == Array(Self.message[0..<100]) + Array(Self.message[200..<300]))
     }
@@ -570,7 +570,7 @@ final class Harness {
     @Test func acknowledgedHoleIsSkippedAtOnce() {
         // The client acknowledges up to 300 although the capture missed 100..<200.
         let (c, t) = run([(0, 100), (200, 100)], clientAcks: [100, 300])
-        #expect(t.serverSide.gaps.first?.reason == "missing")
+        #expect(t.serverSide.gaps.first?.reason == .missing)
         #expect(t.serverSide.acknowledgedUnseen == 100)
         #expect(c.bytes[.serverToClient]!.count == 200)
     }

@@ -218,7 +218,7 @@ import TriageFlows
         #expect(tls.serverHello?.at.frame == 320)
         #expect(tls.clientHello != nil)
         #expect(tls.alerts.first?.at.frame == 329)
-        #expect(f.notes.contains { $0.contains("resynchronised") })
+        #expect(f.notes.contains { $0.description.contains("resynchronised") })
         // Without the Connection Confirm nobody knows CredSSP was selected.
         #expect(f.credssp == nil)
     }

@@ -184,7 +184,7 @@ import TriageFlows
             Self.exchange([(.c, TPKTTests.crZeek), (.s, TPKTTests.ccBare), (.c, [0x01, 0x02, 0x03, 0x04, 0x05, 0x06])]),
             "garbage")
         #expect(f.lostSync == [])
-        #expect(f.notes.contains { $0.hasPrefix("client frame 3:") })
+        #expect(f.notes.contains { $0.description.hasPrefix("client frame 3:") })
     }
 
     @Test func captureStartingInsideTheStreams() throws {
@@ -267,7 +267,7 @@ import TriageFlows
         #expect(f.tls?.serverHello == nil)
         #expect(f.tls?.handshakeComplete == true)
         #expect(f.credssp?.phase == .earlyUserAuthorization)
-        #expect(f.notes.contains { $0.contains("partly lost") })
+        #expect(f.notes.contains { $0.description.contains("partly lost") })
     }
 
     @Test func lostWholeRecordResynchronises() {
@@ -275,7 +275,7 @@ import TriageFlows
         let segments = CaptureFixtures.ndpiHybridEx.filter { $0.frame != 13 }
         let f = StreamPlayer.play(segments, .asCaptured)
         #expect(f.lostSync == [])
-        #expect(f.notes.contains { $0.contains("resynchronised") })
+        #expect(f.notes.contains { $0.description.contains("resynchronised") })
         #expect(f.tls?.applicationRecords.map(\.length) == [286, 567, 83, 100, 28])
         for how in [Segmentation.oneByte, .random(seed: 5)] {
             #expect(StreamPlayer.play(segments, how) == f, "\(how)")
@@ -287,7 +287,7 @@ import TriageFlows
         let f = StreamPlayer.play(Self.ndpiWithHole(frame: 16, keep: 0, drop: 10), .asCaptured)
         #expect(f.lostSync == [.client])
         #expect(f.tls?.applicationRecords.filter { $0.from == .client }.map(\.length) == [81])
-        #expect(f.notes.contains { $0.contains("no PDU header after a gap") })
+        #expect(f.notes.contains { $0.description.contains("no PDU header after a gap") })
     }
 
     // MARK: - Garbage never traps

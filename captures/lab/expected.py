@@ -38,7 +38,7 @@ import sys
 LABELS = {"success", "syn-unanswered", "rst-refused", "icmp-unreachable", "reset-by-middlebox",
           "reset", "mtu-blackhole", "negotiation-failure", "tls-alert", "tls-rejected",
           "credssp-failure", "early-disconnect", "client-abort", "non-rdp-service", "incomplete",
-          "path-loss"}
+          "path-loss", "proxy-refused"}
 CAUSES = {"network-blockade", "tls-credssp", "host-not-accepting", "resolution-mismatch",
           "client-side", "none"}
 STAGES = {"tcp-handshake", "x224-negotiation", "tls-handshake", "credssp", "mcs-connect",
@@ -47,11 +47,11 @@ ENDED_BY = {"client", "server", "middlebox", "none"}
 OUTCOMES = {"syn-unanswered", "refused", "icmp-unreachable", "reset", "closed", "open"}
 KEY_FRAMES = ["dns_query", "dns_response", "syn", "syn_ack", "x224_request", "x224_confirm",
               "client_hello", "server_hello", "certificate", "alert", "icmp", "rst", "fin",
-              "last"]
+              "last", "proxy_request", "proxy_reply"]
 CLIENT_CODE_WORDS = {"local", "negotiation", "security", "protocol"}
 CONFIDENCE = {"high", "medium", "low"}
 DETAILS = {"negotiation_failure", "requested_protocols", "selected_protocol", "tls_alert",
-           "tls_version", "icmp", "dns", "rst_ttl", "server_ttl", "credssp", "service"}
+           "tls_version", "icmp", "dns", "rst_ttl", "server_ttl", "credssp", "service", "proxy"}
 NEG_FAILURES = {1: "SSL_REQUIRED_BY_SERVER", 2: "SSL_NOT_ALLOWED_BY_SERVER",
                 3: "SSL_CERT_NOT_ON_SERVER", 4: "INCONSISTENT_FLAGS",
                 5: "HYBRID_REQUIRED_BY_SERVER", 6: "SSL_WITH_USER_AUTH_REQUIRED_BY_SERVER"}
@@ -67,7 +67,10 @@ RAW_FIELDS = ["frame.number", "tcp.stream", "ip.src", "ip.dst", "ipv6.src", "ipv
               "tcp.flags.reset", "tcp.len", "ip.ttl", "ipv6.hlim", "icmp.type", "icmp.code",
               "icmpv6.type", "icmpv6.code", "cotp.type", "rdp.negReq.requestedProtocols",
               "rdp.negReq.selectedProtocol", "rdp.negFailure.failureCode", "dns.id",
-              "dns.flags.response", "dns.qry.name", "dns.qry.type", "dns.a", "dns.aaaa"]
+              "dns.flags.response", "dns.qry.name", "dns.qry.type", "dns.a", "dns.aaaa",
+              "socks.version", "socks.command", "socks.dst", "socks.dstV6", "socks.remote_name",
+              "socks.port", "socks.dstport", "socks.results", "http.request.method", "http.request.uri",
+              "http.response.code"]
 TLS_FIELDS = ["frame.number", "tls.handshake.type", "tls.alert_message.level",
               "tls.alert_message.desc", "tls.handshake.version",
               "tls.handshake.extensions.supported_version", "credssp.errorCode"]
@@ -134,8 +137,10 @@ class Frame:
 
 def load(pcap, keys, tls_ports):
     # X.224 view: 3389 is TPKT by default, other RDP ports are decoded as TPKT explicitly
+    # An HTTP answer shows where its head ends (a proxy's refusal page is not waited for).
     raw = tshark(pcap, RAW_FIELDS,
-                 [a for p in tls_ports if p != "3389" for a in ("-d", f"tcp.port=={p},tpkt")])
+                 [a for p in tls_ports if p != "3389" for a in ("-d", f"tcp.port=={p},tpkt")]
+                 + ["-o", "http.desegment_body:FALSE"])
     extra = []
     for p in tls_ports:
         extra += ["-d", f"tcp.port=={p},tls"]
@@ -209,6 +214,9 @@ def analyse(frames, stream, syn, server, port, prev_first):
     a["certificate"] = first(lambda f: not c2s(f) and "11" in f.clear_types)
     a["alert"] = first(lambda f: "2" in f.all("tls.alert_message.level"))
     a["last"] = own[-1]
+    a["proxy_request"] = first(lambda f: c2s(f) and (f.first("socks.command") == "1"
+                                                     or f.first("http.request.method") == "CONNECT"))
+    a["proxy_reply"] = first(lambda f: not c2s(f) and (f.has("socks.results") or f.has("http.response.code")))
     q, r = dns_before(frames, syn.no, prev_first, server)
     a["dns_query"], a["dns_response"] = q, r
 
@@ -267,8 +275,28 @@ def analyse(frames, stream, syn, server, port, prev_first):
         d["credssp"] = {"ntstatus": "0x%08X" % (num(err.first("credssp.errorCode")) & 0xFFFFFFFF)}
     if r:
         d["dns"] = {"name": r.first("dns.qry.name"), "address": server}
+    proxy = proxy_details(tcp, c2s)
+    if proxy:
+        d["proxy"] = proxy
     a["wire_details"] = d
     return a
+
+
+def proxy_details(tcp, c2s):
+    """A SOCKS or HTTP CONNECT preamble as tshark reads it: kind, target, the proxy's reply."""
+    req = next((f for f in tcp if c2s(f) and f.first("socks.command") == "1"), None)
+    if req:
+        host = req.first("socks.remote_name") or req.first("socks.dst") or req.first("socks.dstV6")
+        kind = "socks5" if req.first("socks.version") == "5" else "socks4"
+        rep = next((f for f in tcp if not c2s(f) and f.has("socks.results")), None)
+        return {"kind": kind, "target": f"{host}:{req.first('socks.port') or req.first('socks.dstport')}",
+                "reply": num(rep.first("socks.results")) if rep else None}
+    req = next((f for f in tcp if c2s(f) and f.first("http.request.method") == "CONNECT"), None)
+    if req:
+        rep = next((f for f in tcp if not c2s(f) and f.has("http.response.code")), None)
+        return {"kind": "http", "target": req.first("http.request.uri"),
+                "reply": num(rep.first("http.response.code")) if rep else None}
+    return None
 
 
 def main():
