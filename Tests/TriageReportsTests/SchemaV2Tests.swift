@@ -83,7 +83,7 @@ import TriageDiagnosis
         #expect(connect.code == "0x204" && connect.extended == nil && connect.kind == "disconnect-reason")
         for (report, kind) in [
             (Knowledge.negotiationError, "negotiation"), (Knowledge.protocolError, "protocol"), (Knowledge.securityError, "security"),
-            (ClientReport(code: "local", meaning: "the client's own decision"), "local"),
+            (ClientReport(.kind(.local), meaning: "the client's own decision"), "local"),
         ] {
             let c = SchemaV2.clientCode(report)
             #expect(c.code == nil && c.extended == nil && c.kind == kind, "\(report.code)")
