@@ -29,15 +29,6 @@ lab_save_keys
 expect_none "tcp.port == 3389" "no direct connection to the server"
 expect "http.response.code == 403" "the proxy answered 403" raw
 expect_none "cotp" "no X.224 in the tunnel" raw
-ATTEMPT='{"label": "proxy-refused", "cause": "network-blockade", "stage": "tcp-handshake",
-   "ended_by": "middlebox", "confidence": "high", "client_code": "0x204", "remediation": "proxy-denied",
-   "evidence": ["proxy_reply"], "tcp": "auto",
-   "key_frames": ["syn", "syn_ack", "proxy_request", "proxy_reply", "last"],
-   "details": {"proxy": {"kind": "http", "target": "'"$SERVER4"':3389", "reply": 403}}}'
-RUNS=$(count "tcp.flags.syn == 1 && tcp.flags.ack == 0 && tcp.dstport == $PROXY_PORT" raw)
-[[ $RUNS -ge 1 && $RUNS -le 3 ]] || die 1 "expected one to three attempts through the proxy, saw $RUNS"
-ATTEMPTS=$ATTEMPT
-for _ in $(seq 2 "$RUNS"); do ATTEMPTS+=", $ATTEMPT"; done
 lab_expected <<EOF
 {
   "description": "xrdp with security_layer=tls runs on $SERVER4:3389, but the client reaches it
@@ -48,6 +39,12 @@ lab_expected <<EOF
     network blockade by a device between client and server, seen in clear text.",
   "server": "$ROUTER_C4",
   "server_port": $PROXY_PORT,
-  "attempts": [$ATTEMPTS]
+  "attempts": [
+    {"label": "proxy-refused", "cause": "network-blockade", "stage": "tcp-handshake",
+    "ended_by": "middlebox", "confidence": "high", "client_code": "0x204", "remediation": "proxy-denied",
+    "evidence": ["proxy_reply"], "tcp": "auto",
+    "key_frames": ["syn", "syn_ack", "proxy_request", "proxy_reply", "last"],
+    "details": {"proxy": {"kind": "http", "target": "$SERVER4:3389", "reply": 403}}}
+  ]
 }
 EOF
