@@ -85,6 +85,33 @@ public final class ReportOutput {
         bytes.withUnsafeBufferPointer { buf in check(fwrite(buf.baseAddress, 1, buf.count, file) == buf.count) }
     }
 
+    /// Copies the rest of descriptor `fd` (from its offset) to the output: in the kernel on
+    /// Linux (sendfile), else through a buffer.
+    func copy(from fd: Int32) {
+        flush()
+        guard failure == nil else { return }
+        #if os(Linux)
+            let out = fileno(file)
+            while true {
+                let n = sendfile(out, fd, nil, 1 << 30)
+                if n > 0 { continue }
+                if n == 0 { return }
+                if errno == EINTR { continue }
+                // Not every output takes sendfile (an append-only file): the buffer below does.
+                if errno == EINVAL || errno == ENOSYS { break }
+                return check(false)
+            }
+        #endif
+        var chunk = [UInt8](repeating: 0, count: 1 << 20)
+        while failure == nil {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { return fail(errno) }
+            if n == 0 { return }
+            chunk.withUnsafeBytes { write(bytes: UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+        }
+    }
+
     /// Takes a failure found on the way to this output (the spool's temporary file).
     func fail(_ code: Int32) {
         if failure == nil { failure = code }
@@ -227,14 +254,7 @@ final class ReportSpool {
             spill()
             if let failure { return out.fail(failure) }
             guard lseek(fd, 0, SEEK_SET) == 0 else { return out.fail(errno) }
-            var chunk = [UInt8](repeating: 0, count: 1 << 20)
-            while true {
-                let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-                if n < 0 && errno == EINTR { continue }
-                if n < 0 { return out.fail(errno) }
-                if n == 0 { break }
-                chunk.withUnsafeBytes { out.write(bytes: UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
-            }
+            out.copy(from: fd)
         } else if let storage, count > 0 {
             out.write(bytes: UnsafeRawBufferPointer(start: storage, count: count))
         }

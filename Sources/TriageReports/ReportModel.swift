@@ -360,22 +360,39 @@ public struct WiresharkHint: Sendable, Equatable {
     }
 
     public init(_ facts: AttemptFacts) {
-        let t = facts.tcp
-        let ip = t.client.address.isIPv6 ? "ipv6.addr" : "ip.addr"
-        var f = "\(ip)==\(t.client.address) && \(ip)==\(t.server.address) && tcp.port==\(t.client.port)"
-        if t.server.port != t.client.port { f += " && tcp.port==\(t.server.port)" }
-        displayFilter = f
-        // Wireshark 4.0 decodes 3389 as RDP and then shows the TLS that follows the X.224
-        // exchange as "TPKT Continuation"; on another port it finds the TLS by itself but
-        // does not decode the X.224 exchange.
-        let port = t.server.port
-        if port == 3389 {
-            if facts.rdp.tls?.clientHello != nil {
-                decodeAs = ("-d tcp.port==3389,tls", "the TLS handshake instead of \"TPKT Continuation\"")
-            }
-        } else if facts.rdp.connectionRequest != nil {
-            decodeAs = ("-d tcp.port==\(port),tpkt", "the X.224 negotiation as RDP on a port it does not know as RDP's")
+        var b = OutputBytes(capacity: 128)
+        Self.writeFilter(facts.tcp, into: &b)
+        displayFilter = b.text(from: 0)
+        decodeAs = Self.decodeOption(facts)
+    }
+
+    /// The display filter, written straight into a report's bytes (text writes one per attempt).
+    static func writeFilter(_ t: TCPFacts, into b: inout OutputBytes) {
+        let ip = t.client.address.isIPv6 ? "ipv6.addr==" : "ip.addr=="
+        b.append(ip)
+        b.append(t.client.address.description)
+        b.append(" && ")
+        b.append(ip)
+        b.append(t.server.address.description)
+        b.append(" && tcp.port==")
+        b.append(decimal: Int(t.client.port))
+        if t.server.port != t.client.port {
+            b.append(" && tcp.port==")
+            b.append(decimal: Int(t.server.port))
         }
+    }
+
+    /// Wireshark 4.0 decodes 3389 as RDP and then shows the TLS that follows the X.224
+    /// exchange as "TPKT Continuation"; on another port it finds the TLS by itself but does
+    /// not decode the X.224 exchange.
+    static func decodeOption(_ facts: AttemptFacts) -> (option: String, shows: String)? {
+        let port = facts.tcp.server.port
+        if port == 3389 {
+            guard facts.rdp.tls?.clientHello != nil else { return nil }
+            return ("-d tcp.port==3389,tls", "the TLS handshake instead of \"TPKT Continuation\"")
+        }
+        guard facts.rdp.connectionRequest != nil else { return nil }
+        return ("-d tcp.port==\(port),tpkt", "the X.224 negotiation as RDP on a port it does not know as RDP's")
     }
 }
 

@@ -160,7 +160,7 @@ public final class TextReport: AnalysisSink {
         }
         b.append("      ")
         Format.tcpLine(t, verdictEnder: v.endedBy, into: &b)
-        wiresharkLines(WiresharkHint(a.facts), into: &b)
+        wiresharkLines(a.facts, into: &b)
         if !v.remediation.isEmpty {
             b.append("\n      What to do:")
             for (i, step) in v.remediation.enumerated() {
@@ -172,10 +172,10 @@ public final class TextReport: AnalysisSink {
         }
     }
 
-    func wiresharkLines(_ w: WiresharkHint, into b: inout OutputBytes) {
+    func wiresharkLines(_ facts: AttemptFacts, into b: inout OutputBytes) {
         b.append("\n      Wireshark: ")
-        b.append(w.displayFilter)
-        if let d = w.decodeAs {
+        WiresharkHint.writeFilter(facts.tcp, into: &b)
+        if let d = WiresharkHint.decodeOption(facts) {
             b.append("\n      Decode as: ")
             b.append(d.option)
             b.append(" (Analyze › Decode As…) shows ")
