@@ -142,6 +142,29 @@ public struct EngineOptions: Sendable {
     public init() {}
 }
 
+/// How a live run is steered from outside its packet loop. The checks run after every frame
+/// and every quiet poll (at least ten times a second), so they must be cheap (an atomic load).
+public struct LiveControl {
+    /// True ends the run: open attempts are classified, the summary written.
+    public var shouldStop: () -> Bool
+    /// True (once per request) asks for a summary so far.
+    public var takeSummaryRequest: () -> Bool
+    /// Receives the summary so far and the sessions open now, on the thread that writes the
+    /// reports, after every attempt reported before it.
+    public var progress: (InputSummary, Int) -> Void
+    /// Told, on the packet thread, how many connections were still open when the run stopped
+    /// (they are classified as they stand next).
+    public var stopping: (Int) -> Void
+
+    public init(shouldStop: @escaping () -> Bool, takeSummaryRequest: @escaping () -> Bool = { false },
+                progress: @escaping (InputSummary, Int) -> Void = { _, _ in }, stopping: @escaping (Int) -> Void = { _ in }) {
+        self.shouldStop = shouldStop
+        self.takeSummaryRequest = takeSummaryRequest
+        self.progress = progress
+        self.stopping = stopping
+    }
+}
+
 /// Where `EngineOptions.stopAfter` cuts the pipeline, to measure what each stage costs.
 public enum PipelineStage: String, Sendable, CaseIterable {
     /// Frames read from the source, nothing else.
@@ -237,6 +260,60 @@ public final class Engine {
             input: source.name, stats: tracker.stats, error: failure, filteredOut: source.filteredOut,
             peakReassemblyBytes: tracker.budget.peak, attempts: order.emitted, failures: order.failures,
             warning: cutShort)
+        sink.end(summary)
+        return summary
+    }
+
+    /// Analyses a live capture until `control` says stop or the capture fails (the interface
+    /// went down). Each attempt's verdict reaches the sink as soon as the tracker finishes it
+    /// (no batching, no reordering behind attempts still open), and the clock moves on while
+    /// the wire is quiet, so an unanswered SYN or a reset is reported without waiting for more
+    /// traffic. On stop the attempts still open are classified as they stand. A capture that
+    /// fails ends the run the same way, with the failure in the summary.
+    @discardableResult
+    public func analyzeLive(source: LiveSource, sink: any AnalysisSink, control: LiveControl) -> InputSummary {
+        sink.begin(
+            InputInfo(input: source.name, linkType: source.linkType.description, snapshotLength: source.snapshotLength))
+        let order = ReorderBuffer(window: 0, sink: sink)
+        let verdicts = VerdictStage(order: order, batchSize: 1)
+        let tracker = SessionTracker(input: source.name, configuration: options.tracker, factory: RDPConsumerFactory()) {
+            session, dns in verdicts.add(Self.facts(session, dns: dns))
+        }
+        var decoded = DecodedPacket()
+        var failure: CaptureError?
+        while !control.shouldStop() {
+            if control.takeSummaryRequest() {
+                let stats = tracker.stats
+                let peak = tracker.budget.peak
+                let open = tracker.openSessions
+                verdicts.onQueue {
+                    control.progress(
+                        InputSummary(
+                            input: source.name, stats: stats, error: nil, filteredOut: 0, peakReassemblyBytes: peak,
+                            attempts: order.emitted, failures: order.failures), open)
+                }
+            }
+            let event: LiveEvent
+            do throws(CaptureError) { event = try source.nextEvent() } catch {
+                failure = error
+                break
+            }
+            switch event {
+            case .packet(let raw):
+                PacketDecoder.decode(raw.bytes, linkType: raw.linkType, into: &decoded)
+                tracker.process(
+                    decoded, bytes: raw.bytes, frameLength: raw.originalLength,
+                    at: FrameRef(frame: raw.frameNumber, time: raw.timestamp))
+            case .idle(let now):
+                tracker.advance(to: now)
+            }
+        }
+        control.stopping(tracker.openSessions)
+        tracker.finishAll()
+        verdicts.finish()
+        let summary = InputSummary(
+            input: source.name, stats: tracker.stats, error: failure, filteredOut: 0,
+            peakReassemblyBytes: tracker.budget.peak, attempts: order.emitted, failures: order.failures)
         sink.end(summary)
         return summary
     }
@@ -402,6 +479,12 @@ final class VerdictStage: @unchecked Sendable {
         let start = DispatchTime.now().uptimeNanoseconds
         body()
         busy.add(Int(truncatingIfNeeded: DispatchTime.now().uptimeNanoseconds &- start), ordering: .relaxed)
+    }
+
+    /// Runs `body` on the thread that writes to the sink, after the attempts sent so far.
+    func onQueue(_ body: () -> Void) {
+        send()
+        queue.sync(execute: body)
     }
 
     /// Sends what is left and waits until every attempt reached the sink.
