@@ -64,6 +64,9 @@ public struct Live: ParsableCommand {
     @Option(name: .long, help: "Stop after this many attempts were reported.")
     public var count: Int?
 
+    @Option(name: .long, help: "Serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9110; :9110 for every address).")
+    public var metrics: String?
+
     @Flag(name: .long, help: "Replace addresses, host and user names with consistent pseudonyms.")
     public var redact = false
 
@@ -141,6 +144,14 @@ public struct Live: ParsableCommand {
             printError("rdptriage: \(error)")
             return ExitStatus.inputError
         }
+        var metricsServer: MetricsServer?
+        let liveMetrics = metrics.map { _ in LiveMetrics(interface: interface) }
+        if let metrics, let liveMetrics {
+            do { metricsServer = try MetricsServer(metrics, metrics: liveMetrics) } catch {
+                printError("rdptriage: \(error)")
+                return ExitStatus.inputError
+            }
+        }
         let out = ReportOutput.standardOutput()
         let report = LiveReport(
             output: out, format: LiveReport.Format(rawValue: format) ?? .text, options: reportOptions, stopAfter: count)
@@ -154,7 +165,13 @@ public struct Live: ParsableCommand {
             },
             takeSummaryRequest: { liveSummaryRequested.exchange(0, ordering: .relaxed) != 0 },
             progress: { summary, open in report.progress(summary, openSessions: open) },
-            stopping: { report.openAtStop = $0 })
+            stopping: { report.openAtStop = $0 },
+            gauges: liveMetrics.map { m in { m.update($0, capture: source.stats()) } })
+        if let liveMetrics { report.afterAttempt = { liveMetrics.record($0) } }
+        if let metricsServer {
+            metricsServer.start()
+            printError("rdptriage: metrics at http://\(metricsServer.address)/metrics")
+        }
         printError("rdptriage: listening on \(interface) (\(source.linkType)), capture filter: \(source.filter)")
         let summary = Engine(options: options).analyzeLive(source: source, sink: report, control: control)
         var status: Int32 =

@@ -155,14 +155,29 @@ public struct LiveControl {
     /// Told, on the packet thread, how many connections were still open when the run stopped
     /// (they are classified as they stand next).
     public var stopping: (Int) -> Void
+    /// The tracker's gauges, on the packet thread about once a second (for metrics).
+    public var gauges: ((LiveGauges) -> Void)?
 
     public init(shouldStop: @escaping () -> Bool, takeSummaryRequest: @escaping () -> Bool = { false },
-                progress: @escaping (InputSummary, Int) -> Void = { _, _ in }, stopping: @escaping (Int) -> Void = { _ in }) {
+                progress: @escaping (InputSummary, Int) -> Void = { _, _ in }, stopping: @escaping (Int) -> Void = { _ in },
+                gauges: ((LiveGauges) -> Void)? = nil) {
         self.shouldStop = shouldStop
         self.takeSummaryRequest = takeSummaryRequest
         self.progress = progress
         self.stopping = stopping
+        self.gauges = gauges
     }
+}
+
+/// What the tracker holds at a moment of a live run.
+public struct LiveGauges: Sendable {
+    public var frames: Int
+    public var openSessions: Int
+    /// Bytes held in reassembly buffers now.
+    public var reassemblyBytes: Int
+    /// Sessions reported early because `--max-sessions` were open (a flood), so far.
+    public var sessionsEvicted: Int
+    public var sessions: Int
 }
 
 /// Where `EngineOptions.stopAfter` cuts the pipeline, to measure what each stage costs.
@@ -281,6 +296,16 @@ public final class Engine {
         }
         var decoded = DecodedPacket()
         var failure: CaptureError?
+        var lastGauges: Int64 = 0
+        func gauges(_ now: Timestamp) {
+            guard let g = control.gauges, now.nanoseconds &- lastGauges >= 1_000_000_000 else { return }
+            lastGauges = now.nanoseconds
+            let st = tracker.stats
+            g(
+                LiveGauges(
+                    frames: st.frames, openSessions: tracker.openSessions, reassemblyBytes: tracker.budget.used,
+                    sessionsEvicted: st.sessionsEvicted, sessions: st.sessions))
+        }
         while !control.shouldStop() {
             if control.takeSummaryRequest() {
                 let stats = tracker.stats
@@ -304,8 +329,10 @@ public final class Engine {
                 tracker.process(
                     decoded, bytes: raw.bytes, frameLength: raw.originalLength,
                     at: FrameRef(frame: raw.frameNumber, time: raw.timestamp))
+                gauges(raw.timestamp)
             case .idle(let now):
                 tracker.advance(to: now)
+                gauges(now)
             }
         }
         control.stopping(tracker.openSessions)

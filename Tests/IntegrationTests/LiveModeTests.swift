@@ -274,4 +274,49 @@ import Testing
         #expect(line.contains("setcap cap_net_raw,cap_net_admin=eip"))
         #expect(line.contains("AmbientCapabilities=CAP_NET_RAW CAP_NET_ADMIN"))
     }
+
+    /// --metrics: the endpoint serves the attempts by label, cause and server and the capture
+    /// counters, in an exposition promtool accepts; anything but /metrics is a 404.
+    @Test(.enabled(if: Prerequisite.runs(available && Prerequisite.tool("promtool") != nil), Comment(rawValue: skip + " and promtool (Debian prometheus)")),
+          .timeLimit(.minutes(1)))
+    func metricsEndpoint() throws {
+        try #require(Self.available, "missing prerequisite: root, ip and python3")
+        let promtool = try #require(Prerequisite.tool("promtool"), "missing prerequisite: promtool (Debian package prometheus)")
+        let ns = try Namespace()
+        let live = try LiveProcess(["-i", "lo", "--format", "ndjson", "--metrics", "127.0.0.1:0"], in: ns)
+        try #require(live.started(), "live did not start: \(live.stderr)")
+        let announced = live.stderr.split(separator: "\n").first { $0.hasPrefix("rdptriage: metrics at http://127.0.0.1:") }
+        let url = try #require(announced.map { String($0.dropFirst("rdptriage: metrics at ".count)) }, "\(live.stderr)")
+        try ns.connect("127.0.0.1", 3389)
+        try ns.connect("127.0.0.1", 3389)
+        live.wait(upTo: 5) { live.lines.filter { $0["type"] as? String == "attempt" }.count == 2 }
+        // The gauges are refreshed once a second.
+        usleep(1_200_000)
+        let fetch = """
+            import sys, urllib.request, urllib.error
+            try:
+                sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=3).read().decode())
+            except urllib.error.HTTPError as e:
+                sys.stdout.write(str(e.code))
+            """
+        let scrape = try Run.program(
+            Prerequisite.tool("ip")!, ["netns", "exec", ns.name, Prerequisite.tool("python3")!, "-c", fetch, url])
+        let body = scrape.stdout
+        #expect(body.contains(
+            "rdptriage_attempts_total{interface=\"lo\",label=\"rst-refused\",cause=\"host-not-accepting\",server=\"127.0.0.1:3389\"} 2"),
+            "\(body)")
+        #expect(body.contains("rdptriage_failures_total{interface=\"lo\"} 2"), "\(body)")
+        #expect(body.contains("rdptriage_packets_dropped_kernel_total{interface=\"lo\"} 0"), "\(body)")
+        #expect(body.contains("rdptriage_sessions_open{interface=\"lo\"} 0"), "\(body)")
+        let dir = NSTemporaryDirectory() + "rdptriage-metrics-\(UUID().uuidString).txt"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try body.write(toFile: dir, atomically: true, encoding: .utf8)
+        let check = try Run.program(promtool, ["check", "metrics"], stdin: dir)
+        #expect(check.status == 0, "promtool: \(check.stdout) \(check.stderr)")
+        let other = try Run.program(
+            Prerequisite.tool("ip")!, ["netns", "exec", ns.name, Prerequisite.tool("python3")!, "-c", fetch, url.replacingOccurrences(of: "/metrics", with: "/")])
+        #expect(other.stdout == "404")
+        live.signal(SIGINT)
+        #expect(live.exit(within: 5) == 1)
+    }
 }
