@@ -319,4 +319,44 @@ import Testing
         live.signal(SIGINT)
         #expect(live.exit(within: 5) == 1)
     }
+
+    /// A reader that leaves (`| head -1`): the next write fails, the run ends quietly (no
+    /// message, no crash) with the exit code of what it saw.
+    @Test(.enabled(if: Prerequisite.runs(available), Comment(rawValue: skip)), .timeLimit(.minutes(1)))
+    func closedPipeEndsQuietly() throws {
+        try #require(Self.available, "missing prerequisite: root, ip and python3")
+        let ns = try Namespace()
+        let dir = NSTemporaryDirectory() + "rdptriage-pipe-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let script = """
+            "$1" live -i lo --format ndjson 2>"$2/err" | head -1 >"$2/out"; echo "${PIPESTATUS[0]}" >"$2/status"
+            """
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Prerequisite.tool("ip")!)
+        p.arguments = ["netns", "exec", ns.name, "/bin/bash", "-c", script, "bash", Repo.executable, dir]
+        try p.run()
+        func read(_ name: String) -> String { (try? String(contentsOfFile: dir + "/" + name, encoding: .utf8)) ?? "" }
+        var waited = 0
+        while !read("err").contains("listening on") && waited < 100 {
+            usleep(100_000)
+            waited += 1
+        }
+        // The first attempt fills head's one line; a later one finds the pipe closed.
+        for _ in 0..<3 {
+            try ns.connect("127.0.0.1", 3389)
+            usleep(1_600_000)
+        }
+        var done = 0
+        while p.isRunning && done < 50 {
+            usleep(100_000)
+            done += 1
+        }
+        if p.isRunning { p.terminate() }
+        p.waitUntilExit()
+        #expect(read("out").hasPrefix("{\"type\":\"attempt\""), "\(read("out"))")
+        #expect(read("status").trimmingCharacters(in: .whitespacesAndNewlines) == "1", "status \(read("status")), stderr \(read("err"))")
+        let errors = read("err").split(separator: "\n").filter { !$0.contains("listening on") }
+        #expect(errors.isEmpty, "\(errors)")
+    }
 }
