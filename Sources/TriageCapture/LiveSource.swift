@@ -30,10 +30,10 @@ public struct LiveCaptureStats: Sendable, Equatable, Codable {
     }
 }
 
-/// Captures from a network interface through libpcap: immediate mode (each packet handed
-/// over as it arrives, so a verdict follows the attempt's end closely), non-blocking reads
-/// and a poll with a short timeout, so the caller gets control back at least every
-/// `pollMilliseconds` to move its clock and to notice a stop request.
+/// Captures from a network interface through libpcap: a short buffer timeout (packets handed
+/// over at most `pollMilliseconds` after they arrive, so a verdict follows the attempt's end
+/// closely), non-blocking reads and a poll with the same timeout, so the caller gets control
+/// back at least that often to move its clock and to notice a stop request.
 public final class LiveSource: PacketSource {
     public let name: String
     public let linkType: LinkType
@@ -60,7 +60,7 @@ public final class LiveSource: PacketSource {
     /// Opens `interface` (`any`: every interface, on Linux) and starts capturing.
     /// - Throws: `CaptureError` of kind `.permission` (no capture rights), `.noSuchInterface`,
     ///   `.badFilter` or `.interface` (anything else libpcap refuses), each with one line to show.
-    public init(interface: String, filter: String, snapLength: Int = 262_144, bufferBytes: Int = 16 << 20,
+    public init(interface: String, filter: String, snapLength: Int = 262_144, bufferBytes: Int = 32 << 20,
                 pollMilliseconds: Int32 = 100) throws(CaptureError) {
         name = interface
         self.filter = filter
@@ -71,7 +71,11 @@ public final class LiveSource: PacketSource {
         }
         pcap_set_snaplen(h, Int32(clamping: snapLength))
         pcap_set_promisc(h, 0)
-        pcap_set_immediate_mode(h, 1)
+        // A short buffer timeout, not immediate mode: on Linux immediate mode means a ring of
+        // frames each as large as the snapshot length (256 KiB), so 16 MiB held 64 packets
+        // and a burst of short attempts overflowed it; with the timeout, packets are packed
+        // into blocks and handed over at most `pollMilliseconds` late.
+        pcap_set_timeout(h, max(1, pollMilliseconds))
         pcap_set_buffer_size(h, Int32(clamping: bufferBytes))
         // Nanosecond stamps where the platform has them; the file reader's precision too.
         _ = pcap_set_tstamp_precision(h, Int32(PCAP_TSTAMP_PRECISION_NANO))
