@@ -46,6 +46,8 @@ public final class LiveSource: PacketSource {
     private let selectable: Int32
     private let pollMilliseconds: Int32
     private var frameNumber = 0
+    /// Frames handed out so far.
+    public var framesRead: Int { frameNumber }
 
     /// What `--filter` replaces: TCP to and from the RDP ports, UDP to and from them (RDP's
     /// UDP transport), DNS, and ICMP/ICMPv6 errors (which quote the TCP segment they answer).

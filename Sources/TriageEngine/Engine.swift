@@ -283,8 +283,9 @@ public final class Engine {
     /// went down). Each attempt's verdict reaches the sink as soon as the tracker finishes it
     /// (no batching, no reordering behind attempts still open), and the clock moves on while
     /// the wire is quiet, so an unanswered SYN or a reset is reported without waiting for more
-    /// traffic. On stop the attempts still open are classified as they stand. A capture that
-    /// fails ends the run the same way, with the failure in the summary.
+    /// traffic. On stop the frames already captured are read, then the attempts still open are
+    /// classified as they stand. A capture that fails ends the run the same way, with the
+    /// failure in the summary.
     @discardableResult
     public func analyzeLive(source: LiveSource, sink: any AnalysisSink, control: LiveControl) -> InputSummary {
         sink.begin(
@@ -333,6 +334,28 @@ public final class Engine {
             case .idle(let now):
                 tracker.advance(to: now)
                 gauges(now)
+            }
+        }
+        if failure == nil {
+            // What the kernel had already captured when the stop came is analysed too (the
+            // packet thread may lag behind a burst): read up to the count libpcap received by
+            // then, until the buffer stays empty, and for at most ten seconds, so a wire that
+            // never goes quiet cannot hold the stop up.
+            let received = source.stats()?.received ?? 0
+            let until = LiveSource.now().nanoseconds &+ 10_000_000_000
+            var quiet = 0
+            while quiet < 2 && UInt64(source.framesRead) < received && LiveSource.now().nanoseconds < until {
+                let event: LiveEvent
+                do throws(CaptureError) { event = try source.nextEvent() } catch { break }
+                guard case .packet(let raw) = event else {
+                    quiet += 1
+                    continue
+                }
+                quiet = 0
+                PacketDecoder.decode(raw.bytes, linkType: raw.linkType, into: &decoded)
+                tracker.process(
+                    decoded, bytes: raw.bytes, frameLength: raw.originalLength,
+                    at: FrameRef(frame: raw.frameNumber, time: raw.timestamp))
             }
         }
         control.stopping(tracker.openSessions)

@@ -359,4 +359,49 @@ import Testing
         let errors = read("err").split(separator: "\n").filter { !$0.contains("listening on") }
         #expect(errors.isEmpty, "\(errors)")
     }
+
+    /// A bounded SYN flood (8,000 SYNs from distinct ports, none answered) against
+    /// --max-sessions 500: the oldest half-open attempts are reported early and counted, and
+    /// the process's peak memory stays small.
+    @Test(.enabled(if: Prerequisite.runs(available), Comment(rawValue: skip)), .timeLimit(.minutes(2)))
+    func synFloodStaysBounded() throws {
+        try #require(Self.available, "missing prerequisite: root, ip and python3")
+        let ns = try Namespace()
+        let live = try LiveProcess(["-i", "v0", "--format", "ndjson", "--max-sessions", "500"], in: ns)
+        try #require(live.started(), "live did not start: \(live.stderr)")
+        let flood = try ns.python("""
+            import resource, socket, errno
+            resource.setrlimit(resource.RLIMIT_NOFILE, (8192, 8192))
+            sent = 0
+            for batch in range(8):
+                socks = []
+                for i in range(1000):
+                    s = socket.socket()
+                    s.setblocking(False)
+                    if s.connect_ex(('192.0.2.2', 3389)) in (errno.EINPROGRESS, 0):
+                        sent += 1
+                    socks.append(s)
+                for s in socks:
+                    s.close()
+            print(sent)
+            """)
+        #expect(flood.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "8000", "\(flood.stderr)")
+        // The peak resident memory while the flood is being worked through, then the stop.
+        usleep(2_000_000)
+        let status = (try? String(contentsOfFile: "/proc/\(live.process.processIdentifier)/status", encoding: .utf8)) ?? ""
+        let hwm = status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") }
+            .flatMap { Int($0.split(separator: " ").dropFirst().first ?? "") } ?? 0
+        live.signal(SIGINT)
+        #expect(live.exit(within: 20) == 1)
+        let tail = live.stdout.split(separator: "\n").last.map { String($0) } ?? ""
+        let last = try? JSONSerialization.jsonObject(with: Data(tail.utf8)) as? [String: Any]
+        let stats = last?["stats"] as? [String: Any]
+        #expect(last?["attempts"] as? Int == 8_000, "\(String(describing: last))")
+        #expect((stats?["sessions_evicted"] as? Int ?? 0) >= 7_000, "\(String(describing: stats))")
+        let groups = last?["by_server"] as? [[String: Any]]
+        #expect(groups?.first?["label"] as? String == "syn-unanswered")
+        #expect(hwm > 0 && hwm < 150_000, "peak resident memory \(hwm) kB")
+        let capture = last?["capture"] as? [String: Any]
+        #expect(capture?["dropped_by_kernel"] as? Int == 0, "\(String(describing: capture))")
+    }
 }
