@@ -35,7 +35,7 @@ public struct RDPTriage: ParsableCommand {
             an output that could not be written, 3 no RDP attempt found.
             """,
         version: "0.1.0",
-        subcommands: [Analyze.self],
+        subcommands: [Analyze.self, Live.self],
         defaultSubcommand: Analyze.self)
 
     public init() {}
@@ -322,6 +322,7 @@ public func runCommandLine(_ arguments: [String]) -> Int32 {
     do {
         let command = try RDPTriage.parseAsRoot(arguments)
         if let analyze = command as? Analyze { return analyze.runReturningStatus() }
+        if let live = command as? Live { return live.runReturningStatus() }
         var other = command
         try other.run()
         return ExitStatus.healthy

@@ -21,7 +21,7 @@ public struct RawPacket {
     }
 }
 
-/// Where packets come from: a capture file today, a live interface later. The session
+/// Where packets come from: a capture file or a live interface (`LiveSource`). The session
 /// tracker reads every source the same way.
 public protocol PacketSource: AnyObject {
     /// What to call the source in messages: the file path, `-` for standard input, or the interface.
@@ -50,6 +50,9 @@ public struct CaptureError: Error, Sendable, CustomStringConvertible, Equatable 
         case unsupportedLinkType = "unsupported-link-type"
         case badFilter = "bad-filter"
         case interface
+        /// No right to capture on a live interface.
+        case permission
+        case noSuchInterface = "no-such-interface"
     }
 
     public var input: String

@@ -161,6 +161,44 @@ public struct EngineOptions: Sendable {
     public init() {}
 }
 
+/// How a live run is steered from outside its packet loop. The checks run after every frame
+/// and every quiet poll (at least ten times a second), so they must be cheap (an atomic load).
+public struct LiveControl {
+    /// True ends the run: open attempts are classified, the summary written.
+    public var shouldStop: () -> Bool
+    /// True (once per request) asks for a summary so far.
+    public var takeSummaryRequest: () -> Bool
+    /// Receives the summary so far and the sessions open now, on the thread that writes the
+    /// reports, after every attempt reported before it.
+    public var progress: (InputSummary, Int) -> Void
+    /// Told, on the packet thread, how many connections were still open when the run stopped
+    /// (they are classified as they stand next).
+    public var stopping: (Int) -> Void
+    /// The tracker's gauges, on the packet thread about once a second (for metrics).
+    public var gauges: ((LiveGauges) -> Void)?
+
+    public init(shouldStop: @escaping () -> Bool, takeSummaryRequest: @escaping () -> Bool = { false },
+                progress: @escaping (InputSummary, Int) -> Void = { _, _ in }, stopping: @escaping (Int) -> Void = { _ in },
+                gauges: ((LiveGauges) -> Void)? = nil) {
+        self.shouldStop = shouldStop
+        self.takeSummaryRequest = takeSummaryRequest
+        self.progress = progress
+        self.stopping = stopping
+        self.gauges = gauges
+    }
+}
+
+/// What the tracker holds at a moment of a live run.
+public struct LiveGauges: Sendable {
+    public var frames: Int
+    public var openSessions: Int
+    /// Bytes held in reassembly buffers now.
+    public var reassemblyBytes: Int
+    /// Sessions reported early because `--max-sessions` were open (a flood), so far.
+    public var sessionsEvicted: Int
+    public var sessions: Int
+}
+
 /// Where `EngineOptions.stopAfter` cuts the pipeline, to measure what each stage costs.
 public enum PipelineStage: String, Sendable, CaseIterable {
     /// Frames read from the source, nothing else.
@@ -291,6 +329,95 @@ public final class Engine {
         var st = stat()
         guard path != "-", stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return nil }
         return Int64(st.st_size)
+    }
+
+    /// Analyses a live capture until `control` says stop or the capture fails (the interface
+    /// went down). Each attempt's verdict reaches the sink as soon as the tracker finishes it
+    /// (no batching, no reordering behind attempts still open), and the clock moves on while
+    /// the wire is quiet, so an unanswered SYN or a reset is reported without waiting for more
+    /// traffic. On stop the frames already captured are read, then the attempts still open are
+    /// classified as they stand. A capture that fails ends the run the same way, with the
+    /// failure in the summary.
+    @discardableResult
+    public func analyzeLive(source: LiveSource, sink: any AnalysisSink, control: LiveControl) -> InputSummary {
+        sink.begin(
+            InputInfo(input: source.name, linkType: source.linkType.description, snapshotLength: source.snapshotLength))
+        let order = ReorderBuffer(window: 0, sink: sink)
+        let verdicts = VerdictStage(order: order, batchSize: 1)
+        let tracker = SessionTracker(input: source.name, configuration: options.tracker, factory: RDPConsumerFactory()) {
+            session, dns in verdicts.add(Self.facts(session, dns: dns))
+        }
+        var decoded = DecodedPacket()
+        var failure: CaptureError?
+        var lastGauges: Int64 = 0
+        func gauges(_ now: Timestamp) {
+            guard let g = control.gauges, now.nanoseconds &- lastGauges >= 1_000_000_000 else { return }
+            lastGauges = now.nanoseconds
+            let st = tracker.stats
+            g(
+                LiveGauges(
+                    frames: st.frames, openSessions: tracker.openSessions, reassemblyBytes: tracker.budget.used,
+                    sessionsEvicted: st.sessionsEvicted, sessions: st.sessions))
+        }
+        while !control.shouldStop() {
+            if control.takeSummaryRequest() {
+                let stats = tracker.stats
+                let peak = tracker.budget.peak
+                let open = tracker.openSessions
+                verdicts.onQueue {
+                    control.progress(
+                        InputSummary(
+                            input: source.name, stats: stats, error: nil, filteredOut: 0, peakReassemblyBytes: peak,
+                            attempts: order.emitted, failures: order.failures), open)
+                }
+            }
+            let event: LiveEvent
+            do throws(CaptureError) { event = try source.nextEvent() } catch {
+                failure = error
+                break
+            }
+            switch event {
+            case .packet(let raw):
+                PacketDecoder.decode(raw.bytes, linkType: raw.linkType, into: &decoded)
+                tracker.process(
+                    decoded, bytes: raw.bytes, frameLength: raw.originalLength,
+                    at: FrameRef(frame: raw.frameNumber, time: raw.timestamp))
+                gauges(raw.timestamp)
+            case .idle(let now):
+                tracker.advance(to: now)
+                gauges(now)
+            }
+        }
+        if failure == nil {
+            // What the kernel had already captured when the stop came is analysed too (the
+            // packet thread may lag behind a burst): read up to the count libpcap received by
+            // then, until the buffer stays empty, and for at most ten seconds, so a wire that
+            // never goes quiet cannot hold the stop up.
+            let received = source.stats()?.received ?? 0
+            let until = LiveSource.now().nanoseconds &+ 10_000_000_000
+            var quiet = 0
+            while quiet < 2 && UInt64(source.framesRead) < received && LiveSource.now().nanoseconds < until {
+                let event: LiveEvent
+                do throws(CaptureError) { event = try source.nextEvent() } catch { break }
+                guard case .packet(let raw) = event else {
+                    quiet += 1
+                    continue
+                }
+                quiet = 0
+                PacketDecoder.decode(raw.bytes, linkType: raw.linkType, into: &decoded)
+                tracker.process(
+                    decoded, bytes: raw.bytes, frameLength: raw.originalLength,
+                    at: FrameRef(frame: raw.frameNumber, time: raw.timestamp))
+            }
+        }
+        control.stopping(tracker.openSessions)
+        tracker.finishAll()
+        verdicts.finish()
+        let summary = InputSummary(
+            input: source.name, stats: tracker.stats, error: failure, filteredOut: 0,
+            peakReassemblyBytes: tracker.budget.peak, attempts: order.emitted, failures: order.failures)
+        sink.end(summary)
+        return summary
     }
 
     /// What a finished session showed: taken on the packet thread, since the DNS table keeps
@@ -454,6 +581,12 @@ final class VerdictStage: @unchecked Sendable {
         let start = DispatchTime.now().uptimeNanoseconds
         body()
         busy.add(Int(truncatingIfNeeded: DispatchTime.now().uptimeNanoseconds &- start), ordering: .relaxed)
+    }
+
+    /// Runs `body` on the thread that writes to the sink, after the attempts sent so far.
+    func onQueue(_ body: () -> Void) {
+        send()
+        queue.sync(execute: body)
     }
 
     /// Sends what is left and waits until every attempt reached the sink.

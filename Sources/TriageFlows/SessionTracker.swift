@@ -18,6 +18,10 @@ public struct TrackerConfiguration: Sendable {
     public var handshakeTimeout = 75.0
     /// Seconds of silence after which an open session is reported as idle.
     public var idleTimeout = 600.0
+    /// Seconds of capture time between sweeps for sessions that are over: timeouts are
+    /// seconds long and a sweep looks at the due ones. A live capture sweeps more often, so a
+    /// verdict follows the attempt's end closely.
+    public var sweepInterval = 2.0
     /// Most half-seen connections on other ports waiting to show their first bytes.
     public var maxCandidates = 65536
     /// Most sessions open at once (a few kilobytes each). Past it the oldest is reported as it
@@ -95,9 +99,8 @@ public final class SessionTracker {
     private var clock = Timestamp(nanoseconds: Int64.min)
     private var lastSweep = Timestamp(nanoseconds: Int64.min)
     private var lastTombstoneSweep = Timestamp(nanoseconds: Int64.min)
-    /// Nanoseconds of capture time between sweeps: timeouts are seconds long, and a sweep
-    /// walks every open session.
-    static let sweepInterval: Int64 = 2_000_000_000
+    /// `configuration.sweepInterval` in nanoseconds.
+    private let sweepNanoseconds: Int64
     private var sweepScratch: [FlowKey] = []
     /// Open sessions by the capture second of their deadline (a timer wheel), so a sweep
     /// looks at the sessions that may be due instead of walking every open one. A packet
@@ -146,6 +149,7 @@ public final class SessionTracker {
         self.udp = UDPSideChannelTable(capacity: configuration.udpPairCapacity)
         self.factory = factory
         self.onFinish = onFinish
+        sweepNanoseconds = Int64(max(0.001, min(configuration.sweepInterval, 3600)) * 1e9)
         for p in configuration.ports { rdpPorts.insert(p) }
         udpPorts = rdpPorts
         sweepScratch.reserveCapacity(64)
@@ -161,7 +165,7 @@ public final class SessionTracker {
         stats.frames += 1
         if ref.time > clock {
             clock = ref.time
-            if clock.nanoseconds &- lastSweep.nanoseconds >= Self.sweepInterval || lastSweep.nanoseconds == Int64.min {
+            if clock.nanoseconds &- lastSweep.nanoseconds >= sweepNanoseconds || lastSweep.nanoseconds == Int64.min {
                 sweep()
                 lastSweep = clock
             }
@@ -205,6 +209,21 @@ public final class SessionTracker {
         default: break
         }
     }
+
+    /// Moves the clock to `time` without a packet: a live capture's tick while the wire is
+    /// quiet, so that attempts that are over (an unanswered SYN, a reset) are reported without
+    /// waiting for the next packet. A time earlier than the clock changes nothing.
+    public func advance(to time: Timestamp) {
+        guard time > clock else { return }
+        clock = time
+        if clock.nanoseconds &- lastSweep.nanoseconds >= sweepNanoseconds || lastSweep.nanoseconds == Int64.min {
+            sweep()
+            lastSweep = clock
+        }
+    }
+
+    /// Sessions open now (a live capture's metrics and summaries).
+    public var openSessions: Int { sessions.count }
 
     @inline(__always)
     private func payloadBytes(_ p: DecodedPacket, _ bytes: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {

@@ -17,9 +17,12 @@ final class JSONWriter {
     @exclusivity(unchecked) private var stack: [(object: Bool, count: Int)] = []
     /// Indentation of the outermost container, for values embedded in a larger document.
     let baseLevel: Int
+    /// One line, no spaces between tokens (NDJSON).
+    let compact: Bool
 
-    private init(baseLevel: Int, capacity: Int) {
+    private init(baseLevel: Int, capacity: Int, compact: Bool = false) {
         self.baseLevel = baseLevel
+        self.compact = compact
         out = OutputBytes(capacity: capacity)
         stack.reserveCapacity(16)
     }
@@ -27,6 +30,14 @@ final class JSONWriter {
     /// The text of one value, indented to sit at `level` inside a larger document.
     static func bytes<T: Encodable>(_ value: T, level: Int = 0, capacity: Int = 256) throws -> [UInt8] {
         let w = JSONWriter(baseLevel: level, capacity: capacity)
+        try JSONWriterEncoder.value(value, writer: w)
+        w.close(to: 0)
+        return w.out.array
+    }
+
+    /// The text of one value on one line, without spaces between tokens.
+    static func compactBytes<T: Encodable>(_ value: T, capacity: Int = 256) throws -> [UInt8] {
+        let w = JSONWriter(baseLevel: 0, capacity: capacity, compact: true)
         try JSONWriterEncoder.value(value, writer: w)
         w.close(to: 0)
         return w.out.array
@@ -40,6 +51,7 @@ final class JSONWriter {
     var depth: Int { stack.count }
 
     func newline(_ level: Int) {
+        if compact { return }
         out.append(0x0A)
         out.append(repeating: 0x20, count: 2 * (level + baseLevel))
     }
@@ -75,7 +87,7 @@ final class JSONWriter {
         } else {
             out.append(0x22)
         }
-        out.append(0x3A, 0x20)  // ": "
+        if compact { out.append(0x3A) } else { out.append(0x3A, 0x20) }  // ": "
     }
 
     func open(object: Bool) {

@@ -1,5 +1,9 @@
 import Foundation
 import TestSupport
+import TriageDecoding
+import TriageDiagnosis
+import TriageEngine
+import TriageFlows
 import Testing
 
 #if canImport(Glibc)
@@ -7,10 +11,12 @@ import Testing
 #endif
 
 /// The capture lab run for real: one failing and one successful scenario in fresh network
-/// namespaces (captures/lab/e2e.sh), then rdptriage on what was recorded, checked against the
-/// expected files the lab wrote from how it made them. Until live mode exists rdptriage
-/// replays the recorded file. Needs root and network namespaces: outside CI it is skipped
-/// with a message without them; in CI (which runs as root) their absence fails it.
+/// namespaces (captures/lab/e2e.sh). `rdptriage live` sniffs on the client's interface (text
+/// and ndjson) while tcpdump records the same traffic; both the verdicts it printed as the
+/// attempts ended and `analyze` on the recorded file are checked against the expected files
+/// the lab wrote from how it made them, and against each other. Needs root and network
+/// namespaces: outside CI it is skipped with a message without them; in CI (which runs as
+/// root) their absence fails it.
 @Suite(.serialized) struct LiveLabTests {
     static let script = Repo.captures + "/lab/e2e.sh"
 
@@ -24,7 +30,10 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: out) }
         // A plain environment: the test runner's (Swift library paths among it) must not leak
         // into the lab's X server and RDP peers.
-        let env = ["PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C.UTF-8"]
+        let env = [
+            "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C.UTF-8",
+            "RDPT_LIVE_BIN": Repo.executable,
+        ]
         let run = try Run.program("/bin/bash", [Self.script, out], environment: env)
         if run.status == 77 {
             // The probe found no namespaces (e.g. an unprivileged container). Outside CI that is
@@ -44,8 +53,59 @@ import Testing
             let name = ((pcap as NSString).lastPathComponent as NSString).deletingPathExtension
             let expected = try Expected.load((pcap as NSString).deletingPathExtension + ".expected.json")
             try LabExpectationsTests.check(pcap: pcap, against: expected, name: "live " + name)
+            try Self.checkLive(pcap: pcap, against: expected, name: name)
         }
         #expect(pcaps.contains { $0.hasSuffix("rst-refused.pcap") })
         #expect(pcaps.contains { $0.hasSuffix("success-tls.pcap") })
+    }
+
+    /// What `rdptriage live` printed while the scenario ran, against the expected file and
+    /// against `analyze` on the lab's recording of the same traffic. Frame numbers differ (the
+    /// two capture filters differ), so key frames are not compared; everything else is.
+    static func checkLive(pcap: String, against expected: Expected, name: String) throws {
+        let base = (pcap as NSString).deletingPathExtension
+        let ndjson = try String(contentsOfFile: base + ".live.ndjson", encoding: .utf8)
+        let text = try String(contentsOfFile: base + ".live.txt", encoding: .utf8)
+        let lines = ndjson.split(separator: "\n").map { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        #expect(!lines.contains { $0 == nil }, "\(name): a live ndjson line is not a JSON object: \(ndjson)")
+        let attempts = lines.compactMap { $0 }.filter { $0["type"] as? String == "attempt" }
+        let file = analyze(pcap, ports: LabExpectationsTests.expectedPorts(expected))
+        try #require(attempts.count == expected.attempts.count, "\(name): live reported \(attempts.count) attempts: \(ndjson)")
+        try #require(file.attempts.count == attempts.count)
+        for (i, (got, want)) in zip(attempts, expected.attempts).enumerated() {
+            let at = "\(name) live attempt \(i + 1)"
+            let v = got["verdict"] as? [String: Any] ?? [:]
+            let tcp = got["tcp"] as? [String: Any] ?? [:]
+            #expect((got["client"] as? String)?.hasPrefix(want.client + ":") == true, "\(at) client")
+            #expect(got["server"] as? String == "\(want.server):\(want.serverPort)", "\(at) server")
+            #expect(tcp["outcome"] as? String == want.tcp.outcome, "\(at) TCP outcome")
+            #expect(tcp["established"] as? Bool == want.tcp.established, "\(at) established")
+            #expect(v["label"] as? String == want.label, "\(at) label")
+            #expect(v["cause"] as? String == want.cause, "\(at) cause")
+            #expect(v["stage"] as? String == want.stage, "\(at) stage")
+            #expect(v["ended_by"] as? String == want.endedBy, "\(at) ended by")
+            if let c = want.confidence { #expect((v["confidence"] as? [String: Any])?["level"] as? String == c, "\(at) confidence") }
+            if let code = want.clientCode {
+                #expect((v["client_report"] as? [String: Any])?["code"] as? String == code.string, "\(at) client code")
+            }
+            // The same verdict as analyze on the recorded file.
+            let a = file.attempts[i]
+            #expect(v["label"] as? String == a.verdict.label.rawValue, "\(at) label vs analyze")
+            #expect(v["summary"] as? String == a.verdict.summary, "\(at) summary vs analyze")
+            #expect(v["remediation"] as? [String] == a.verdict.remediation, "\(at) remediation vs analyze")
+            #expect(got["client"] as? String == a.facts.tcp.client.description, "\(at) client vs analyze")
+        }
+        let summary = lines.compactMap { $0 }.last
+        #expect(summary?["type"] as? String == "summary" && summary?["final"] as? Bool == true, "\(name): no final summary")
+        // Every verdict was printed as its attempt ended, none only at the stop.
+        #expect(summary?["open_sessions"] as? Int == 0, "\(name): attempts open at the stop: \(ndjson)")
+        #expect(summary?["attempts"] as? Int == expected.attempts.count)
+
+        // Text: the attempt headers are the ones analyze prints for the recorded file.
+        let analyzed = try Run.program(Repo.executable, ["analyze", "--color", "never", pcap])
+        func headers(_ s: String) -> [String] { s.split(separator: "\n").map(String.init).filter { $0.hasPrefix("  #") } }
+        #expect(headers(text) == headers(analyzed.stdout), "\(name): live text \(text) vs analyze \(analyzed.stdout)")
+        #expect(headers(text).count == expected.attempts.count)
+        #expect(text.contains("  Capture: "), "\(name): \(text)")
     }
 }

@@ -18,6 +18,9 @@
 #   RDPT_OUT     where NAME.pcap / NAME.keys / NAME.expected.json go (default: captures/)
 #   RDPT_SUFFIX  suffix for namespace names (default none: rdpt-client, rdpt-router, ...)
 #   RDPT_KEEP=1  keep the temp dir (logs, configs) after the run
+#   RDPT_LIVE_BIN  an rdptriage binary: `rdptriage live` also sniffs on the client's interface
+#                (text and ndjson) while tcpdump records; its output is staged as
+#                NAME.live.txt, NAME.live.ndjson (and their .err)
 
 set -euo pipefail
 
@@ -391,11 +394,41 @@ lab_capture_start() {
 		</dev/null >"$LAB_TMP/tcpdump.log" 2>&1 &
 	CAPTURE_PID=$!
 	LAB_PIDS[tcpdump]=$CAPTURE_PID
+	if [[ -n ${RDPT_LIVE_BIN:-} ]]; then
+		local fmt
+		for fmt in txt ndjson; do
+			ip netns exec "$NS_C" "$RDPT_LIVE_BIN" live -i eth0 --color never --format "${fmt/txt/text}" \
+				</dev/null >"$STAGE/$SCENARIO.live.$fmt" 2>"$STAGE/$SCENARIO.live.$fmt.err" &
+			LAB_PIDS[live-$fmt]=$!
+		done
+	fi
+	local started=0
 	for _ in $(seq 1 50); do
-		grep -q 'listening on' "$LAB_TMP/tcpdump.log" 2>/dev/null && return 0
+		started=1
+		grep -q 'listening on' "$LAB_TMP/tcpdump.log" 2>/dev/null || started=0
+		if [[ -n ${RDPT_LIVE_BIN:-} ]]; then
+			grep -q 'listening on' "$STAGE/$SCENARIO.live.txt.err" 2>/dev/null || started=0
+			grep -q 'listening on' "$STAGE/$SCENARIO.live.ndjson.err" 2>/dev/null || started=0
+		fi
+		[[ $started == 1 ]] && return 0
 		sleep 0.1
 	done
-	die 1 "tcpdump did not start"
+	die 1 "tcpdump (or rdptriage live) did not start"
+}
+
+# lab_live_stop: give rdptriage live two seconds to report the last attempt on its own, then
+# stop it the way a user does (SIGINT).
+lab_live_stop() {
+	[[ -n ${RDPT_LIVE_BIN:-} ]] || return 0
+	sleep 2
+	local fmt pid
+	for fmt in txt ndjson; do
+		pid=${LAB_PIDS[live-$fmt]:-}
+		[[ -n $pid ]] || continue
+		kill -INT "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+		unset "LAB_PIDS[live-$fmt]"
+	done
 }
 
 # lab_capture_stop [SETTLE_SECONDS]: wait a moment for the last packets, stop tcpdump, and
@@ -405,6 +438,7 @@ lab_capture_stop() {
 	kill -INT "$CAPTURE_PID" 2>/dev/null || true
 	wait "$CAPTURE_PID" 2>/dev/null || true
 	unset "LAB_PIDS[tcpdump]"
+	lab_live_stop
 	PCAP="$STAGE/$SCENARIO.pcap"
 	cp "$LAB_TMP/raw.pcap" "$PCAP"
 	chmod 644 "$PCAP"

@@ -1,0 +1,222 @@
+import ArgumentParser
+import Synchronization
+import TriageCapture
+import TriageDecoding
+import TriageEngine
+import TriageFlows
+import TriageReports
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// What the signal handlers tell the capture loop: set in the handler (an atomic store is
+/// async-signal-safe), read by the loop after every frame and every quiet poll.
+let liveStopRequested = Atomic<Int32>(0)
+let liveSummaryRequested = Atomic<Int32>(0)
+
+public struct Live: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        abstract: "Capture on a network interface and explain each RDP attempt as it ends.",
+        discussion: """
+            Same analysis as analyze, on live traffic: each attempt's verdict is printed (and flushed) \
+            about a second after the attempt ends; a SYN nobody answers is reported after --syn-timeout \
+            seconds. Ctrl-C or SIGTERM classifies the attempts still open, prints the summary (attempts \
+            per server and verdict) and libpcap's counters (packets received, dropped by the kernel, \
+            dropped by the interface); SIGUSR1 prints the summary so far and goes on. --duration and \
+            --count stop on their own.
+
+            The default capture filter, compiled into the kernel, lets through TCP and UDP to and from \
+            port 3389 and every --port, DNS, and ICMP/ICMPv6 errors. RDP on any other port is only \
+            detected (by its first bytes) if --filter lets that port through, e.g. --filter 'tcp or icmp \
+            or icmp6 or udp port 53'. On a host that forwards the traffic (a router), capture on one \
+            interface (-i), not on 'any', which sees each forwarded packet twice.
+
+            Needs capture rights: root, or CAP_NET_RAW and CAP_NET_ADMIN (setcap on the binary, or \
+            AmbientCapabilities in a systemd unit). Exit codes as for analyze: 0 every attempt healthy, \
+            1 failures seen, 2 bad usage, no permission, unknown interface, or a capture that stopped \
+            (the interface went down), 3 no RDP attempt seen.
+            """)
+
+    @Option(name: .shortAndLong, help: "Interface to capture on ('any': every interface, on Linux).")
+    public var interface: String = "any"
+
+    @Flag(name: .long, help: "List the interfaces that can be captured on, and exit.")
+    public var listInterfaces = false
+
+    @Option(name: .long, help: "Capture filter (BPF) replacing the default (see below).")
+    public var filter: String?
+
+    @Option(name: .shortAndLong, help: "Another TCP port carrying RDP (repeatable; 3389 is always included).")
+    public var port: [Int] = []
+
+    @Option(name: .long, help: "Seconds after a connection's last SYN before it is reported as unanswered (the Windows client gives up after about 21).")
+    public var synTimeout: Double = 21
+
+    @Option(name: .long, help: "Output: text (a block per attempt) or ndjson (a JSON object per attempt, then a summary object).")
+    public var format: String = "text"
+
+    @Option(name: .long, help: "Stop after this many seconds.")
+    public var duration: Double?
+
+    @Option(name: .long, help: "Stop after this many attempts were reported.")
+    public var count: Int?
+
+    @Option(name: .long, help: "Serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9110; :9110 for every address).")
+    public var metrics: String?
+
+    @Flag(name: .long, help: "Replace addresses, host and user names with consistent pseudonyms.")
+    public var redact = false
+
+    @Option(name: .long, help: "Colour: auto, always or never.")
+    public var color: String = "auto"
+
+    @Flag(name: .long, help: "Only follow the listed ports (do not look for RDP on other ports).")
+    public var noDetect = false
+
+    @Flag(name: .long, help: "Show only failed attempts (the summary still counts every attempt).")
+    public var failuresOnly = false
+
+    @Option(name: .long, help: "Text: attempts shown one by one per server and verdict; the rest are counted (0: show all).")
+    public var maxRepeats: Int = 20
+
+    @Option(name: .long, help: "Most connections followed at once; past it the oldest half-open one (a SYN flood) is reported as it stands.")
+    public var maxSessions: Int = 10_000
+
+    @Option(name: .long, help: "Most bytes one session direction may hold for reassembly.")
+    public var maxSessionBuffer: ByteSize = ByteSize(256 * 1024)
+
+    @Option(name: .long, help: "Most bytes all sessions together may hold for reassembly.")
+    public var maxBuffer: ByteSize = ByteSize(256 << 20)
+
+    public init() {}
+
+    public func validate() throws {
+        if LiveReport.Format(rawValue: format) == nil { throw ValidationError("--format must be text or ndjson") }
+        if ColorMode(rawValue: color) == nil { throw ValidationError("--color must be auto, always or never") }
+        for p in port where p < 1 || p > 65535 { throw ValidationError("--port \(p) is not a TCP port") }
+        if !(synTimeout >= 1 && synTimeout <= 3600) { throw ValidationError("--syn-timeout must be between 1 and 3600 seconds") }
+        if let d = duration, !(d > 0 && d <= 1e9) { throw ValidationError("--duration must be a positive number of seconds") }
+        if let c = count, c < 1 { throw ValidationError("--count must be at least 1") }
+        if maxSessionBuffer.bytes < 4096 { throw ValidationError("--max-session-buffer must be at least 4096") }
+        if maxBuffer.bytes < maxSessionBuffer.bytes { throw ValidationError("--max-buffer must be at least --max-session-buffer") }
+        if maxSessions < 16 { throw ValidationError("--max-sessions must be at least 16") }
+        if maxRepeats < 0 { throw ValidationError("--max-repeats must be 0 (show all) or more") }
+        if interface.isEmpty { throw ValidationError("--interface needs a name") }
+    }
+
+    public func run() throws {
+        throw ExitCode(runReturningStatus())
+    }
+
+    public func runReturningStatus() -> Int32 {
+        if listInterfaces { return Self.printInterfaces() }
+        var ports: [UInt16] = [3389]
+        for p in port where !ports.contains(UInt16(p)) { ports.append(UInt16(p)) }
+        var options = EngineOptions()
+        options.warn = { printError("rdptriage: " + $0) }
+        options.tracker.ports = ports
+        options.tracker.detectRDPOnAnyPort = !noDetect
+        options.tracker.streamLimits.perStream = maxSessionBuffer.bytes
+        options.tracker.memoryLimit = maxBuffer.bytes
+        options.tracker.maxSessions = maxSessions
+        options.tracker.handshakeTimeout = synTimeout
+        // A verdict about a second after the attempt ends: stragglers after a FIN or RST come
+        // within milliseconds on a live wire, and the clock is swept four times a second.
+        options.tracker.closeLinger = 1
+        options.tracker.sweepInterval = 0.25
+
+        var reportOptions = ReportOptions()
+        reportOptions.color = ColorMode(rawValue: color) ?? .auto
+        reportOptions.maxRepeats = maxRepeats
+        reportOptions.failuresOnly = failuresOnly
+        if redact { reportOptions.redactor = Redactor() }
+
+        // Before the capture starts, so that no signal is missed; SIGPIPE ignored, so that a
+        // reader that left (`| head`) ends the run quietly instead of killing it mid-write.
+        Self.installSignalHandlers()
+        let source: LiveSource
+        do {
+            source = try LiveSource(interface: interface, filter: filter ?? LiveSource.defaultFilter(ports: ports))
+        } catch {
+            printError("rdptriage: \(error)")
+            return ExitStatus.inputError
+        }
+        var metricsServer: MetricsServer?
+        let liveMetrics = metrics.map { _ in LiveMetrics(interface: interface) }
+        if let metrics, let liveMetrics {
+            do { metricsServer = try MetricsServer(metrics, metrics: liveMetrics) } catch {
+                printError("rdptriage: \(error)")
+                return ExitStatus.inputError
+            }
+        }
+        let out = ReportOutput.standardOutput()
+        let report = LiveReport(
+            output: out, format: LiveReport.Format(rawValue: format) ?? .text, options: reportOptions, stopAfter: count)
+        report.captureStats = { source.stats() }
+        let deadline = duration.map { LiveSource.now().nanoseconds &+ Int64($0 * 1e9) }
+        let control = LiveControl(
+            shouldStop: {
+                if liveStopRequested.load(ordering: .relaxed) != 0 || report.reachedCount || report.readerLeft { return true }
+                if let deadline { return LiveSource.now().nanoseconds >= deadline }
+                return false
+            },
+            takeSummaryRequest: { liveSummaryRequested.exchange(0, ordering: .relaxed) != 0 },
+            progress: { summary, open in report.progress(summary, openSessions: open) },
+            stopping: { report.openAtStop = $0 },
+            gauges: liveMetrics.map { m in { m.update($0, capture: source.stats()) } })
+        if let liveMetrics { report.afterAttempt = { liveMetrics.record($0) } }
+        if let metricsServer {
+            metricsServer.start()
+            printError("rdptriage: metrics at http://\(metricsServer.address)/metrics")
+        }
+        printError("rdptriage: listening on \(interface) (\(source.linkType)), capture filter: \(source.filter)")
+        let summary = Engine(options: options).analyzeLive(source: source, sink: report, control: control)
+        var status: Int32 =
+            summary.error != nil
+            ? ExitStatus.inputError
+            : summary.failures > 0 ? ExitStatus.failures : summary.attempts == 0 ? ExitStatus.nothingFound : ExitStatus.healthy
+        report.finish(exitCode: status)
+        if let e = summary.error { printError("rdptriage: \(reportOptions.redactor?.apply(e.description) ?? e.description)") }
+        if let e = out.finish(), !out.readerLeft {
+            printError("rdptriage: \(e)")
+            status = ExitStatus.inputError
+        }
+        return status
+    }
+
+    static func installSignalHandlers() {
+        signal(SIGINT) { _ in liveStopRequested.store(1, ordering: .relaxed) }
+        signal(SIGTERM) { _ in liveStopRequested.store(1, ordering: .relaxed) }
+        signal(SIGUSR1) { _ in liveSummaryRequested.store(1, ordering: .relaxed) }
+        signal(SIGPIPE, SIG_IGN)
+        // A parent may have blocked them (the mask survives exec): a service manager's
+        // SIGTERM must still reach us.
+        var set = sigset_t()
+        sigemptyset(&set)
+        for s in [SIGINT, SIGTERM, SIGUSR1] { sigaddset(&set, s) }
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
+    }
+
+    static func printInterfaces() -> Int32 {
+        let list: [(name: String, description: String?, up: Bool)]
+        do { list = try LiveSource.interfaces() } catch {
+            printError("rdptriage: \(error)")
+            return ExitStatus.inputError
+        }
+        let out = ReportOutput.standardOutput()
+        for i in list {
+            var line = Printable.escapingControls(i.name)
+            if !i.up { line += " (down)" }
+            if let d = i.description { line += "  " + Printable.escapingControls(d) }
+            out.line(line)
+        }
+        if let e = out.finish(), !out.readerLeft {
+            printError("rdptriage: \(e)")
+            return ExitStatus.inputError
+        }
+        return ExitStatus.healthy
+    }
+}

@@ -1,0 +1,70 @@
+import TriageCapture
+import TriageDiagnosis
+import TriageEngine
+import TriageFlows
+
+/// The two kinds of line `--format ndjson` writes, each one compact JSON object ending in a
+/// newline: one per finished attempt and a summary. The one place that says what a line holds,
+/// so the schema can change here alone. An attempt line is the `analyze --format json` attempt
+/// object with `"type":"attempt"` and the input in front; a summary line has `"type":"summary"`.
+public enum NDJSONLines {
+    /// One attempt as one line.
+    public static func attempt(_ a: Attempt, input: String, redactor: Redactor?) -> [UInt8] {
+        guard let record = try? JSONWriter.compactBytes(AttemptRecord(a), capacity: 8 * 1024), record.first == 0x7B
+        else { return [] }
+        var line = Array("{\"type\":\"attempt\",\"input\":".utf8)
+        line += (try? JSONWriter.compactBytes(input)) ?? Array("null".utf8)
+        line.append(0x2C)  // ","
+        line += record.dropFirst()
+        if let redactor { line = Array(redactor.apply(String(decoding: line, as: UTF8.self)).utf8) }
+        line.append(0x0A)
+        return line
+    }
+
+    /// The summary: so far (`final` false, on request) or at the end of the run.
+    public static func summary(_ s: LiveSummary, redactor: Redactor?) -> [UInt8] {
+        var line = (try? JSONWriter.compactBytes(s, capacity: 1024)) ?? Array("{}".utf8)
+        if let redactor { line = Array(redactor.apply(String(decoding: line, as: UTF8.self)).utf8) }
+        line.append(0x0A)
+        return line
+    }
+}
+
+/// What a live run has seen: attempts per server and verdict, the tracker's counters and
+/// libpcap's. Encoded as the NDJSON summary line; the text report says the same in words.
+public struct LiveSummary: Encodable, Sendable {
+    public struct Group: Encodable, Sendable {
+        public var server: String
+        public var label: Label
+        public var attempts: Int
+    }
+    public var type = "summary"
+    /// False for a summary so far (SIGUSR1), true for the last one.
+    public var final: Bool
+    public var input: String
+    public var attempts: Int
+    public var failures: Int
+    /// Most frequent first.
+    public var byServer: [Group]
+    /// Connections followed at the moment; in the final summary, those still open when the
+    /// run stopped (classified as they stood).
+    public var openSessions: Int
+    public var stats: TrackerStats
+    public var capture: LiveCaptureStats?
+    public var error: CaptureError?
+    public var exitCode: Int32?
+
+    public init(final: Bool, input: String, attempts: Int, failures: Int, byServer: [Group], openSessions: Int,
+                stats: TrackerStats, capture: LiveCaptureStats?, error: CaptureError?, exitCode: Int32?) {
+        self.final = final
+        self.input = input
+        self.attempts = attempts
+        self.failures = failures
+        self.byServer = byServer
+        self.openSessions = openSessions
+        self.stats = stats
+        self.capture = capture
+        self.error = error
+        self.exitCode = exitCode
+    }
+}
