@@ -96,6 +96,7 @@ public enum Classifier {
             v.evidence.insert(Evidence(d.response, "DNS answer \(d.name) → \(d.address)"), at: 0)
         }
         udpTransport(&v, r)
+        insideTLS(&v, r)
         let caveats = r.captureCaveats
         if !caveats.isEmpty {
             v.details.append("Capture caveats: " + caveats.joined(separator: "; ") + ".")

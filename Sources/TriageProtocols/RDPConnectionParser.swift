@@ -49,7 +49,19 @@ public struct RDPConnectionParser: Sendable {
     public var facts: RDPFacts {
         var f = collected
         derive(&f)
+        if decryptor != nil { addDecrypted(&f) }
         return f
+    }
+
+    /// The decrypted facts, and what they settle in the CredSSP facts (versions, errorCode).
+    func addDecrypted(_ f: inout RDPFacts) {
+        guard let d = decryptedFacts() else { return }
+        f.decrypted = d
+        guard var credssp = f.credssp else { return }
+        credssp.clientVersion = d.tsRequests.first { $0.from == .client }?.version
+        credssp.serverVersion = d.tsRequests.first { $0.from == .server }?.version
+        credssp.errorCode = d.tsRequests.first { $0.from == .server && $0.errorCode != nil }?.errorCode
+        f.credssp = credssp
     }
 
     /// Where one direction's parser is (STYLE.md 7: an explicit state, not flags).
@@ -113,6 +125,9 @@ public struct RDPConnectionParser: Sendable {
         var joinSkips = 0
         var joinedPDUs = 0
         var joinedFastPathPDUs = 0
+        /// Past the record limit with keys: records are only decrypted.
+        var decryptOnly = false
+        var decryptOnlyRecords = 0
     }
 
     // Plain values (no references), so a step copies its direction's state in and out
@@ -141,8 +156,76 @@ public struct RDPConnectionParser: Sendable {
 
     /// `startsMidStream`: the session's SYN was not captured, so offset 0 may fall inside
     /// a PDU.
-    public init(startsMidStream: Bool = false) {
+    public init(startsMidStream: Bool = false, keys: TLSKeyMaterial? = nil) {
         self.startsMidStream = startsMidStream
+        if let keys {
+            decryptor = TLSDecryptor(material: keys)
+            plaintext = PlaintextLayer()
+        }
+    }
+
+    // MARK: - The layer inside TLS (only with key material)
+
+    /// The TLS record protection and the protocol inside it; nil without key material, so
+    /// a capture analysed without keys never reaches them.
+    var decryptor: TLSDecryptor?
+    var plaintext: PlaintextLayer?
+    /// Records read past `maxApplicationRecordsPerDirection` only to decrypt them.
+    static let maxDecryptedRecordsPerDirection = 512
+    /// A gap broke the record sequence of a side: its later records cannot be opened.
+    var decryptionLost: Set<Side> = []
+    /// The first record that failed authentication.
+    var decryptionFailedAt: FrameRef?
+
+    /// Opens a record for the inner layer when it is protected and the keys are known.
+    mutating func decrypt(_ header: TLSRecordHeader, _ fragment: ByteCursor, direction: Direction, at: FrameRef) {
+        let side = direction.sender
+        guard var d = decryptor, !decryptionLost.contains(side) else { return }
+        let opened = d.open(
+            contentType: header.contentType.rawValue, version: header.version.rawValue, fragment: fragment.remainingBytes,
+            from: side)
+        decryptor = d
+        switch opened {
+        case .notProtected:
+            return
+        case .failedAuthentication:
+            if decryptionFailedAt == nil { decryptionFailedAt = at }
+        case .plaintext(let type, let bytes):
+            switch type {
+            case 23:
+                plaintext?.receive(bytes, from: side, at: at)
+            case 21 where bytes.count == 2:
+                if var p = plaintext, p.facts.alerts.count < Self.maxAlerts {
+                    p.facts.alerts.append(TLSAlertFacts(at: at, from: side, level: bytes[0], description: bytes[1], encrypted: true))
+                    plaintext = p
+                }
+            default:
+                return
+            }
+        }
+    }
+
+    /// The decrypted facts as they stand (nil without key material).
+    func decryptedFacts() -> DecryptedFacts? {
+        guard let d = decryptor, var f = plaintext?.facts else { return nil }
+        f.clientRecords = d.openedRecords.client
+        f.serverRecords = d.openedRecords.server
+        switch d.status {
+        case .waitingForHellos: f.status = .notTLS
+        case .noSecrets: f.status = d.openedRecords.client + d.openedRecords.server > 0 ? .decrypted : .noSecrets
+        case .unsupported(let why):
+            f.status = .unsupported
+            f.detail = why
+        case .active: f.status = .decrypted
+        case .failed(let side):
+            f.status = .wrongKeys
+            f.failedFrom = side
+            f.failedAt = decryptionFailedAt
+        }
+        if !decryptionLost.isEmpty {
+            f.detail = "a gap in the capture broke the record sequence of the \(decryptionLost.map(\.rawValue).sorted().joined(separator: " and ")): later records were not decrypted"
+        }
+        return f
     }
 
     // MARK: - Stream events
@@ -239,6 +322,7 @@ public struct RDPConnectionParser: Sendable {
         guard st.mode != .stopped else { return }
         // Still looking for a first PDU boundary: the bytes after the gap are probed anyway.
         if startsMidStream && st.mode == .start { return }
+        if decryptor != nil { decryptionLost.insert(direction.sender) }
         let resume = offset + length
         if let r = st.pendingRecord, r.contentType == .applicationData {
             // The gap starts inside an encrypted record whose header we read: its size and
@@ -635,10 +719,30 @@ public struct RDPConnectionParser: Sendable {
         }
         let at = evidence(&st, frame, start + Int64(TLSRecordHeader.size + header.length) - 1)
         st.recordVersion = header.version.rawValue
+        if st.decryptOnly {
+            decrypt(header, fragment, direction: direction, at: at)
+            st.decryptOnlyRecords += 1
+            if st.decryptOnlyRecords >= Self.maxDecryptedRecordsPerDirection {
+                st.mode = .stopped
+                plaintext?.facts.recordLimitReached = true
+            }
+            return true
+        }
         if header.contentType == .handshake && st.firstHandshakeRecord == nil { st.firstHandshakeRecord = start }
-        handleRecord(&st, header, fragment, direction: direction, at: at)
+        if decryptor != nil {
+            // The outer parser first (it hands the hellos to the decryptor), then the layer inside.
+            handleRecord(&st, header, fragment, direction: direction, at: at)
+            decrypt(header, fragment, direction: direction, at: at)
+        } else {
+            handleRecord(&st, header, fragment, direction: direction, at: at)
+        }
         if st.applicationRecords >= Self.maxApplicationRecordsPerDirection {
-            st.mode = .stopped
+            if decryptor?.status == .active {
+                // The facts stop here as without keys; records are still opened for the layer inside.
+                st.decryptOnly = true
+            } else {
+                st.mode = .stopped
+            }
         }
         return true
     }
@@ -664,6 +768,7 @@ public struct RDPConnectionParser: Sendable {
             // CCS before the ServerHello (after a HelloRetryRequest): TLS 1.2 sends it only
             // once the ServerHello is out.
             if !isTLS13 && serverVersion != 0 { st.encrypted = true }
+            decryptor?.changeCipherSpec(from: side)
         case .alert:
             var alert = TLSAlertFacts(at: at, from: side, level: nil, description: nil, encrypted: true)
             if !st.encrypted && header.length == 2 {
@@ -788,6 +893,9 @@ public struct RDPConnectionParser: Sendable {
                         serverName: hello.serverName, cipherSuites: hello.cipherSuites,
                         streamOffset: offset, random: hello.random)
                 }
+                if decryptor != nil, let random = TLSKeyMaterial.bytes(hex: Substring(hello.random)) {
+                    decryptor?.clientHello(random: random)
+                }
             case .serverHello where direction == .serverToClient:
                 let hello = try TLSServerHello.parse(&b)
                 if hello.isHelloRetryRequest {
@@ -799,6 +907,12 @@ public struct RDPConnectionParser: Sendable {
                             cipherSuite: hello.cipherSuite.rawValue)
                     }
                     serverVersion = max(1, hello.version.rawValue)
+                    if decryptor != nil, var r = body.peekSlice(34) {
+                        _ = r.skip(2)
+                        decryptor?.serverHello(
+                            random: r.copyRemaining(), version: hello.version.rawValue, cipherSuite: hello.cipherSuite.rawValue)
+                        plaintext?.hybridEx = collected.connectionConfirm?.selectedProtocol?.contains(.hybridEx) ?? false
+                    }
                     if hello.version >= .tls13 {
                         // Everything after the ServerHello is encrypted, both ways (RFC 8446 2).
                         st.encrypted = true
@@ -866,7 +980,7 @@ public struct RDPConnectionParser: Sendable {
         if isTLS13 {
             for side in [Side.client, Side.server] {
                 let st = side == .client ? client : server
-                guard st.mode == .tls, let i = records.lastIndex(where: { $0.from == side }),
+                guard st.mode == .tls, !st.decryptOnly, let i = records.lastIndex(where: { $0.from == side }),
                     records[i].length <= Self.tls13AlertMaxLength
                 else { continue }
                 candidates.append(i)
@@ -959,4 +1073,9 @@ public struct RDPConnectionParser: Sendable {
         note(direction, frame ?? st.lastFrame, why)
         if lostSync && !collected.lostSync.contains(direction.sender) { collected.lostSync.append(direction.sender) }
     }
+}
+
+extension RDPConnectionParser {
+    /// How many records of a direction are read inside TLS at most (for the report's note).
+    public static var maxDecryptedRecordsPerDirectionPublic: Int { maxDecryptedRecordsPerDirection }
 }

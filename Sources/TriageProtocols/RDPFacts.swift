@@ -336,6 +336,8 @@ public struct RDPFacts: Sendable, Codable, Equatable {
     /// The capture began inside the streams: how each side's stream was joined (nil when
     /// the session's start was captured).
     public var midStream: MidStreamFacts?
+    /// What a key log made readable inside TLS; nil when no key material was given.
+    public var decrypted: DecryptedFacts?
 
     public init() {}
 }
@@ -365,5 +367,6 @@ extension RDPFacts {
         try c.encode(notes, forKey: .notes)
         try c.encode(lostSync, forKey: .lostSync)
         if let v = midStream { try c.encode(v, forKey: .midStream) }
+        if let v = decrypted { try c.encode(v, forKey: .decrypted) }
     }
 }
