@@ -92,7 +92,10 @@ let package = Package(
             name: "TriageFlowsTests", dependencies: ["TriageFlows", "TriageDecoding", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "TriageProtocolsTests",
-            dependencies: ["TriageProtocols", "TriageDecoding", "TriageFlows", "TriageCapture", "TestSupport"],
+            dependencies: [
+                "TriageProtocols", "TriageDecoding", "TriageFlows", "TriageCapture", "TestSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(

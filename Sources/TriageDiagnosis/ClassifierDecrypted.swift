@@ -9,8 +9,6 @@ extension Classifier {
     static func insideTLS(_ v: inout Verdict, _ r: Reading) {
         guard let d = r.facts.rdp.decrypted else { return }
         switch d.status {
-        case .notTLS:
-            return
         case .noSecrets:
             v.details.append(
                 "Key log: no secrets for this connection (its ClientHello random is not in the key log), so nothing inside TLS was read.")
@@ -114,7 +112,7 @@ extension Classifier {
                 "The \(old) speaks CredSSP \(min(c, s)), before the CVE-2018-0886 fix (version 5): under \"Encryption Oracle Remediation\" (AllowEncryptionOracle 0 or 1) the updated side refuses it. Install the CredSSP update on the \(old).")
         }
         if let s = d.serverNames {
-            let names = [s.netBIOSComputer.map { "\($0) (NetBIOS)" }, s.dnsComputer.map { "\($0) (DNS)" }, s.netBIOSDomain.map { "domain \($0)" }]
+            let names = [s.netbiosComputer.map { "\($0) (NetBIOS)" }, s.dnsComputer.map { "\($0) (DNS)" }, s.netbiosDomain.map { "domain \($0)" }]
                 .compactMap { $0 }
             if !names.isEmpty { v.details.append("The server named itself \(names.joined(separator: ", ")) in its NTLM CHALLENGE.") }
         }
@@ -127,6 +125,10 @@ extension Classifier {
             v.evidence.append(Evidence(reply.at, "TSRequest errorCode \(Knowledge.describeStatus(code)) from the server (decrypted)"))
             if let remedy = Knowledge.ntstatusMeaning[code]?.remedy { v.remediation.insert(remedy, at: 0) }
         } else if v.label == .credsspFailure, d.account != nil {
+            if !d.tsRequests.contains(where: { $0.from == .server && $0.pubKeyAuth }) {
+                v.confidence = Confidence(
+                    .high, "read with the key log: the client's NTLM AUTHENTICATE, then the server ended the connection without accepting it (no pubKeyAuth)")
+            }
             v.details.append(
                 "The server sent no errorCode before closing (FreeRDP's and xrdp's servers, and Windows up to Server 2012, just close): the reason is in the server's log (Windows: Security event 4625 with its Status and Sub Status).")
         }

@@ -98,8 +98,8 @@ public struct NTLMMessage: Sendable, Equatable {
     public var workstation: String?
     /// CHALLENGE: TargetName and the AV pairs of TargetInfo (MS-NLMP 2.2.2.1).
     public var targetName: String?
-    public var netBIOSComputer: String?
-    public var netBIOSDomain: String?
+    public var netbiosComputer: String?
+    public var netbiosDomain: String?
     public var dnsComputer: String?
     public var dnsDomain: String?
 
@@ -211,8 +211,8 @@ public struct NTLMMessage: Sendable, Equatable {
         var c = pairs
         while let id = c.readUInt16LE(), let length = c.readUInt16LE(), id != 0, let value = c.readSlice(Int(length)) {
             switch id {
-            case 1: netBIOSComputer = utf16String(value)
-            case 2: netBIOSDomain = utf16String(value)
+            case 1: netbiosComputer = utf16String(value)
+            case 2: netbiosDomain = utf16String(value)
             case 3: dnsComputer = utf16String(value)
             case 4: dnsDomain = utf16String(value)
             default: break

@@ -14,8 +14,6 @@ public struct DecryptedFacts: Sendable, Codable, Equatable {
         case unsupported
         /// A record failed authentication: the key log is not this connection's.
         case wrongKeys = "wrong-keys"
-        /// No TLS handshake to decrypt (or it was not captured).
-        case notTLS = "not-tls"
     }
 
     public var status: Status
@@ -67,8 +65,8 @@ public struct NTLMFacts: Sendable, Codable, Equatable {
     public var user: String?
     public var workstation: String?
     public var targetName: String?
-    public var netBIOSComputer: String?
-    public var netBIOSDomain: String?
+    public var netbiosComputer: String?
+    public var netbiosDomain: String?
     public var dnsComputer: String?
     public var dnsDomain: String?
 
@@ -78,8 +76,8 @@ public struct NTLMFacts: Sendable, Codable, Equatable {
         user = m.user
         workstation = m.workstation
         targetName = m.targetName
-        netBIOSComputer = m.netBIOSComputer
-        netBIOSDomain = m.netBIOSDomain
+        netbiosComputer = m.netbiosComputer
+        netbiosDomain = m.netbiosDomain
         dnsComputer = m.dnsComputer
         dnsDomain = m.dnsDomain
     }

@@ -49,7 +49,7 @@ public struct RDPConnectionParser: Sendable {
     public var facts: RDPFacts {
         var f = collected
         derive(&f)
-        if decryptor != nil { addDecrypted(&f) }
+        if inside != nil { addDecrypted(&f) }
         return f
     }
 
@@ -158,46 +158,50 @@ public struct RDPConnectionParser: Sendable {
     /// a PDU.
     public init(startsMidStream: Bool = false, keys: TLSKeyMaterial? = nil) {
         self.startsMidStream = startsMidStream
-        if let keys {
-            decryptor = TLSDecryptor(material: keys)
-            plaintext = PlaintextLayer()
-        }
+        if let keys { inside = InsideTLS(keys) }
     }
 
     // MARK: - The layer inside TLS (only with key material)
 
-    /// The TLS record protection and the protocol inside it; nil without key material, so
-    /// a capture analysed without keys never reaches them.
-    var decryptor: TLSDecryptor?
-    var plaintext: PlaintextLayer?
+    /// The TLS record protection and the protocol inside it, with what they found. A
+    /// reference, so a parser without key material stays as small as before (one pointer).
+    /// Owned by its parser, which one thread owns (the session's).
+    final class InsideTLS: @unchecked Sendable {
+        var decryptor: TLSDecryptor
+        var plaintext = PlaintextLayer()
+        /// A gap broke the record sequence of a side: its later records cannot be opened.
+        var lost: Set<Side> = []
+        /// The first record that failed authentication.
+        var failedAt: FrameRef?
+
+        init(_ keys: TLSKeyMaterial) { decryptor = TLSDecryptor(material: keys) }
+    }
+
+    /// Nil without key material, so a capture analysed without keys never reaches it.
+    var inside: InsideTLS?
     /// Records read past `maxApplicationRecordsPerDirection` only to decrypt them.
     static let maxDecryptedRecordsPerDirection = 512
-    /// A gap broke the record sequence of a side: its later records cannot be opened.
-    var decryptionLost: Set<Side> = []
-    /// The first record that failed authentication.
-    var decryptionFailedAt: FrameRef?
 
     /// Opens a record for the inner layer when it is protected and the keys are known.
     mutating func decrypt(_ header: TLSRecordHeader, _ fragment: ByteCursor, direction: Direction, at: FrameRef) {
         let side = direction.sender
-        guard var d = decryptor, !decryptionLost.contains(side) else { return }
-        let opened = d.open(
+        guard let t = inside, !t.lost.contains(side) else { return }
+        let opened = t.decryptor.open(
             contentType: header.contentType.rawValue, version: header.version.rawValue, fragment: fragment.remainingBytes,
             from: side)
-        decryptor = d
         switch opened {
         case .notProtected:
             return
         case .failedAuthentication:
-            if decryptionFailedAt == nil { decryptionFailedAt = at }
+            if t.failedAt == nil { t.failedAt = at }
         case .plaintext(let type, let bytes):
             switch type {
             case 23:
-                plaintext?.receive(bytes, from: side, at: at)
+                t.plaintext.receive(bytes, from: side, at: at)
             case 21 where bytes.count == 2:
-                if var p = plaintext, p.facts.alerts.count < Self.maxAlerts {
-                    p.facts.alerts.append(TLSAlertFacts(at: at, from: side, level: bytes[0], description: bytes[1], encrypted: true))
-                    plaintext = p
+                if t.plaintext.facts.alerts.count < Self.maxAlerts {
+                    t.plaintext.facts.alerts.append(
+                        TLSAlertFacts(at: at, from: side, level: bytes[0], description: bytes[1], encrypted: true))
                 }
             default:
                 return
@@ -207,11 +211,15 @@ public struct RDPConnectionParser: Sendable {
 
     /// The decrypted facts as they stand (nil without key material).
     func decryptedFacts() -> DecryptedFacts? {
-        guard let d = decryptor, var f = plaintext?.facts else { return nil }
+        guard let t = inside else { return nil }
+        let d = t.decryptor
+        var f = t.plaintext.facts
         f.clientRecords = d.openedRecords.client
         f.serverRecords = d.openedRecords.server
         switch d.status {
-        case .waitingForHellos: f.status = .notTLS
+        case .waitingForHellos:
+            // No TLS handshake went by: nothing to say about keys.
+            return nil
         case .noSecrets: f.status = d.openedRecords.client + d.openedRecords.server > 0 ? .decrypted : .noSecrets
         case .unsupported(let why):
             f.status = .unsupported
@@ -220,10 +228,10 @@ public struct RDPConnectionParser: Sendable {
         case .failed(let side):
             f.status = .wrongKeys
             f.failedFrom = side
-            f.failedAt = decryptionFailedAt
+            f.failedAt = t.failedAt
         }
-        if !decryptionLost.isEmpty {
-            f.detail = "a gap in the capture broke the record sequence of the \(decryptionLost.map(\.rawValue).sorted().joined(separator: " and ")): later records were not decrypted"
+        if !t.lost.isEmpty {
+            f.detail = "a gap in the capture broke the record sequence of the \(t.lost.map(\.rawValue).sorted().joined(separator: " and ")): later records were not decrypted"
         }
         return f
     }
@@ -322,7 +330,7 @@ public struct RDPConnectionParser: Sendable {
         guard st.mode != .stopped else { return }
         // Still looking for a first PDU boundary: the bytes after the gap are probed anyway.
         if startsMidStream && st.mode == .start { return }
-        if decryptor != nil { decryptionLost.insert(direction.sender) }
+        inside?.lost.insert(direction.sender)
         let resume = offset + length
         if let r = st.pendingRecord, r.contentType == .applicationData {
             // The gap starts inside an encrypted record whose header we read: its size and
@@ -724,12 +732,12 @@ public struct RDPConnectionParser: Sendable {
             st.decryptOnlyRecords += 1
             if st.decryptOnlyRecords >= Self.maxDecryptedRecordsPerDirection {
                 st.mode = .stopped
-                plaintext?.facts.recordLimitReached = true
+                inside?.plaintext.facts.recordLimitReached = true
             }
             return true
         }
         if header.contentType == .handshake && st.firstHandshakeRecord == nil { st.firstHandshakeRecord = start }
-        if decryptor != nil {
+        if inside != nil {
             // The outer parser first (it hands the hellos to the decryptor), then the layer inside.
             handleRecord(&st, header, fragment, direction: direction, at: at)
             decrypt(header, fragment, direction: direction, at: at)
@@ -737,7 +745,7 @@ public struct RDPConnectionParser: Sendable {
             handleRecord(&st, header, fragment, direction: direction, at: at)
         }
         if st.applicationRecords >= Self.maxApplicationRecordsPerDirection {
-            if decryptor?.status == .active {
+            if inside?.decryptor.status == .active {
                 // The facts stop here as without keys; records are still opened for the layer inside.
                 st.decryptOnly = true
             } else {
@@ -768,7 +776,7 @@ public struct RDPConnectionParser: Sendable {
             // CCS before the ServerHello (after a HelloRetryRequest): TLS 1.2 sends it only
             // once the ServerHello is out.
             if !isTLS13 && serverVersion != 0 { st.encrypted = true }
-            decryptor?.changeCipherSpec(from: side)
+            inside?.decryptor.changeCipherSpec(from: side)
         case .alert:
             var alert = TLSAlertFacts(at: at, from: side, level: nil, description: nil, encrypted: true)
             if !st.encrypted && header.length == 2 {
@@ -893,8 +901,8 @@ public struct RDPConnectionParser: Sendable {
                         serverName: hello.serverName, cipherSuites: hello.cipherSuites,
                         streamOffset: offset, random: hello.random)
                 }
-                if decryptor != nil, let random = TLSKeyMaterial.bytes(hex: Substring(hello.random)) {
-                    decryptor?.clientHello(random: random)
+                if let t = inside, let random = TLSKeyMaterial.bytes(hex: Substring(hello.random)) {
+                    t.decryptor.clientHello(random: random)
                 }
             case .serverHello where direction == .serverToClient:
                 let hello = try TLSServerHello.parse(&b)
@@ -907,11 +915,11 @@ public struct RDPConnectionParser: Sendable {
                             cipherSuite: hello.cipherSuite.rawValue)
                     }
                     serverVersion = max(1, hello.version.rawValue)
-                    if decryptor != nil, var r = body.peekSlice(34) {
+                    if let t = inside, var r = body.peekSlice(34) {
                         _ = r.skip(2)
-                        decryptor?.serverHello(
+                        t.decryptor.serverHello(
                             random: r.copyRemaining(), version: hello.version.rawValue, cipherSuite: hello.cipherSuite.rawValue)
-                        plaintext?.hybridEx = collected.connectionConfirm?.selectedProtocol?.contains(.hybridEx) ?? false
+                        t.plaintext.hybridEx = collected.connectionConfirm?.selectedProtocol?.contains(.hybridEx) ?? false
                     }
                     if hello.version >= .tls13 {
                         // Everything after the ServerHello is encrypted, both ways (RFC 8446 2).

@@ -55,6 +55,8 @@ public struct TLSDecryptor: Sendable {
         var handshakeDone = false
         /// Bytes of a handshake message that continue into the next record.
         var skip = 0
+        /// That message is the sender's Finished.
+        var finishedPending = false
     }
 
     public private(set) var status = Status.waitingForHellos
@@ -172,7 +174,7 @@ public struct TLSDecryptor: Sendable {
         let result = Self.decrypt(
             spec, &p, tls13: isTLS13, contentType: contentType, version: recordVersion, fragment: fragment)
         if side == .client { client = p } else { server = p }
-        guard var (type, bytes) = result else {
+        guard case (var type, let bytes)? = result else {
             status = .failed(side)
             return .failedAuthentication
         }
@@ -192,16 +194,18 @@ public struct TLSDecryptor: Sendable {
         guard !d.handshakeDone else { return }
         var i = min(d.skip, bytes.count)
         d.skip -= i
-        var finished = false
+        // A Finished counts once all of it arrived: the keys change after its record.
+        var finished = d.skip == 0 && d.finishedPending
         while i + 4 <= bytes.count {
             let type = bytes[i]
             let length = Int(bytes[i + 1]) << 16 | Int(bytes[i + 2]) << 8 | Int(bytes[i + 3])
-            if type == 20 { finished = true }
             let end = i + 4 + length
             if end > bytes.count {
                 d.skip = end - bytes.count
+                d.finishedPending = type == 20
                 break
             }
+            if type == 20 { finished = true }
             i = end
         }
         if finished, let spec, let secrets {

@@ -123,7 +123,7 @@ public final class Redactor {
             guard let n = r.ntlm else { continue }
             if let v = n.user { registerUser(v) }
             if let v = n.domain { registerDomain(v) }
-            for v in [n.workstation, n.targetName, n.netBIOSComputer, n.netBIOSDomain, n.dnsComputer, n.dnsDomain] {
+            for v in [n.workstation, n.targetName, n.netbiosComputer, n.netbiosDomain, n.dnsComputer, n.dnsDomain] {
                 if let v { registerHost(v) }
             }
         }
