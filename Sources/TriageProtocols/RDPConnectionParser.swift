@@ -173,6 +173,9 @@ public struct RDPConnectionParser: Sendable {
         var lost: Set<Side> = []
         /// The first record that failed authentication.
         var failedAt: FrameRef?
+        /// TLS 1.3: the server's decrypted handshake messages not yet complete.
+        var serverHandshake: [UInt8] = []
+        var serverHandshakeDone = false
 
         init(_ keys: TLSKeyMaterial) { decryptor = TLSDecryptor(material: keys) }
     }
@@ -198,6 +201,8 @@ public struct RDPConnectionParser: Sendable {
             switch type {
             case 23:
                 t.plaintext.receive(bytes, from: side, at: at)
+            case 22 where side == .server && isTLS13:
+                serverHandshake13(t, bytes, at: at)
             case 21 where bytes.count == 2:
                 if t.plaintext.facts.alerts.count < Self.maxAlerts {
                     t.plaintext.facts.alerts.append(
@@ -205,6 +210,48 @@ public struct RDPConnectionParser: Sendable {
                 }
             default:
                 return
+            }
+        }
+    }
+
+    /// The server's TLS 1.3 handshake, decrypted: its Certificate gives the certificate facts
+    /// that TLS 1.2 shows in clear, so the same certificate checks apply.
+    mutating func serverHandshake13(_ t: InsideTLS, _ bytes: [UInt8], at: FrameRef) {
+        guard !t.serverHandshakeDone else { return }
+        t.serverHandshake += bytes
+        var used = 0
+        var chains: [Result<TLSCertificateMessage, ParseError>] = []
+        t.serverHandshake.withUnsafeBytes { raw in
+            var c = ByteCursor(raw)
+            while let (header, body) = try? TLSHandshakeHeader.readMessage(&c) {
+                used = c.offset
+                if header.type.rawValue == 20 { t.serverHandshakeDone = true }
+                guard header.type == .certificate else { continue }
+                var b = body
+                chains.append(Result { () throws(ParseError) in try TLSCertificateMessage.parse13(&b) })
+            }
+        }
+        t.serverHandshake.removeFirst(used)
+        if t.serverHandshakeDone || t.serverHandshake.count > Self.maxHandshakeMessage {
+            t.serverHandshake = []
+            t.serverHandshakeDone = true
+        }
+        for chain in chains {
+            switch chain {
+            case .failure(let error):
+                note(.serverToClient, at, "TLS 1.3 Certificate (decrypted): \(error.summary)")
+            case .success(let message):
+                var certificates: [CertificateFacts] = []
+                for der in message.certificates {
+                    do {
+                        certificates.append(try CertificateParser.facts(der: der))
+                    } catch {
+                        note(.serverToClient, at, "TLS certificate (decrypted): \(error.summary)")
+                    }
+                }
+                withTLS { tls in
+                    if tls.certificates.isEmpty { tls.certificates = certificates }
+                }
             }
         }
     }

@@ -80,6 +80,17 @@ struct KeyLogCaptureTests {
         #expect(hasCredSSP == !ours.isEmpty)
         let mcsRows = try Self.tshark(capture, filter: "t125.result", fields: ["frame.number"], ports: ports).map { $0[0] }
         #expect(mcs == mcsRows, "\(name): MCS Connect Response frames")
+        // TLS 1.3 hides the server certificate; with the key log its serial number is read.
+        var serials: [String] = []
+        for a in Self.attempts(report) {
+            let tls = (a["rdp"] as? [String: Any])?["tls"] as? [String: Any]
+            if let c = (tls?["certificates"] as? [[String: Any]])?.first, let serial = c["serial_number"] as? String {
+                serials.append(serial.lowercased())
+            }
+        }
+        let serialRows = try Self.tshark(capture, filter: "tls.handshake.type == 11", fields: ["x509af.serialNumber"], ports: ports)
+            .map { $0[0].replacingOccurrences(of: ":", with: "").lowercased() }
+        #expect(serials == serialRows, "\(name): server certificates")
         let licenseRows = try Self.tshark(capture, filter: "rdp.errorCode", fields: ["frame.number", "rdp.errorCode"], ports: ports).map { $0.joined(separator: "|") }
         #expect(license == licenseRows, "\(name): licensing error messages")
     }
