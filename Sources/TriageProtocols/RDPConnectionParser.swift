@@ -125,9 +125,6 @@ public struct RDPConnectionParser: Sendable {
         var joinSkips = 0
         var joinedPDUs = 0
         var joinedFastPathPDUs = 0
-        /// Past the record limit with keys: records are only decrypted.
-        var decryptOnly = false
-        var decryptOnlyRecords = 0
     }
 
     // Plain values (no references), so a step copies its direction's state in and out
@@ -176,6 +173,10 @@ public struct RDPConnectionParser: Sendable {
         /// TLS 1.3: the server's decrypted handshake messages not yet complete.
         var serverHandshake: [UInt8] = []
         var serverHandshakeDone = false
+        /// Sides past the record limit: their records are only decrypted (the outer facts
+        /// stop there, as without keys).
+        var decryptOnly: Set<Side> = []
+        var decryptOnlyRecords = [0, 0]
 
         init(_ keys: TLSKeyMaterial) { decryptor = TLSDecryptor(material: keys) }
     }
@@ -774,27 +775,26 @@ public struct RDPConnectionParser: Sendable {
         }
         let at = evidence(&st, frame, start + Int64(TLSRecordHeader.size + header.length) - 1)
         st.recordVersion = header.version.rawValue
-        if st.decryptOnly {
-            decrypt(header, fragment, direction: direction, at: at)
-            st.decryptOnlyRecords += 1
-            if st.decryptOnlyRecords >= Self.maxDecryptedRecordsPerDirection {
-                st.mode = .stopped
-                inside?.plaintext.facts.recordLimitReached = true
+        if let t = inside {
+            let side = direction.sender
+            if t.decryptOnly.contains(side) {
+                decrypt(header, fragment, direction: direction, at: at)
+                t.decryptOnlyRecords[side == .client ? 0 : 1] += 1
+                if t.decryptOnlyRecords[side == .client ? 0 : 1] >= Self.maxDecryptedRecordsPerDirection {
+                    st.mode = .stopped
+                    t.plaintext.facts.recordLimitReached = true
+                }
+                return true
             }
-            return true
         }
         if header.contentType == .handshake && st.firstHandshakeRecord == nil { st.firstHandshakeRecord = start }
-        if inside != nil {
-            // The outer parser first (it hands the hellos to the decryptor), then the layer inside.
-            handleRecord(&st, header, fragment, direction: direction, at: at)
-            decrypt(header, fragment, direction: direction, at: at)
-        } else {
-            handleRecord(&st, header, fragment, direction: direction, at: at)
-        }
+        handleRecord(&st, header, fragment, direction: direction, at: at)
+        // The outer parser first (it hands the hellos to the decryptor), then the layer inside.
+        if inside != nil { decrypt(header, fragment, direction: direction, at: at) }
         if st.applicationRecords >= Self.maxApplicationRecordsPerDirection {
-            if inside?.decryptor.status == .active {
+            if let t = inside, t.decryptor.status == .active {
                 // The facts stop here as without keys; records are still opened for the layer inside.
-                st.decryptOnly = true
+                t.decryptOnly.insert(direction.sender)
             } else {
                 st.mode = .stopped
             }
@@ -1035,7 +1035,8 @@ public struct RDPConnectionParser: Sendable {
         if isTLS13 {
             for side in [Side.client, Side.server] {
                 let st = side == .client ? client : server
-                guard st.mode == .tls, !st.decryptOnly, let i = records.lastIndex(where: { $0.from == side }),
+                guard st.mode == .tls, inside?.decryptOnly.contains(side) != true,
+                    let i = records.lastIndex(where: { $0.from == side }),
                     records[i].length <= Self.tls13AlertMaxLength
                 else { continue }
                 candidates.append(i)
