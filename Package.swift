@@ -33,6 +33,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
         .package(url: "https://github.com/apple/swift-certificates", from: "1.10.0"),
         .package(url: "https://github.com/apple/swift-asn1", from: "1.3.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // libpcap and zlib (for gzip-compressed captures) are the only C dependencies, and
@@ -56,6 +57,8 @@ let package = Package(
                 "TriageDecoding", "TriageFlows",
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
             ],
             swiftSettings: strict
         ),
@@ -91,7 +94,10 @@ let package = Package(
             name: "TriageFlowsTests", dependencies: ["TriageFlows", "TriageDecoding", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "TriageProtocolsTests",
-            dependencies: ["TriageProtocols", "TriageDecoding", "TriageFlows", "TriageCapture", "TestSupport"],
+            dependencies: [
+                "TriageProtocols", "TriageDecoding", "TriageFlows", "TriageCapture", "TestSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: strict
         ),
         // The classifier's rules on facts built by hand, rule by rule (no capture).

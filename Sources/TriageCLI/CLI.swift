@@ -5,6 +5,7 @@ import TriageDecoding
 import TriageDiagnosis
 import TriageEngine
 import TriageFlows
+import TriageProtocols
 import TriageReports
 
 #if canImport(Glibc)
@@ -93,9 +94,10 @@ public struct Analyze: ParsableCommand {
     public var force = false
 
     @Option(
-        name: .long, help: "NSS key log (SSLKEYLOGFILE); with --export, each pcap gets its connection's key-log lines.",
+        name: .long,
+        help: "NSS key log (SSLKEYLOGFILE; repeatable): decrypts TLS to read CredSSP, NTLM names and the server's RDP error PDUs; with --export, each pcap gets its connection's key-log lines.",
         completion: .file())
-    public var keylog: String?
+    public var keylog: [String] = []
 
     @Option(
         name: .long,
@@ -149,11 +151,10 @@ public struct Analyze: ParsableCommand {
         if maxSessions < 16 { throw ValidationError("--max-sessions must be at least 16") }
         if maxRepeats < 0 { throw ValidationError("--max-repeats must be 0 (show all) or more") }
         for n in attempt where n < 1 { throw ValidationError("--attempt \(n): attempts are numbered from 1") }
-        if keylog != nil && export == nil { throw ValidationError("--keylog is used with --export") }
         if force && export == nil { throw ValidationError("--force is used with --export") }
-        if keylog != nil && redact {
+        if !keylog.isEmpty && redact && export != nil {
             throw ValidationError(
-                "--keylog cannot be used with --redact: the keys would let the recipient decrypt the original names from the exported frames")
+                "--export with --keylog cannot be used with --redact: the keys would let the recipient decrypt the original names from the exported frames")
         }
         if let s = benchStopAfter, PipelineStage(rawValue: s) == nil {
             throw ValidationError("--bench-stop-after takes one of: " + PipelineStage.allCases.map(\.rawValue).joined(separator: ", "))
@@ -179,6 +180,21 @@ public struct Analyze: ParsableCommand {
         engineOptions.tracker.maxSessions = maxSessions
         engineOptions.stopAfter = benchStopAfter.flatMap(PipelineStage.init(rawValue:))
         engineOptions.readAhead = !benchNoReadAhead
+        if !keylog.isEmpty {
+            var keys = TLSKeyMaterial()
+            for path in keylog {
+                guard let data = FileManager.default.contents(atPath: path) else {
+                    printError("rdptriage: \(path): cannot read the key log")
+                    return ExitStatus.inputError
+                }
+                let k = TLSKeyMaterial(keyLog: String(decoding: data, as: UTF8.self))
+                if k.isEmpty {
+                    printError("rdptriage: \(path): warning: no key-log line (LABEL CLIENT_RANDOM SECRET, NSS format) in this file")
+                }
+                keys.merge(k)
+            }
+            engineOptions.keys = keys
+        }
 
         var reportOptions = ReportOptions()
         reportOptions.reported = reported.flatMap(ReportedCode.init)
@@ -222,7 +238,7 @@ public struct Analyze: ParsableCommand {
             // is written: the write fails with EPIPE instead, and the export goes on.
             signal(SIGPIPE, SIG_IGN)
             do {
-                exporter = try ExportStep(directory: dir, keylogPath: keylog, redactor: reportOptions.redactor, force: force)
+                exporter = try ExportStep(directory: dir, keylogPaths: keylog, redactor: reportOptions.redactor, force: force)
             } catch {
                 printError("rdptriage: \(error)")
                 return ExitStatus.inputError

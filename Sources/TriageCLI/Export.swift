@@ -53,7 +53,7 @@ struct ExportStep {
     /// Not errors, said once on standard error (a key log without a usable line).
     private(set) var warnings: [String] = []
 
-    init(directory: String, keylogPath: String?, redactor: Redactor?, force: Bool) throws {
+    init(directory: String, keylogPaths: [String], redactor: Redactor?, force: Bool) throws {
         var isDir: ObjCBool = false
         if FileManager.default.fileExists(atPath: directory, isDirectory: &isDir) {
             guard isDir.boolValue else { throw ExportError("\(directory): --export needs a directory, this is a file") }
@@ -66,14 +66,18 @@ struct ExportStep {
         }
         self.directory = directory
         self.force = force
-        if let keylogPath {
-            guard let data = FileManager.default.contents(atPath: keylogPath) else {
-                throw ExportError("\(keylogPath): cannot read the key log")
+        if !keylogPaths.isEmpty {
+            var texts: [String] = []
+            for keylogPath in keylogPaths {
+                guard let data = FileManager.default.contents(atPath: keylogPath) else {
+                    throw ExportError("\(keylogPath): cannot read the key log")
+                }
+                texts.append(String(decoding: data, as: UTF8.self))
             }
-            let log = KeyLog(text: String(decoding: data, as: UTF8.self))
+            let log = KeyLog(text: texts.joined(separator: "\n"))
             if log.lines.isEmpty {
                 warnings.append(
-                    "\(keylogPath): warning: no key-log line (LABEL CLIENT_RANDOM SECRET, NSS format) in this file; "
+                    "\(keylogPaths.joined(separator: ", ")): warning: no key-log line (LABEL CLIENT_RANDOM SECRET, NSS format); "
                         + "no .keys file will be exported")
             }
             keyLog = log

@@ -25,6 +25,9 @@ public final class PcapFileSource: PacketSource {
     /// The file's link types, each once: the first is `linkType`; pcapng files may have more
     /// (those of the interfaces described before the first frame).
     public let linkTypes: [LinkType]
+    /// TLS key logs from the pcapng file's Decryption Secrets Blocks read so far (those before
+    /// its first frame once opened).
+    public var tlsKeyLogs: [String] { pcapng?.tlsKeyLogs ?? [] }
 
     /// libpcap's handle for classic pcap; nil for pcapng, which `pcapng` reads.
     private let handle: OpaquePointer?

@@ -13,6 +13,8 @@ public enum Pcapng {
         public static let packet = BlockType(rawValue: 0x0000_0002)
         public static let simplePacket = BlockType(rawValue: 0x0000_0003)
         public static let enhancedPacket = BlockType(rawValue: 0x0000_0006)
+        /// Decryption Secrets Block (pcapng draft section 4.7).
+        public static let decryptionSecrets = BlockType(rawValue: 0x0000_000A)
     }
 
     public enum ByteOrder: Sendable { case little, big }

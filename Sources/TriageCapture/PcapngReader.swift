@@ -35,6 +35,8 @@ final class PcapngReader {
     private var frameNumber = 0
     private var inSection = false
     private var filter: Filter?
+    /// The TLS key logs of Decryption Secrets Blocks (secrets type 0x544c534b), in file order.
+    private(set) var tlsKeyLogs: [String] = []
 
     static let initialCapacity = 4 << 20
 
@@ -165,6 +167,14 @@ final class PcapngReader {
                     frameNumber: frameNumber, timestamp: Timestamp(nanoseconds: ns), capturedLength: r.capturedLength,
                     originalLength: r.originalLength, linkType: i.linkType,
                     bytes: UnsafeRawBufferPointer(rebasing: block[r.dataOffset..<(r.dataOffset + r.capturedLength)]))
+            case .decryptionSecrets:
+                // Secrets type (4), secrets length (4), the secrets; a block too short is skipped.
+                if let kind = Pcapng.read32(block, 8, order), kind == 0x544C_534B,
+                    let n = Pcapng.read32(block, 12, order), Int(n) <= length - 16
+                {
+                    tlsKeyLogs.append(String(decoding: block[16..<(16 + Int(n))], as: UTF8.self))
+                }
+                if oneBlock { return nil }
             default:
                 if oneBlock { return nil }
             }

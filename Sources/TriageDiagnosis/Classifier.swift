@@ -99,6 +99,7 @@ public enum Classifier {
         }
         udpTransport(&v, r)
         proxyPreamble(&v, r)
+        insideTLS(&v, r)
         let caveats = r.captureCaveats
         if !caveats.isEmpty {
             v.details.append("Capture caveats: " + caveats.joined(separator: "; ") + ".")

@@ -157,6 +157,9 @@ public struct EngineOptions: Sendable {
     /// The read-ahead's batches: how many, of how many bytes.
     public var readAheadBatches = 16
     public var readAheadBatchBytes = 1 << 20
+    /// TLS secrets from `--keylog` files; a pcapng file's Decryption Secrets Blocks add to
+    /// them for that file. Nil and no such blocks: nothing is decrypted.
+    public var keys: TLSKeyMaterial?
 
     public init() {}
 }
@@ -230,9 +233,15 @@ public final class Engine {
             let source: any PacketSource =
                 options.readAhead
                 ? ReadAheadSource(file, batchBytes: options.readAheadBatchBytes, batches: options.readAheadBatches) : file
+            var keys = options.keys
+            if !file.tlsKeyLogs.isEmpty {
+                var k = keys ?? TLSKeyMaterial()
+                for text in file.tlsKeyLogs { k.add(keyLog: text) }
+                keys = k
+            }
             return analyze(
                 source: source, sink: sink, snapshotLength: file.snapshotLength, linkTypes: file.linkTypes,
-                size: file.isCompressed ? nil : Self.regularFileSize(path))
+                size: file.isCompressed ? nil : Self.regularFileSize(path), keys: keys)
         } catch {
             sink.begin(InputInfo(input: path, linkType: nil, snapshotLength: nil))
             let summary = InputSummary(
@@ -247,14 +256,14 @@ public final class Engine {
     /// `linkTypes`: what the source is known to mix (a pcapng file's interfaces), for the report.
     @discardableResult
     public func analyze(source: any PacketSource, sink: any AnalysisSink, snapshotLength: Int? = nil,
-                        linkTypes: [LinkType]? = nil, size: Int64? = nil) -> InputSummary {
+                        linkTypes: [LinkType]? = nil, size: Int64? = nil, keys: TLSKeyMaterial? = nil) -> InputSummary {
         var names: [String] = []
         for t in linkTypes ?? [source.linkType] where !names.contains(t.description) { names.append(t.description) }
         sink.begin(InputInfo(input: source.name, linkType: names.joined(separator: " + "), snapshotLength: snapshotLength))
         let order = ReorderBuffer(window: options.reorderWindow, sink: sink)
         let verdicts = VerdictStage(order: order, batchSize: options.verdictBatch)
         let stop = options.stopAfter
-        let factory = stop == .track ? nil : RDPConsumerFactory()
+        let factory = stop == .track ? nil : RDPConsumerFactory(keys: keys ?? options.keys)
         let tracker = SessionTracker(input: source.name, configuration: options.tracker, factory: factory) {
             session, dns in
             if stop == nil {

@@ -115,7 +115,7 @@ public enum CertificateParser {
             subject: subject, issuer: issuer, serialNumber: serialHex(serialBytes), notBefore: notBefore,
             notAfter: notAfter, selfSigned: selfSigned, keyType: key.type, keyBits: key.bits,
             subjectAlternativeNames: sans, signatureAlgorithm: algorithmName(outerAlgorithm, ProtocolTables.signatureAlgorithms),
-            sha256: SHA256.hex(der), inspectionProduct: ProtocolTables.inspectionProduct(inIssuer: issuer))
+            sha256: Digests.sha256Hex(der), inspectionProduct: ProtocolTables.inspectionProduct(inIssuer: issuer))
     }
 
     // MARK: - Pieces

@@ -8,7 +8,7 @@ public struct KeyLog: Sendable {
     public private(set) var malformedLines = 0
 
     /// Labels of TLS 1.2 and TLS 1.3 key logs (NSS key log format).
-    static let labels: Set<String> = [
+    public static let labels: Set<String> = [
         "CLIENT_RANDOM", "CLIENT_EARLY_TRAFFIC_SECRET", "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
         "SERVER_HANDSHAKE_TRAFFIC_SECRET", "CLIENT_TRAFFIC_SECRET_0", "SERVER_TRAFFIC_SECRET_0",
         "EARLY_EXPORTER_SECRET", "EXPORTER_SECRET", "RSA",

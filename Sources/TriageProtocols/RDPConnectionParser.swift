@@ -49,7 +49,19 @@ public struct RDPConnectionParser: Sendable {
     public var facts: RDPFacts {
         var f = collected
         derive(&f)
+        if inside != nil { addDecrypted(&f) }
         return f
+    }
+
+    /// The decrypted facts, and what they settle in the CredSSP facts (versions, errorCode).
+    func addDecrypted(_ f: inout RDPFacts) {
+        guard let d = decryptedFacts() else { return }
+        f.decrypted = d
+        guard var credssp = f.credssp else { return }
+        credssp.clientVersion = d.tsRequests.first { $0.from == .client }?.version
+        credssp.serverVersion = d.tsRequests.first { $0.from == .server }?.version
+        credssp.errorCode = d.tsRequests.first { $0.from == .server && $0.errorCode != nil }?.errorCode
+        f.credssp = credssp
     }
 
     /// Where one direction's parser is (STYLE.md 7: an explicit state, not flags).
@@ -151,9 +163,10 @@ public struct RDPConnectionParser: Sendable {
 
     /// `startsMidStream`: the session's SYN was not captured, so offset 0 may fall inside
     /// a PDU. `afterSOCKS5Greeting`: the stream is followed from a SOCKS5 request (the
-    /// greeting and the method choice went by before).
-    public init(startsMidStream: Bool = false, afterSOCKS5Greeting: Bool = false) {
+    /// greeting and the method choice went by before). `keys`: decrypt TLS with them.
+    public init(startsMidStream: Bool = false, afterSOCKS5Greeting: Bool = false, keys: TLSKeyMaterial? = nil) {
         self.startsMidStream = startsMidStream
+        if let keys { inside = InsideTLS(keys) }
         if afterSOCKS5Greeting && !startsMidStream {
             collected.proxy = ProxyFacts(kind: .socks5)
             proxyClient = .request
@@ -161,6 +174,132 @@ public struct RDPConnectionParser: Sendable {
             client.mode = .proxy
             server.mode = .proxy
         }
+    }
+
+    // MARK: - The layer inside TLS (only with key material)
+
+    /// The TLS record protection and the protocol inside it, with what they found. A
+    /// reference, so a parser without key material stays as small as before (one pointer).
+    /// Owned by its parser, which one thread owns (the session's).
+    final class InsideTLS: @unchecked Sendable {
+        var decryptor: TLSDecryptor
+        var plaintext = PlaintextLayer()
+        /// A gap broke the record sequence of a side: its later records cannot be opened.
+        var lost: Set<Side> = []
+        /// The first record that failed authentication.
+        var failedAt: FrameRef?
+        /// TLS 1.3: the server's decrypted handshake messages not yet complete.
+        var serverHandshake: [UInt8] = []
+        var serverHandshakeDone = false
+        /// Sides past the record limit: their records are only decrypted (the outer facts
+        /// stop there, as without keys).
+        var decryptOnly: Set<Side> = []
+        var decryptOnlyRecords = [0, 0]
+
+        init(_ keys: TLSKeyMaterial) { decryptor = TLSDecryptor(material: keys) }
+    }
+
+    /// Nil without key material, so a capture analysed without keys never reaches it.
+    var inside: InsideTLS?
+    /// Records read past `maxApplicationRecordsPerDirection` only to decrypt them.
+    static let maxDecryptedRecordsPerDirection = 512
+
+    /// Opens a record for the inner layer when it is protected and the keys are known.
+    mutating func decrypt(_ header: TLSRecordHeader, _ fragment: ByteCursor, direction: Direction, at: FrameRef) {
+        let side = direction.sender
+        guard let t = inside, !t.lost.contains(side) else { return }
+        let opened = t.decryptor.open(
+            contentType: header.contentType.rawValue, version: header.version.rawValue, fragment: fragment.remainingBytes,
+            from: side)
+        switch opened {
+        case .notProtected:
+            return
+        case .failedAuthentication:
+            if t.failedAt == nil { t.failedAt = at }
+        case .plaintext(let type, let bytes):
+            switch type {
+            case 23:
+                t.plaintext.receive(bytes, from: side, at: at)
+            case 22 where side == .server && isTLS13:
+                serverHandshake13(t, bytes, at: at)
+            case 21 where bytes.count == 2:
+                if t.plaintext.facts.alerts.count < Self.maxAlerts {
+                    t.plaintext.facts.alerts.append(
+                        TLSAlertFacts(at: at, from: side, level: bytes[0], description: bytes[1], encrypted: true))
+                }
+            default:
+                return
+            }
+        }
+    }
+
+    /// The server's TLS 1.3 handshake, decrypted: its Certificate gives the certificate facts
+    /// that TLS 1.2 shows in clear, so the same certificate checks apply.
+    mutating func serverHandshake13(_ t: InsideTLS, _ bytes: [UInt8], at: FrameRef) {
+        guard !t.serverHandshakeDone else { return }
+        t.serverHandshake += bytes
+        var used = 0
+        var chains: [Result<TLSCertificateMessage, ParseError>] = []
+        t.serverHandshake.withUnsafeBytes { raw in
+            var c = ByteCursor(raw)
+            while let (header, body) = try? TLSHandshakeHeader.readMessage(&c) {
+                used = c.offset
+                if header.type.rawValue == 20 { t.serverHandshakeDone = true }
+                guard header.type == .certificate else { continue }
+                var b = body
+                chains.append(Result { () throws(ParseError) in try TLSCertificateMessage.parse13(&b) })
+            }
+        }
+        t.serverHandshake.removeFirst(used)
+        if t.serverHandshakeDone || t.serverHandshake.count > Self.maxHandshakeMessage {
+            t.serverHandshake = []
+            t.serverHandshakeDone = true
+        }
+        for chain in chains {
+            switch chain {
+            case .failure(let error):
+                note(.serverToClient, at, .decryptedCertificateMessage(error))
+            case .success(let message):
+                var certificates: [CertificateFacts] = []
+                for der in message.certificates {
+                    do {
+                        certificates.append(try CertificateParser.facts(der: der))
+                    } catch {
+                        note(.serverToClient, at, .decryptedCertificate(error))
+                    }
+                }
+                withTLS { tls in
+                    if tls.certificates.isEmpty { tls.certificates = certificates }
+                }
+            }
+        }
+    }
+
+    /// The decrypted facts as they stand (nil without key material).
+    func decryptedFacts() -> DecryptedFacts? {
+        guard let t = inside else { return nil }
+        let d = t.decryptor
+        var f = t.plaintext.facts
+        f.clientRecords = d.openedRecords.client
+        f.serverRecords = d.openedRecords.server
+        switch d.status {
+        case .waitingForHellos:
+            // No TLS handshake went by: nothing to say about keys.
+            return nil
+        case .noSecrets: f.status = d.openedRecords.client + d.openedRecords.server > 0 ? .decrypted : .noSecrets
+        case .unsupported(let why):
+            f.status = .unsupported
+            f.detail = why
+        case .active: f.status = .decrypted
+        case .failed(let side):
+            f.status = .wrongKeys
+            f.failedFrom = side
+            f.failedAt = t.failedAt
+        }
+        if !t.lost.isEmpty {
+            f.detail = "a gap in the capture broke the record sequence of the \(t.lost.map(\.rawValue).sorted().joined(separator: " and ")): later records were not decrypted"
+        }
+        return f
     }
 
     // MARK: - Stream events
@@ -275,6 +414,7 @@ public struct RDPConnectionParser: Sendable {
         guard st.mode != .stopped else { return }
         // Still looking for a first PDU boundary: the bytes after the gap are probed anyway.
         if startsMidStream && st.mode == .start { return }
+        inside?.lost.insert(direction.sender)
         let resume = offset + length
         if let r = st.pendingRecord, r.contentType == .applicationData {
             // The gap starts inside an encrypted record whose header we read: its size and
@@ -792,10 +932,29 @@ public struct RDPConnectionParser: Sendable {
         }
         let at = evidence(&st, frame, start + Int64(TLSRecordHeader.size + header.length) - 1)
         st.recordVersion = header.version.rawValue
+        if let t = inside {
+            let side = direction.sender
+            if t.decryptOnly.contains(side) {
+                decrypt(header, fragment, direction: direction, at: at)
+                t.decryptOnlyRecords[side == .client ? 0 : 1] += 1
+                if t.decryptOnlyRecords[side == .client ? 0 : 1] >= Self.maxDecryptedRecordsPerDirection {
+                    st.mode = .stopped
+                    t.plaintext.facts.recordLimitReached = true
+                }
+                return true
+            }
+        }
         if header.contentType == .handshake && st.firstHandshakeRecord == nil { st.firstHandshakeRecord = start }
         handleRecord(&st, header, fragment, direction: direction, at: at)
+        // The outer parser first (it hands the hellos to the decryptor), then the layer inside.
+        if inside != nil { decrypt(header, fragment, direction: direction, at: at) }
         if st.applicationRecords >= Self.maxApplicationRecordsPerDirection {
-            st.mode = .stopped
+            if let t = inside, t.decryptor.status == .active {
+                // The facts stop here as without keys; records are still opened for the layer inside.
+                t.decryptOnly.insert(direction.sender)
+            } else {
+                st.mode = .stopped
+            }
         }
         return true
     }
@@ -821,6 +980,7 @@ public struct RDPConnectionParser: Sendable {
             // CCS before the ServerHello (after a HelloRetryRequest): TLS 1.2 sends it only
             // once the ServerHello is out.
             if !isTLS13 && serverVersion != 0 { st.encrypted = true }
+            inside?.decryptor.changeCipherSpec(from: side)
         case .alert:
             var alert = TLSAlertFacts(at: at, from: side, level: nil, description: nil, encrypted: true)
             if !st.encrypted && header.length == 2 {
@@ -945,6 +1105,9 @@ public struct RDPConnectionParser: Sendable {
                         serverName: hello.serverName, cipherSuites: hello.cipherSuites,
                         streamOffset: offset, random: hello.random)
                 }
+                if let t = inside, let random = TLSKeyMaterial.bytes(hex: Substring(hello.random)) {
+                    t.decryptor.clientHello(random: random)
+                }
             case .serverHello where direction == .serverToClient:
                 let hello = try TLSServerHello.parse(&b)
                 if hello.isHelloRetryRequest {
@@ -956,6 +1119,12 @@ public struct RDPConnectionParser: Sendable {
                             cipherSuite: hello.cipherSuite.rawValue)
                     }
                     serverVersion = max(1, hello.version.rawValue)
+                    if let t = inside, var r = body.peekSlice(34) {
+                        _ = r.skip(2)
+                        t.decryptor.serverHello(
+                            random: r.copyRemaining(), version: hello.version.rawValue, cipherSuite: hello.cipherSuite.rawValue)
+                        t.plaintext.hybridEx = collected.connectionConfirm?.selectedProtocol?.contains(.hybridEx) ?? false
+                    }
                     if hello.version >= .tls13 {
                         // Everything after the ServerHello is encrypted, both ways (RFC 8446 2).
                         st.encrypted = true
@@ -1023,7 +1192,8 @@ public struct RDPConnectionParser: Sendable {
         if isTLS13 {
             for side in [Side.client, Side.server] {
                 let st = side == .client ? client : server
-                guard st.mode == .tls, let i = records.lastIndex(where: { $0.from == side }),
+                guard st.mode == .tls, inside?.decryptOnly.contains(side) != true,
+                    let i = records.lastIndex(where: { $0.from == side }),
                     records[i].length <= Self.tls13AlertMaxLength
                 else { continue }
                 candidates.append(i)
@@ -1115,4 +1285,9 @@ public struct RDPConnectionParser: Sendable {
         note(direction, frame ?? st.lastFrame, why)
         if lostSync && !collected.lostSync.contains(direction.sender) { collected.lostSync.append(direction.sender) }
     }
+}
+
+extension RDPConnectionParser {
+    /// How many records of a direction are read inside TLS at most (for the report's note).
+    public static var maxDecryptedRecordsPerDirectionPublic: Int { maxDecryptedRecordsPerDirection }
 }

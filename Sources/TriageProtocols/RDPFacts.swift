@@ -295,6 +295,9 @@ public enum ParserEvent: Sendable, Equatable {
     case handshakeMessageTooLarge(limit: Int)
     case tlsCertificate(ParseError)
     case tlsHandshakeMessage(TLSHandshakeType, ParseError)
+    /// With a key log: the TLS 1.3 Certificate message, or one certificate in it, unreadable.
+    case decryptedCertificateMessage(ParseError)
+    case decryptedCertificate(ParseError)
 
     public var text: String {
         switch self {
@@ -321,6 +324,8 @@ public enum ParserEvent: Sendable, Equatable {
         case .handshakeMessageTooLarge(let limit): "TLS handshake message larger than \(limit) bytes; not parsed"
         case .tlsCertificate(let e): "TLS certificate: \(e.summary)"
         case .tlsHandshakeMessage(let type, let e): "TLS \(type.name): \(e.summary)"
+        case .decryptedCertificateMessage(let e): "TLS 1.3 Certificate (decrypted): \(e.summary)"
+        case .decryptedCertificate(let e): "TLS certificate (decrypted): \(e.summary)"
         }
     }
 }
@@ -423,6 +428,8 @@ public struct RDPFacts: Sendable, Codable, Equatable {
     /// A SOCKS or HTTP CONNECT preamble before the RDP bytes: the proxy, the target asked
     /// for, and the proxy's answer.
     public var proxy: ProxyFacts?
+    /// What a key log made readable inside TLS; nil when no key material was given.
+    public var decrypted: DecryptedFacts?
 
     public init() {}
 }
@@ -453,5 +460,6 @@ extension RDPFacts {
         try c.encode(lostSync, forKey: .lostSync)
         if let v = midStream { try c.encode(v, forKey: .midStream) }
         if let v = proxy { try c.encode(v, forKey: .proxy) }
+        if let v = decrypted { try c.encode(v, forKey: .decrypted) }
     }
 }

@@ -12,8 +12,8 @@ public final class RDPStreamConsumer: StreamConsumer {
     public var facts: RDPFacts { parser.facts }
 
     /// `startsMidStream`: the session's SYN was not captured (see `RDPConnectionParser`).
-    public init(startsMidStream: Bool = false, afterSOCKS5Greeting: Bool = false) {
-        parser = RDPConnectionParser(startsMidStream: startsMidStream, afterSOCKS5Greeting: afterSOCKS5Greeting)
+    public init(startsMidStream: Bool = false, afterSOCKS5Greeting: Bool = false, keys: TLSKeyMaterial? = nil) {
+        parser = RDPConnectionParser(startsMidStream: startsMidStream, afterSOCKS5Greeting: afterSOCKS5Greeting, keys: keys)
     }
 
     public func receive(_ bytes: UnsafeRawBufferPointer, offset: Int64, direction: Direction, session: TCPSession)
@@ -33,11 +33,16 @@ public final class RDPStreamConsumer: StreamConsumer {
 
 /// Makes one `RDPStreamConsumer` per session (gopacket's stream factory).
 public final class RDPConsumerFactory: StreamConsumerFactory {
-    public init() {}
+    /// Key material for every session's TLS layer (nil: nothing is decrypted).
+    let keys: TLSKeyMaterial?
+
+    public init(keys: TLSKeyMaterial? = nil) {
+        self.keys = keys
+    }
 
     public func makeConsumer(for session: TCPSession) -> any StreamConsumer {
         // Only a session found by its port can start inside a PDU; one found by its
         // Connection Request starts at it.
-        RDPStreamConsumer(startsMidStream: session.roleSource == .port, afterSOCKS5Greeting: session.socks5GreetingSkipped)
+        RDPStreamConsumer(startsMidStream: session.roleSource == .port, afterSOCKS5Greeting: session.socks5GreetingSkipped, keys: keys)
     }
 }

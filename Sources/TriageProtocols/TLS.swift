@@ -344,6 +344,30 @@ public struct TLSCertificateMessage: Sendable, Equatable {
     }
 }
 
+extension TLSCertificateMessage {
+    /// Parses the body of a TLS 1.3 Certificate message (RFC 8446 4.4.2): a request context,
+    /// then entries of certificate data and per-certificate extensions.
+    public static func parse13(_ b: inout ByteCursor) throws(ParseError) -> TLSCertificateMessage {
+        let contextLength = Int(try b.u8("certificate_request_context length"))
+        try b.skipBytes(contextLength, "certificate_request_context")
+        let listLength = Int(try b.u24be("certificate_list length"))
+        var list = try b.slice(listLength, "certificate_list")
+        var out = TLSCertificateMessage(certificates: [], omitted: 0)
+        while !list.isEmpty {
+            let length = Int(try list.u24be("cert_data length"))
+            let cert = try list.slice(length, "cert_data")
+            let extensions = Int(try list.u16be("extensions length"))
+            try list.skipBytes(extensions, "extensions")
+            if out.certificates.count < maxCertificates {
+                out.certificates.append(cert.copyRemaining())
+            } else {
+                out.omitted += 1
+            }
+        }
+        return out
+    }
+}
+
 /// Alert message (RFC 5246 7.2, RFC 8446 6): level and description.
 public struct TLSAlert: Sendable, Equatable {
     public var level: TLSAlertLevel

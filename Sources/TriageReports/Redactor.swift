@@ -120,6 +120,15 @@ public final class Redactor {
             registerToken(c.serialNumber, prefix: "serial")
             registerToken(c.sha256, prefix: "sha256")
         }
+        // Names read inside TLS with a key log (NTLM AUTHENTICATE and CHALLENGE).
+        for r in f.rdp.decrypted?.tsRequests ?? [] {
+            guard let n = r.ntlm else { continue }
+            if let v = n.user { registerUser(v) }
+            if let v = n.domain { registerDomain(v) }
+            for v in [n.workstation, n.targetName, n.netbiosComputer, n.netbiosDomain, n.dnsComputer, n.dnsDomain] {
+                if let v { registerHost(v) }
+            }
+        }
     }
 
     /// The pseudonym for a name a parser found in an exported frame (registering it if new).

@@ -1,0 +1,139 @@
+import TriageFlows
+import TriageProtocols
+
+/// What a key log adds to a verdict: the account tried, the server's CredSSP errorCode
+/// explained, the Early User Authorization Result, licensing and Set Error Info codes, and
+/// the logon itself. Only attempts analysed with key material have decrypted facts; the
+/// others are untouched.
+extension Classifier {
+    static func insideTLS(_ v: inout Verdict, _ r: Reading) {
+        guard let d = r.facts.rdp.decrypted else { return }
+        switch d.status {
+        case .noSecrets:
+            v.details.append(
+                "Key log: no secrets for this connection (its ClientHello random is not in the key log), so nothing inside TLS was read.")
+            return
+        case .unsupported:
+            v.details.append("Key log: not decrypted, \(d.detail ?? "unsupported").")
+            return
+        case .wrongKeys:
+            let side = d.failedFrom?.rawValue ?? "a"
+            v.details.append(
+                "Wrong key log for this connection: the \(side)'s record\(d.failedAt.map { " in frame \($0.frame)" } ?? "") failed authentication, so reading inside TLS stopped there.")
+            if let at = d.failedAt { v.evidence.append(Evidence(at, "TLS record that failed authentication with the key log's secrets")) }
+        case .decrypted:
+            break
+        }
+        if let detail = d.detail, d.status == .decrypted { v.details.append("Key log: \(detail).") }
+        credsspInside(&v, d, r)
+        if let e = d.earlyUserAuthorization {
+            if e.result == 0 {
+                v.evidence.append(Evidence(e.at, "Early User Authorization Result: SUCCESS (decrypted)"))
+            } else {
+                let denied = e.result == 5
+                v.evidence.append(Evidence(e.at, "Early User Authorization Result: \(denied ? "ACCESS_DENIED" : Knowledge.hex(e.result)) (decrypted)"))
+                v.details.append(
+                    "The server's Early User Authorization Result is \(denied ? "ACCESS_DENIED: the account authenticated but may not log on through Remote Desktop" : Knowledge.hex(e.result)).")
+                v.remediation.insert(
+                    "Add the user to \"Remote Desktop Users\" on the server, or grant \"Allow log on through Remote Desktop Services\" (and remove any \"Deny log on through Remote Desktop Services\").",
+                    at: 0)
+            }
+        }
+        if let m = d.mcsConnectResponse { v.evidence.append(Evidence(m, "MCS Connect Response from the server (decrypted)")) }
+        if let l = d.license {
+            let name = Knowledge.licenseError[l.errorCode] ?? Knowledge.hex(l.errorCode)
+            if l.errorCode == 0x07 {
+                v.evidence.append(Evidence(l.at, "licensing: STATUS_VALID_CLIENT, no license needed (decrypted)"))
+            } else {
+                v.evidence.append(Evidence(l.at, "licensing error \(name) from the server (decrypted)"))
+                v.details.append("The server's licensing ended with \(name): check the RD Licensing configuration (license server, CALs, grace period).")
+            }
+        }
+        if let e = d.errorInfo {
+            let text = Knowledge.describeErrorInfo(e.code)
+            v.evidence.append(Evidence(e.at, "Set Error Info PDU from the server: \(text) (decrypted)"))
+            v.details.append("The server stated its reason for ending the connection (Set Error Info PDU, frame \(e.at.frame)): \(text).")
+            if v.isFailure && !Knowledge.errorInfoNormalEnd.contains(e.code) {
+                // The client shows the server's reason, not the 0x904/0x7 guess (FACTS.md 1).
+                v.clientReport = ClientReport(
+                    code: "errorInfo", extended: Knowledge.hex(e.code),
+                    meaning: "the server's own reason (Set Error Info), shown as the extended disconnect reason: \(Knowledge.errorInfo[e.code]?.meaning ?? "see MS-RDPBCGR 2.2.5.1.1")")
+            }
+            if e.code == 0x9 {
+                v.remediation.insert(
+                    "Grant the user \"Allow log on through Remote Desktop Services\" or add them to \"Remote Desktop Users\" on the server.", at: 0)
+            } else if (0x100...0x10A).contains(e.code) {
+                v.remediation.insert("Check the RD Licensing configuration: license server reachable, CALs installed, licensing mode set.", at: 0)
+            }
+        }
+        if let l = d.logon {
+            let type = Knowledge.logonInfoType[l.infoType] ?? Knowledge.hex(l.infoType)
+            v.evidence.append(Evidence(l.at, "Save Session Info (\(type)) from the server: the user logged on (decrypted)"))
+            v.details.append("The user really logged on: the server sent its logon notification (Save Session Info, frame \(l.at.frame)).")
+            if v.label == .success {
+                v.confidence = Confidence(.high, "the server's logon notification, read with the key log")
+            }
+        }
+        if let u = d.disconnectProviderUltimatum {
+            v.evidence.append(Evidence(u.at, "MCS Disconnect Provider Ultimatum from the \(u.from.rawValue)\(u.reason.map { ", reason \(mcsReason($0))" } ?? "") (decrypted)"))
+        }
+        for a in d.alerts {
+            let name = a.description.flatMap { ProtocolTables.tlsAlertDescriptions[$0] } ?? "alert"
+            let level = a.level == 2 ? "fatal" : a.level == 1 ? "warning" : "level \(a.level ?? 0)"
+            v.evidence.append(Evidence(a.at, "TLS alert from the \(a.from.rawValue): \(level) \(name) (decrypted)"))
+        }
+        if d.recordLimitReached {
+            v.details.append("Key log: reading inside TLS stopped after \(RDPConnectionParser.maxDecryptedRecordsPerDirectionPublic) records of a direction.")
+        }
+    }
+
+    static func mcsReason(_ r: UInt8) -> String {
+        switch r {
+        case 0: "rn-domain-disconnected"
+        case 1: "rn-provider-initiated"
+        case 2: "rn-token-purged"
+        case 3: "rn-user-requested"
+        case 4: "rn-channel-purged"
+        default: "\(r)"
+        }
+    }
+
+    /// CredSSP as read: versions, the account tried, the server's names and its errorCode.
+    static func credsspInside(_ v: inout Verdict, _ d: DecryptedFacts, _ r: Reading) {
+        guard !d.tsRequests.isEmpty else { return }
+        let clientVersion = d.tsRequests.first { $0.from == .client }?.version
+        let serverVersion = d.tsRequests.first { $0.from == .server }?.version
+        var line = "CredSSP read with the key log: TSRequest version \(clientVersion.map(String.init) ?? "?") from the client, \(serverVersion.map(String.init) ?? "?") from the server"
+        if let m = d.tsRequests.first(where: { $0.mechanism != nil })?.mechanism { line += ", \(m.rawValue.uppercased())" }
+        v.details.append(line + ".")
+        if let c = clientVersion, let s = serverVersion, (c >= 5) != (s >= 5) {
+            let old = c < 5 ? "client" : "server"
+            v.details.append(
+                "The \(old) speaks CredSSP \(min(c, s)), before the CVE-2018-0886 fix (version 5): under \"Encryption Oracle Remediation\" (AllowEncryptionOracle 0 or 1) the updated side refuses it. Install the CredSSP update on the \(old).")
+        }
+        if let s = d.serverNames {
+            let names = [s.netbiosComputer.map { "\($0) (NetBIOS)" }, s.dnsComputer.map { "\($0) (DNS)" }, s.netbiosDomain.map { "domain \($0)" }]
+                .compactMap { $0 }
+            if !names.isEmpty { v.details.append("The server named itself \(names.joined(separator: ", ")) in its NTLM CHALLENGE.") }
+        }
+        if let auth = d.tsRequests.first(where: { $0.ntlm?.messageType == 3 }), let a = auth.ntlm, let who = a.qualifiedUser {
+            let workstation = a.workstation.map { " from workstation \($0)" } ?? ""
+            v.details.append("The account tried: \(who)\(workstation) (NTLM AUTHENTICATE, frame \(auth.at.frame)).")
+            v.evidence.append(Evidence(auth.at, "NTLM AUTHENTICATE for \(who) (decrypted)"))
+        }
+        if let reply = d.tsRequests.first(where: { $0.from == .server && $0.errorCode != nil }), let code = reply.errorCode {
+            v.evidence.append(Evidence(reply.at, "TSRequest errorCode \(Knowledge.describeStatus(code)) from the server (decrypted)"))
+            if let remedy = Knowledge.ntstatusMeaning[code]?.remedy { v.remediation.insert(remedy, at: 0) }
+        } else if v.label == .credsspFailure, d.account != nil {
+            if !d.tsRequests.contains(where: { $0.from == .server && $0.pubKeyAuth }) {
+                v.confidence = Confidence(
+                    .high, "read with the key log: the client's NTLM AUTHENTICATE, then the server ended the connection without accepting it (no pubKeyAuth)")
+            }
+            v.details.append(
+                "The server sent no errorCode before closing (FreeRDP's and xrdp's servers, and Windows up to Server 2012, just close): the reason is in the server's log (Windows: Security event 4625 with its Status and Sub Status).")
+        }
+        if let pk = d.tsRequests.first(where: { $0.from == .server && $0.pubKeyAuth }) {
+            v.evidence.append(Evidence(pk.at, "the server's pubKeyAuth: it accepted the credentials (decrypted)"))
+        }
+    }
+}

@@ -1,0 +1,106 @@
+import Crypto
+
+/// The secrets of one TLS connection from a key log, found by its ClientHello random
+/// (NSS key log format; RFC 8446 7.1 names the TLS 1.3 secrets). Secrets never leave
+/// this type except into the key schedule: no report or fact holds one.
+public struct TLSConnectionSecrets: Sendable, Equatable {
+    /// TLS 1.0-1.2: the 48-byte master secret (`CLIENT_RANDOM`).
+    public var masterSecret: [UInt8]?
+    /// TLS 1.3 handshake and first application traffic secrets.
+    public var clientHandshake: [UInt8]?
+    public var serverHandshake: [UInt8]?
+    public var clientTraffic: [UInt8]?
+    public var serverTraffic: [UInt8]?
+
+    public init() {}
+
+    var isEmpty: Bool {
+        masterSecret == nil && clientHandshake == nil && serverHandshake == nil && clientTraffic == nil
+            && serverTraffic == nil
+    }
+}
+
+/// Key material handed from the engine to each connection's TLS layer: every key log
+/// given with `--keylog` and every Decryption Secrets Block of a pcapng file, merged.
+/// Immutable once built, so the packet thread reads it without locks.
+public struct TLSKeyMaterial: Sendable {
+    var secrets: [[UInt8]: TLSConnectionSecrets] = [:]
+    /// Lines that were not `LABEL random secret` with a known label.
+    public private(set) var malformedLines = 0
+
+    public init() {}
+
+    /// Parses NSS key log text (`#` comments; unknown labels are skipped as other tools do).
+    public init(keyLog text: String) {
+        add(keyLog: text)
+    }
+
+    /// Connections with at least one secret.
+    public var count: Int { secrets.count }
+    public var isEmpty: Bool { secrets.isEmpty }
+
+    public mutating func add(keyLog text: String) {
+        for raw in text.split(whereSeparator: { $0 == "\n" || $0 == "\r" }) {
+            let line = raw.trimmingSpaces
+            if line.isEmpty || line.hasPrefix("#") { continue }
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard fields.count == 3, KeyLog.labels.contains(String(fields[0])),
+                let random = Self.bytes(hex: fields[1]), let secret = Self.bytes(hex: fields[2])
+            else {
+                malformedLines += 1
+                continue
+            }
+            var s = secrets[random] ?? TLSConnectionSecrets()
+            switch fields[0] {
+            case "CLIENT_RANDOM": s.masterSecret = secret
+            case "CLIENT_HANDSHAKE_TRAFFIC_SECRET": s.clientHandshake = secret
+            case "SERVER_HANDSHAKE_TRAFFIC_SECRET": s.serverHandshake = secret
+            case "CLIENT_TRAFFIC_SECRET_0": s.clientTraffic = secret
+            case "SERVER_TRAFFIC_SECRET_0": s.serverTraffic = secret
+            default: continue
+            }
+            secrets[random] = s
+        }
+    }
+
+    public mutating func merge(_ other: TLSKeyMaterial) {
+        for (random, s) in other.secrets {
+            var mine = secrets[random] ?? TLSConnectionSecrets()
+            mine.masterSecret = mine.masterSecret ?? s.masterSecret
+            mine.clientHandshake = mine.clientHandshake ?? s.clientHandshake
+            mine.serverHandshake = mine.serverHandshake ?? s.serverHandshake
+            mine.clientTraffic = mine.clientTraffic ?? s.clientTraffic
+            mine.serverTraffic = mine.serverTraffic ?? s.serverTraffic
+            secrets[random] = mine
+        }
+        malformedLines += other.malformedLines
+    }
+
+    /// The secrets of the connection whose ClientHello carried `clientRandom`.
+    public func secrets(clientRandom: [UInt8]) -> TLSConnectionSecrets? {
+        secrets[clientRandom]
+    }
+
+    static func bytes(hex: Substring) -> [UInt8]? {
+        guard hex.count % 2 == 0, !hex.isEmpty else { return nil }
+        var out: [UInt8] = []
+        out.reserveCapacity(hex.count / 2)
+        var high: UInt8?
+        for ch in hex.utf8 {
+            let v: UInt8
+            switch ch {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): v = ch - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): v = ch - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): v = ch - UInt8(ascii: "A") + 10
+            default: return nil
+            }
+            if let h = high {
+                out.append(h << 4 | v)
+                high = nil
+            } else {
+                high = v
+            }
+        }
+        return out
+    }
+}
