@@ -56,7 +56,7 @@ extension Classifier {
             if v.isFailure && !Knowledge.errorInfoNormalEnd.contains(e.code) {
                 // The client shows the server's reason, not the 0x904/0x7 guess (FACTS.md 1).
                 v.clientReport = ClientReport(
-                    code: "errorInfo", extended: Knowledge.hex(e.code),
+                    .errorInfo(e.code),
                     meaning: "the server's own reason (Set Error Info), shown as the extended disconnect reason: \(Knowledge.errorInfo[e.code]?.meaning ?? "see MS-RDPBCGR 2.2.5.1.1")")
             }
             if e.code == 0x9 {

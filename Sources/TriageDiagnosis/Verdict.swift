@@ -93,6 +93,9 @@ public enum ClientCode: Sendable, Hashable, CustomStringConvertible {
     case reason(UInt32, extended: UInt32?)
     /// An error without a fixed number.
     case kind(Kind)
+    /// The server's own reason (a Set Error Info PDU, read with a key log): the client shows
+    /// it as the extended reason, beside a disconnect reason the capture cannot tell.
+    case errorInfo(UInt32)
 
     public enum Kind: String, Sendable, Codable, CaseIterable {
         /// The client's own decision or policy (a refused certificate, NLA required).
@@ -109,17 +112,24 @@ public enum ClientCode: Sendable, Hashable, CustomStringConvertible {
 
     /// The disconnect reason, nil for a kind.
     public var code: UInt32? { if case .reason(let c, _) = self { c } else { nil } }
-    public var extended: UInt32? { if case .reason(_, let e) = self { e } else { nil } }
+    public var extended: UInt32? {
+        switch self {
+        case .reason(_, let e): e
+        case .errorInfo(let e): e
+        case .kind: nil
+        }
+    }
     /// The kind of an error without a number; `.reason` codes have none.
     public var kind: Kind? { if case .kind(let k) = self { k } else { nil } }
 
-    /// `0x904/0x7`, `0x204`, `local`.
+    /// `0x904/0x7`, `0x204`, `local`, `errorInfo/0x9`.
     public var description: String { codeText + (extendedText.map { "/" + $0 } ?? "") }
     /// `0x904`, or the kind's name.
     public var codeText: String {
         switch self {
         case .reason(let c, _): Self.hex(c)
         case .kind(let k): k.rawValue
+        case .errorInfo: "errorInfo"
         }
     }
     /// `0x7`, when an extended reason applies.
@@ -129,6 +139,11 @@ public enum ClientCode: Sendable, Hashable, CustomStringConvertible {
 
     /// Reads `codeText` and `extendedText` back (`0x904`, `local`).
     public init?(code: String, extended: String?) {
+        if code == "errorInfo" {
+            guard let extended, let e = ReportedCode.number(Substring(extended)) else { return nil }
+            self = .errorInfo(e)
+            return
+        }
         if let k = Kind(rawValue: code) {
             guard extended == nil else { return nil }
             self = .kind(k)

@@ -74,7 +74,7 @@ public final class LiveReport: AnalysisSink, @unchecked Sendable {
         } else {
             options.redactor?.register(a)
             let shown = !options.failuresOnly || a.verdict.isFailure
-            if shown { out.write(bytes: NDJSONLines.attempt(a, input: input, redactor: options.redactor)) }
+            if shown { out.write(bytes: LiveLines.attempt(a, redactor: options.redactor)) }
         }
         out.flush()
         if out.readerLeft { gone.store(true, ordering: .relaxed) }
@@ -89,7 +89,7 @@ public final class LiveReport: AnalysisSink, @unchecked Sendable {
     public func progress(_ s: InputSummary, openSessions: Int) {
         let summary = make(s, final: false, openSessions: openSessions, exitCode: nil)
         switch format {
-        case .ndjson: out.write(bytes: NDJSONLines.summary(summary, redactor: options.redactor))
+        case .ndjson: out.write(bytes: LiveLines.summary(summary, redactor: options.redactor))
         case .text:
             emit("")
             emit("  So far: \(sentence(summary)); \(openSessions) connection\(openSessions == 1 ? "" : "s") open.")
@@ -114,7 +114,7 @@ public final class LiveReport: AnalysisSink, @unchecked Sendable {
         guard let s = lastSummary else { return }
         let summary = make(s, final: true, openSessions: openAtStop, exitCode: exitCode)
         switch format {
-        case .ndjson: out.write(bytes: NDJSONLines.summary(summary, redactor: options.redactor))
+        case .ndjson: out.write(bytes: LiveLines.summary(summary, redactor: options.redactor))
         case .text:
             let lines = groupLines(summary)
             if !lines.isEmpty {

@@ -125,6 +125,7 @@ enum SchemaV2 {
         switch r.code {
         case .reason: (r.code.codeText, r.code.extendedText, "disconnect-reason")
         case .kind(let k): (nil, nil, k.rawValue)
+        case .errorInfo: (nil, r.code.extendedText, "server-error-info")
         }
     }
 

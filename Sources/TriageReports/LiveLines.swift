@@ -3,22 +3,15 @@ import TriageDiagnosis
 import TriageEngine
 import TriageFlows
 
-/// The two kinds of line `--format ndjson` writes, each one compact JSON object ending in a
-/// newline: one per finished attempt and a summary. The one place that says what a line holds,
-/// so the schema can change here alone. An attempt line is the `analyze --format json` attempt
-/// object with `"type":"attempt"` and the input in front; a summary line has `"type":"summary"`.
-public enum NDJSONLines {
-    /// One attempt as one line.
-    public static func attempt(_ a: Attempt, input: String, redactor: Redactor?) -> [UInt8] {
-        guard let record = try? JSONWriter.compactBytes(AttemptRecord(a), capacity: 8 * 1024), record.first == 0x7B
-        else { return [] }
-        var line = Array("{\"type\":\"attempt\",\"input\":".utf8)
-        line += (try? JSONWriter.compactBytes(input)) ?? Array("null".utf8)
-        line.append(0x2C)  // ","
-        line += record.dropFirst()
-        if let redactor { line = Array(redactor.apply(String(decoding: line, as: UTF8.self)).utf8) }
-        line.append(0x0A)
-        return line
+/// The two kinds of line `live --format ndjson` writes, each one compact JSON object ending in
+/// a newline: one per finished attempt, schema 2's attempt line (`NDJSONLines.line`, as
+/// `analyze --format ndjson` writes it), and live's summary (`"type":"summary"`).
+public enum LiveLines {
+    /// One attempt as one line, redacted when a redactor is given (it knows the attempt's names).
+    public static func attempt(_ a: Attempt, redactor: Redactor?) -> [UInt8] {
+        let line = NDJSONLines.line(a)
+        guard let redactor else { return line }
+        return Array(redactor.apply(String(decoding: line, as: UTF8.self)).utf8)
     }
 
     /// The summary: so far (`final` false, on request) or at the end of the run.
