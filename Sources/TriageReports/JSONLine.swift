@@ -156,6 +156,12 @@ struct JSONLine: ~Copyable {
         closeArray()
     }
 
+    /// A member whose value is JSON encoded elsewhere (rare facts, not worth hand-written keys).
+    mutating func raw(_ k: StaticString, _ json: [UInt8]) {
+        key(k)
+        for b in json { out.append(b) }
+    }
+
     /// The line's bytes, ending in a newline when `newline` is set.
     mutating func finish(newline: Bool) -> [UInt8] {
         if newline { out.append(0x0A) }

@@ -79,6 +79,26 @@ struct Ladder: Equatable {
             }
         }
 
+        // Through a proxy the TCP peer is the proxy: its own refusal comes from a lane of its
+        // own (the device between); otherwise the far lane is the target, reached through it.
+        var serverName = "Server \(t.server)"
+        if let p = r.proxy {
+            let target = p.request?.target
+            let proxyLane: Party
+            if v.endedBy == .middlebox {
+                middlebox = "\(p.kind.display) proxy \(t.server)"
+                proxyLane = .middlebox
+                if let target { serverName = "Server \(target)" }
+            } else {
+                proxyLane = .server
+                serverName = target.map { "Server \($0) via \(p.kind.display) proxy \(t.server)" } ?? "\(p.kind.display) proxy \(t.server)"
+            }
+            add(.client, to: proxyLane, p.requestAt, "\(p.kind.display) request" + (target.map { " for \($0)" } ?? ""))
+            if let reply = p.reply {
+                add(proxyLane, to: .client, p.replyAt, "\(p.kind.display) reply \(reply.codeText): \(reply.name)")
+            }
+        }
+
         if let cr = r.connectionRequest {
             add(.client, cr.at, "X.224 Connection Request (\(cr.requestedProtocols?.names ?? "no RDP_NEG_REQ"))")
         }
@@ -142,7 +162,7 @@ struct Ladder: Equatable {
         if let f = t.serverSide.fin { add(.server, f.at, "FIN") }
         // A reset the verdict found forged comes from the device between, whatever address
         // it carries.
-        let forged = v.endedBy == .middlebox
+        let forged = v.endedBy == .middlebox && r.proxy == nil
         for e in t.resets.prefix(maxRepeats) {
             let claimed = party(e.from)
             let to: Party = claimed == .client ? .server : .client
@@ -154,6 +174,13 @@ struct Ladder: Equatable {
             }
         }
 
+        if r.proxy != nil && v.endedBy == .middlebox {
+            // The target never spoke: everything from the TCP peer is the proxy's.
+            for i in messages.indices {
+                if messages[i].from == .server { messages[i].from = .middlebox }
+                if messages[i].to == .server { messages[i].to = .middlebox }
+            }
+        }
         messages.sort { ($0.frame, $0.time) < ($1.frame, $1.time) }
         var omitted = 0
         if messages.count > maxMessages {
@@ -164,7 +191,7 @@ struct Ladder: Equatable {
         }
         let ender = v.endedBy.party.map { ", ended by \($0)" } ?? ""
         return Ladder(
-            client: "Client \(t.client)", server: "Server \(t.server)", middlebox: middlebox, origin: t.first.time,
+            client: "Client \(t.client)", server: serverName, middlebox: middlebox, origin: t.first.time,
             messages: messages, decisiveFrame: decisiveFrame(a), omitted: omitted,
             verdictNote: "\(v.label.rawValue)\(ender)")
     }
@@ -193,6 +220,7 @@ struct Ladder: Equatable {
             return r.credssp?.likelyErrorReply?.frame ?? r.tls?.alerts.first?.at.frame ?? t.decisive?.frame
         case .nonRDPService: return r.serverBannerAt?.frame ?? t.decisive?.frame
         case .icmpUnreachable: return t.icmp.first?.at.frame ?? t.decisive?.frame
+        case .proxyRefused: return r.proxy?.replyAt?.frame ?? t.decisive?.frame
         default: return t.decisive?.frame
         }
     }

@@ -204,6 +204,7 @@ enum SchemaV2 {
         rdp(a.facts.rdp, into: &j)
         if let tls = a.facts.rdp.tls { self.tls(tls, into: &j) }
         if let c = a.facts.rdp.credssp, c.phase != .none || c.errorCode != nil { credssp(c, into: &j) }
+        if let p = a.facts.rdp.proxy { proxy(p, into: &j) }
         if !a.facts.dns.isEmpty {
             j.array("dns")
             for d in a.facts.dns {
@@ -309,8 +310,32 @@ enum SchemaV2 {
         p.names.split(separator: "|").map(String.init)
     }
 
+    static func proxy(_ p: ProxyFacts, into j: inout JSONLine) {
+        j.object("proxy")
+        j.string("kind", p.kind.rawValue)
+        if let r = p.request, let at = p.requestAt {
+            j.object("request")
+            j.int("frame", at.frame)
+            j.time("time", at.time)
+            j.string("host", r.host)
+            j.int("port", r.port)
+            j.close()
+        }
+        if let r = p.reply, let at = p.replyAt {
+            j.object("reply")
+            j.int("frame", at.frame)
+            j.time("time", at.time)
+            j.string("code", r.codeText)
+            j.string("name", r.name)
+            j.bool("granted", r.granted)
+            j.close()
+        }
+        j.close()
+    }
+
     static func rdp(_ r: RDPFacts, into j: inout JSONLine) {
         j.object("rdp")
+        if let d = r.decrypted, let bytes = try? JSONWriter.compactBytes(d, capacity: 2048) { j.raw("decrypted", bytes) }
         if let k = r.firstServerPayload { j.string("server_answer", k.rawValue) }
         j.string("server_banner", ifPresent: r.serverBanner)
         if let cr = r.connectionRequest {
