@@ -18,7 +18,8 @@ struct KeyLogCaptureTests {
     }
 
     static func json(_ args: [String]) throws -> [String: Any] {
-        let r = try Run.program(Repo.executable, ["analyze", "--format", "json"] + args)
+        // Schema 1 names the decrypted facts as these checks read them.
+        let r = try Run.program(Repo.executable, ["analyze", "--format", "json", "--schema", "1"] + args)
         try #require(r.status != 2, "rdptriage \(args): \(r.stderr)")
         return try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
     }
@@ -26,6 +27,10 @@ struct KeyLogCaptureTests {
     static func attempts(_ report: [String: Any]) -> [[String: Any]] {
         ((report["inputs"] as? [[String: Any]])?.first?["attempts"] as? [[String: Any]]) ?? []
     }
+
+    /// RDP inside an HTTP CONNECT tunnel: tshark's HTTP dissector does not hand the tunnel to
+    /// TPKT/TLS, so there is nothing of its to compare with.
+    static let tsharkCannotFollow: Set<String> = ["http-connect-success.pcap"]
 
     /// tshark's fields, one row per frame that has the first field.
     static func tshark(_ capture: String, filter: String, fields: [String], ports: Set<String> = ["3389"]) throws -> [[String]] {
@@ -61,6 +66,12 @@ struct KeyLogCaptureTests {
             if let l = d["license"] as? [String: Any] {
                 license.append("\(((l["at"] as? [String: Any])?["frame"] as? Int) ?? 0)|\(l["error_code"] as? Int ?? -1)")
             }
+        }
+        if Self.tsharkCannotFollow.contains(name) {
+            // Checked by hand: with the key log and any Decode As, tshark 4.0 shows no CredSSP,
+            // MCS or licensing frame inside an HTTP CONNECT tunnel. Ours must still be read.
+            #expect(!mcs.isEmpty && !license.isEmpty, "\(name): nothing read inside the tunnel (TLS security: no CredSSP)")
+            return
         }
         let rows = try Self.tshark(
             capture, filter: "credssp",

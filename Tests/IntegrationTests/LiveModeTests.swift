@@ -138,7 +138,8 @@ import Testing
         let attempt = live.lines.first { $0["type"] as? String == "attempt" }
         let verdict = attempt?["verdict"] as? [String: Any]
         #expect(verdict?["label"] as? String == "rst-refused")
-        #expect(attempt?["server"] as? String == "127.0.0.1:3389")
+        let destination = attempt?["destination"] as? [String: Any]
+        #expect(destination?["ip"] as? String == "127.0.0.1" && destination?["port"] as? Int == 3389)
         #expect(attempt?["input"] as? String == "lo")
 
         live.signal(SIGUSR1)
