@@ -320,7 +320,12 @@ public struct Analyze: ParsableCommand {
 /// cannot be written, and an error message must never end the run. Control characters (a
 /// file name with a newline) are escaped, so the message stays one line.
 func printError(_ s: String) {
-    let bytes = Array((Printable.escapingControls(s) + "\n").utf8)
+    writeToStandardError(Array((Printable.escapingControls(s) + "\n").utf8))
+}
+
+/// All of `bytes` to standard error with write(2), retried after a signal; gives up quietly
+/// when standard error cannot be written.
+func writeToStandardError(_ bytes: [UInt8]) {
     bytes.withUnsafeBytes { buf in
         var done = 0
         while done < buf.count {

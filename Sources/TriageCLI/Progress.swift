@@ -80,16 +80,7 @@ final class ProgressLine: @unchecked Sendable {
     }
 
     private func emit(_ s: String) {
-        let bytes = Array(s.utf8)
-        bytes.withUnsafeBytes { buf in
-            var done = 0
-            while done < buf.count {
-                let n = write(STDERR_FILENO, buf.baseAddress! + done, buf.count - done)
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { return }
-                done += n
-            }
-        }
+        writeToStandardError(Array(s.utf8))
     }
 
     /// `312.4 MiB`, `1.0 GiB`, `812 KiB`: binary units, as the size options take them.

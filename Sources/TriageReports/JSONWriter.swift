@@ -112,37 +112,7 @@ final class JSONWriter {
     }
 
     func string(_ s: String) {
-        var s = s
-        s.withUTF8 { utf8 in
-            out.append(0x22)
-            var clean = true
-            for b in utf8 where b < 0x20 || b == 0x22 || b == 0x5C {
-                clean = false
-                break
-            }
-            if clean {
-                // Nothing to escape (the usual case): one copy.
-                out.append(UnsafeRawBufferPointer(utf8))
-                out.append(0x22)
-                return
-            }
-            for b in utf8 {
-                switch b {
-                case 0x22: out.append(0x5C, 0x22)
-                case 0x5C: out.append(0x5C, 0x5C)
-                case 0x0A: out.append(0x5C, 0x6E)
-                case 0x0D: out.append(0x5C, 0x72)
-                case 0x09: out.append(0x5C, 0x74)
-                case 0..<0x20:
-                    let hex: StaticString = "0123456789abcdef"
-                    out.append(0x5C, 0x75)
-                    out.append(0x30, 0x30)
-                    out.append(hex.utf8Start[Int(b >> 4)], hex.utf8Start[Int(b & 0x0f)])
-                default: out.append(b)
-                }
-            }
-            out.append(0x22)
-        }
+        out.appendJSONString(s)
     }
 
     /// A time as its ISO 8601 string (as `Timestamp.encode` writes it), without the string.
@@ -507,6 +477,44 @@ struct JSONWriterEncoder: Encoder {
         mutating func encodeNil() throws { writer.raw("null") }
         mutating func encode<T: Encodable>(_ value: T) throws {
             try JSONWriterEncoder.value(value, writer: writer)
+        }
+    }
+}
+
+extension OutputBytes {
+    /// A JSON string: quotes, backslashes and control characters escaped (as `\u00XX` past
+    /// the short forms), everything else as UTF-8, so no capture byte can end the string or the
+    /// line. Both JSON writers use it.
+    mutating func appendJSONString(_ s: String) {
+        var s = s
+        s.withUTF8 { utf8 in
+            self.append(0x22)
+            var clean = true
+            for b in utf8 where b < 0x20 || b == 0x22 || b == 0x5C {
+                clean = false
+                break
+            }
+            if clean {
+                self.append(UnsafeRawBufferPointer(utf8))
+                self.append(0x22)
+                return
+            }
+            for b in utf8 {
+                switch b {
+                case 0x22: self.append(0x5C, 0x22)
+                case 0x5C: self.append(0x5C, 0x5C)
+                case 0x0A: self.append(0x5C, 0x6E)
+                case 0x0D: self.append(0x5C, 0x72)
+                case 0x09: self.append(0x5C, 0x74)
+                case 0..<0x20:
+                    let hex: StaticString = "0123456789abcdef"
+                    self.append(0x5C, 0x75)
+                    self.append(0x30, 0x30)
+                    self.append(hex.utf8Start[Int(b >> 4)], hex.utf8Start[Int(b & 0x0f)])
+                default: self.append(b)
+                }
+            }
+            self.append(0x22)
         }
     }
 }

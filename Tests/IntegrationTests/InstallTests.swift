@@ -37,7 +37,7 @@ import Testing
         #expect(run.status == 1, "\(run.stderr)")
         #expect(run.stdout.contains("rst-refused"), "\(run.stdout)")
         let json = try Run.program(exe, ["analyze", "--format", "json", Repo.captures + "/success-tls.pcap"], environment: bare)
-        #expect(json.status == 0 && json.stdout.contains("\"label\": \"success\""), "\(json.stderr)")
+        #expect(json.status == 0 && json.stdout.contains("\"label\":\"success\""), "\(json.stderr)")
 
         // Only system libraries: libc and friends, libpcap (and what it links), zlib; nothing of Swift's.
         let ldd = try Run.program(try #require(Run.tool("ldd")), [exe])
@@ -90,14 +90,14 @@ import Testing
             #expect(r.status == 0, "\(r.stderr)")
             return Set(r.stdout.split(separator: "\n").map(String.init))
         }
-        #expect(try complete(["rdptriage", "analyze", "--format", ""]) == ["text", "json", "markdown"])
+        #expect(try complete(["rdptriage", "analyze", "--format", ""]) == ["text", "json", "markdown", "ndjson"])
         #expect(try complete(["rdptriage", "analyze", "--color", ""]) == ["auto", "always", "never"])
         #expect(try complete(["rdptriage", "analyze", ""]) == ["a.pcap", "b.pcapng", "c.pcap.gz"])
         let fish = try String(contentsOfFile: prefix + "/share/fish/vendor_completions.d/rdptriage.fish", encoding: .utf8)
-        #expect(fish.contains("-l 'format' -s 'f' -d 'Report format.' -rfka 'text json markdown'"), "\(fish)")
+        #expect(fish.contains("-l 'format' -s 'f' -d 'Report format.' -rfka 'text json markdown ndjson'"), "\(fish)")
         #expect(fish.contains("'auto always never'"), "\(fish)")
         let zsh = try String(contentsOfFile: prefix + "/share/zsh/site-functions/_rdptriage", encoding: .utf8)
-        #expect(zsh.contains("('text' 'json' 'markdown')") && zsh.contains("('auto' 'always' 'never')"), "\(zsh)")
+        #expect(zsh.contains("('text' 'json' 'markdown' 'ndjson')") && zsh.contains("('auto' 'always' 'never')"), "\(zsh)")
         #expect(zsh.contains("_files -g '\\''*.pcap *.pcapng *.cap *.gz'\\''"), "\(zsh)")
 
         let uninstall = try Run.program(bash, [Repo.root + "/scripts/install", "--uninstall", prefix], environment: env)
