@@ -1055,7 +1055,7 @@ public enum Classifier {
         } else {
             client = Knowledge.logonFailure
         }
-        details.append("Wrong password, unknown user and account restrictions look alike without a key log: the server's Security log (event 4625) names the reason.")
+        details.append(Knowledge.lookAlikeWithoutKeys)
         let confidence: Confidence
         if status != nil {
             confidence = Confidence(.high, "the server's TSRequest errorCode")
@@ -1065,6 +1065,13 @@ public enum Classifier {
             confidence = Confidence(.medium, "a TLS alert record from the server after the CredSSP challenge; the client's AUTHENTICATE is missing from the capture")
         } else {
             confidence = Confidence(.high, "a TLS alert record from the server right after the client's AUTHENTICATE")
+        }
+        // With a key log the alert TLS 1.3 hides is read: name it.
+        let alertText: String
+        if let a = r.facts.rdp.decrypted?.alerts.first(where: { $0.from == .server }), let d = a.description {
+            alertText = "a TLS \(ProtocolTables.tlsAlertDescriptions[d] ?? "\(d)") alert (read with the key log)"
+        } else {
+            alertText = "a TLS alert" + (hidden ? " (hidden by TLS 1.3)" : "")
         }
         let close: String
         if let e = serverEnd {
@@ -1077,7 +1084,7 @@ public enum Classifier {
         }
         return make(
             r, .credsspFailure, .tlsCredSSP,
-            "\(r.serverName) refused the credentials: it answered the client's CredSSP AUTHENTICATE with a TLS alert\(hidden ? " (hidden by TLS 1.3)" : "")\(status.map { " (\($0))" } ?? "")\(close).",
+            "\(r.serverName) refused the credentials: it answered the client's CredSSP AUTHENTICATE with \(alertText)\(status.map { " (\($0))" } ?? "")\(close).",
             confidence, stage: .credssp, ender: .server, client: client, remedy: .credsspFailure,
             details: details, evidence: evidence)
     }
@@ -1124,7 +1131,7 @@ public enum Classifier {
         }
         var details = [
             "Windows answers refused NLA credentials with one TLS alert record and a reset; a successful logon answers with pubKeyAuth and the connection goes on.",
-            "Wrong password, unknown user and account restrictions look alike without a key log: the server's Security log (event 4625) names the reason.",
+            Knowledge.lookAlikeWithoutKeys,
         ]
         if let fin = r.tcp.clientSide.fin, fin.at.frame < first.at.frame {
             details.insert("The client half-closed (FIN, frame \(fin.at.frame)) before the server's answer; the answer still came.", at: 0)
@@ -1169,7 +1176,7 @@ public enum Classifier {
                     "\(r.serverName) refused the credentials: it ended the connection right after the client's CredSSP AUTHENTICATE\(status.map { " (\($0))" } ?? "").",
                     Confidence(status == nil ? .medium : .high, status == nil ? "the server closed after the client's authentication record (seen by size; encrypted)" : "the server's TSRequest errorCode"),
                     stage: .credssp, ender: .server, client: client, remedy: .credsspFailure,
-                    details: ["Wrong password, unknown user and account restrictions look alike without a key log: the server's Security log (event 4625) names the reason."],
+                    details: [Knowledge.lookAlikeWithoutKeys],
                     evidence: evidence)
             }
             return make(

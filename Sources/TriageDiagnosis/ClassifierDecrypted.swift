@@ -26,6 +26,10 @@ extension Classifier {
         }
         if let detail = d.detail, d.status == .decrypted { v.details.append("Key log: \(detail).") }
         credsspInside(&v, d, r)
+        if !d.tsRequests.isEmpty {
+            // The key log read what the shape could only guess at.
+            v.details.removeAll { $0 == Knowledge.lookAlikeWithoutKeys }
+        }
         if let e = d.earlyUserAuthorization {
             if e.result == 0 {
                 v.evidence.append(Evidence(e.at, "Early User Authorization Result: SUCCESS (decrypted)"))

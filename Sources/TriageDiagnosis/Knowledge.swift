@@ -110,6 +110,10 @@ extension Label {
 /// What the Windows client shows and what to do about it, as data in one place
 /// (FACTS.md sections 1 and 6). The classifier picks entries; it holds no prose itself.
 public enum Knowledge {
+    /// Said of a refused logon when nothing inside TLS was read.
+    static let lookAlikeWithoutKeys =
+        "Wrong password, unknown user and account restrictions look alike without a key log: the server's Security log (event 4625) names the reason."
+
     // MARK: - What the Windows client reported (FACTS.md section 1)
 
     public static let connectFailed = ClientReport(
