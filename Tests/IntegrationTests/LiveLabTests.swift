@@ -23,7 +23,7 @@ import Testing
     static var available: Bool { getuid() == 0 && FileManager.default.isExecutableFile(atPath: script) }
 
     @Test(.enabled(if: Prerequisite.runs(available), "live lab skipped: needs root (network namespaces) and captures/lab/e2e.sh"),
-          .timeLimit(.minutes(3)))
+          .timeLimit(.minutes(10)))
     func failingAndSuccessfulScenarios() throws {
         try #require(Self.available, "missing prerequisite: root and an executable \(Self.script)")
         let out = NSTemporaryDirectory() + "rdptriage-live-\(UUID().uuidString)"

@@ -12,6 +12,9 @@ import Testing
 /// deleted mid-run). Needs root and network namespaces: skipped with a message without them
 /// outside CI, failed in CI.
 @Suite(.serialized) struct LiveModeTests {
+    // Every step of these tests waits a bounded time of its own; the 10-minute limits only catch a
+    // hang. They are long because the clock starts while other tests may hold the few threads the
+    // test runner has on 2 cores: a 1-minute limit ran out in a fresh-clone CI run with no hang.
     static var available: Bool { getuid() == 0 && Prerequisite.tool("ip") != nil && Prerequisite.tool("python3") != nil }
     static let skip = "live mode tests skipped: need root, ip(8) and python3 (network namespaces)"
 
@@ -125,7 +128,7 @@ import Testing
     /// A refused connection on loopback: its verdict streams out while the capture runs (well
     /// within the two seconds live mode promises), SIGUSR1 writes a summary so far, SIGTERM
     /// ends the run with the final summary and libpcap's counters. NDJSON: every line one object.
-    @Test(.enabled(if: Prerequisite.runs(available), Comment(rawValue: skip)), .timeLimit(.minutes(1)))
+    @Test(.enabled(if: Prerequisite.runs(available), Comment(rawValue: skip)), .timeLimit(.minutes(10)))
     func refusedConnectionStreamsThenSignals() throws {
         try #require(Self.available, "missing prerequisite: root, ip and python3")
         let ns = try Namespace()
@@ -172,7 +175,7 @@ import Testing
 
     /// Text output with --count: the block as `analyze` prints it, flushed at once, and the
     /// run ends by itself after the one attempt, with the per-server summary and the counters.
-    @Test(.enabled(if: Prerequisite.runs(available), Comment(rawValue: skip)), .timeLimit(.minutes(1)))
+    @Test(.enabled(if: Prerequisite.runs(available), Comment(rawValue: skip)), .timeLimit(.minutes(10)))
     func countStopsTextRun() throws {
         try #require(Self.available, "missing prerequisite: root, ip and python3")
         let ns = try Namespace()
@@ -192,7 +195,7 @@ import Testing
 
     /// A SYN nobody answers is reported after --syn-timeout while the capture runs, not at
     /// the stop; --duration ends the run by itself.
-    @Test(.enabled(if: Prerequisite.runs(available), Comment(rawValue: skip)), .timeLimit(.minutes(1)))
+    @Test(.enabled(if: Prerequisite.runs(available), Comment(rawValue: skip)), .timeLimit(.minutes(10)))
     func unansweredSynReportedAfterTimeout() throws {
         try #require(Self.available, "missing prerequisite: root, ip and python3")
         let ns = try Namespace()
@@ -213,7 +216,7 @@ import Testing
     }
 
     /// Nothing seen in the time given: exit 3, as analyze on a capture without RDP.
-    @Test(.enabled(if: Prerequisite.runs(available), Comment(rawValue: skip)), .timeLimit(.minutes(1)))
+    @Test(.enabled(if: Prerequisite.runs(available), Comment(rawValue: skip)), .timeLimit(.minutes(10)))
     func durationWithNothingSeen() throws {
         try #require(Self.available, "missing prerequisite: root, ip and python3")
         let ns = try Namespace()
@@ -225,7 +228,7 @@ import Testing
 
     /// An interface deleted mid-run: the run ends with the summary written and a one-line
     /// error, exit 2, no crash.
-    @Test(.enabled(if: Prerequisite.runs(available), Comment(rawValue: skip)), .timeLimit(.minutes(1)))
+    @Test(.enabled(if: Prerequisite.runs(available), Comment(rawValue: skip)), .timeLimit(.minutes(10)))
     func vanishedInterface() throws {
         try #require(Self.available, "missing prerequisite: root, ip and python3")
         let ns = try Namespace()
@@ -242,7 +245,7 @@ import Testing
     }
 
     /// An interface that does not exist: exit 2 and the ones that do.
-    @Test(.enabled(if: Prerequisite.runs(available), Comment(rawValue: skip)), .timeLimit(.minutes(1)))
+    @Test(.enabled(if: Prerequisite.runs(available), Comment(rawValue: skip)), .timeLimit(.minutes(10)))
     func unknownInterface() throws {
         try #require(Self.available, "missing prerequisite: root, ip and python3")
         let ns = try Namespace()
@@ -261,7 +264,7 @@ import Testing
     /// No right to capture (an unprivileged user): one line naming the capability and two ways
     /// to grant it, exit 2.
     @Test(.enabled(if: Prerequisite.runs(available && Prerequisite.tool("setpriv") != nil), Comment(rawValue: skip + " and setpriv")),
-          .timeLimit(.minutes(1)))
+          .timeLimit(.minutes(10)))
     func noPermission() throws {
         try #require(Self.available && Prerequisite.tool("setpriv") != nil, "missing prerequisite: root, ip, python3, setpriv")
         let live = try LiveProcess(["-i", "lo"], in: nil, user: "65534")
@@ -279,7 +282,7 @@ import Testing
     /// --metrics: the endpoint serves the attempts by label, cause and server and the capture
     /// counters, in an exposition promtool accepts; anything but /metrics is a 404.
     @Test(.enabled(if: Prerequisite.runs(available && Prerequisite.tool("promtool") != nil), Comment(rawValue: skip + " and promtool (Debian prometheus)")),
-          .timeLimit(.minutes(1)))
+          .timeLimit(.minutes(10)))
     func metricsEndpoint() throws {
         try #require(Self.available, "missing prerequisite: root, ip and python3")
         let promtool = try #require(Prerequisite.tool("promtool"), "missing prerequisite: promtool (Debian package prometheus)")
@@ -323,7 +326,7 @@ import Testing
 
     /// A reader that leaves (`| head -1`): the next write fails, the run ends quietly (no
     /// message, no crash) with the exit code of what it saw.
-    @Test(.enabled(if: Prerequisite.runs(available), Comment(rawValue: skip)), .timeLimit(.minutes(1)))
+    @Test(.enabled(if: Prerequisite.runs(available), Comment(rawValue: skip)), .timeLimit(.minutes(10)))
     func closedPipeEndsQuietly() throws {
         try #require(Self.available, "missing prerequisite: root, ip and python3")
         let ns = try Namespace()
@@ -364,7 +367,7 @@ import Testing
     /// A bounded SYN flood (8,000 SYNs from distinct ports, none answered) against
     /// --max-sessions 500: the oldest half-open attempts are reported early and counted, and
     /// the process's peak memory stays small.
-    @Test(.enabled(if: Prerequisite.runs(available), Comment(rawValue: skip)), .timeLimit(.minutes(2)))
+    @Test(.enabled(if: Prerequisite.runs(available), Comment(rawValue: skip)), .timeLimit(.minutes(10)))
     func synFloodStaysBounded() throws {
         try #require(Self.available, "missing prerequisite: root, ip and python3")
         let ns = try Namespace()
