@@ -326,15 +326,7 @@ func printError(_ s: String) {
 /// All of `bytes` to standard error with write(2), retried after a signal; gives up quietly
 /// when standard error cannot be written.
 func writeToStandardError(_ bytes: [UInt8]) {
-    bytes.withUnsafeBytes { buf in
-        var done = 0
-        while done < buf.count {
-            let n = write(STDERR_FILENO, buf.baseAddress! + done, buf.count - done)
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { return }
-            done += n
-        }
-    }
+    _ = bytes.withUnsafeBytes { writeFully(STDERR_FILENO, $0) }
 }
 
 /// The whole command line: parses, runs, and maps every outcome to the documented exit

@@ -221,19 +221,7 @@ struct StagedFile {
 
     /// Writes all of `bytes` and closes the descriptor; returns a one-line problem on failure.
     static func writeAll(_ bytes: [UInt8], descriptor: Int32, path: String) -> String? {
-        var failure: Int32?
-        bytes.withUnsafeBytes { buf in
-            var done = 0
-            while done < buf.count {
-                let n = write(descriptor, buf.baseAddress! + done, buf.count - done)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    failure = errno
-                    return
-                }
-                done += n
-            }
-        }
+        var failure = bytes.withUnsafeBytes { writeFully(descriptor, $0) }
         if close(descriptor) != 0 && failure == nil { failure = errno }
         return failure.map { "\(path): cannot write: \(String(cString: strerror($0)))" }
     }

@@ -14,7 +14,7 @@ public final class JSONReport: AnalysisSink {
     private var inputCount = 0
     private var attemptsInInput = 0
     private var digest: InputDigest
-    private var totals = (inputs: 0, errors: 0, attempts: 0, failures: 0)
+    private var totals = RunTotals()
     private var started = false
 
     public init(output: ReportOutput, options: ReportOptions) {
@@ -88,10 +88,7 @@ public final class JSONReport: AnalysisSink {
         if let w = s.warning { out.line("      \"warning\": \(encode(w, level: 3)),") }
         out.line("      \"summary\": {\"attempts\": \(s.attempts), \"failures\": \(s.failures)}")
         out.write("    }")
-        totals.inputs += 1
-        if s.error != nil { totals.errors += 1 }
-        totals.attempts += s.attempts
-        totals.failures += s.failures
+        totals.add(s)
     }
 
     /// Closes the document with the run's totals and exit code.

@@ -9,7 +9,7 @@ public final class JSONReportV2: AnalysisSink {
     let lines: NDJSONLines
     private var inputCount = 0
     private var attemptsInInput = 0
-    private var totals = (inputs: 0, errors: 0, attempts: 0, failures: 0)
+    private var totals = RunTotals()
     private var started = false
 
     public init(output: ReportOutput, options: ReportOptions) {
@@ -64,10 +64,7 @@ public final class JSONReportV2: AnalysisSink {
         lines.summaryFields(s, into: &j)
         j.close()
         out.write(bytes: lines.redacted(j.finish(newline: false)))
-        totals.inputs += 1
-        if s.error != nil { totals.errors += 1 }
-        totals.attempts += s.attempts
-        totals.failures += s.failures
+        totals.add(s)
     }
 
     /// Closes the document with the run's totals and exit code.

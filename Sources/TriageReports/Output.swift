@@ -229,16 +229,7 @@ final class ReportSpool {
     }
 
     private func writeFile(_ all: UnsafeRawBufferPointer) {
-        var done = 0
-        while done < all.count {
-            let n = systemWrite(fd, all.baseAddress! + done, all.count - done)
-            if n < 0 {
-                if errno == EINTR { continue }
-                failure = errno
-                return
-            }
-            done += n
-        }
+        if let e = writeFully(fd, all) { failure = e }
     }
 
     /// Writes everything held to `out` and empties the spool.
@@ -276,4 +267,21 @@ public enum ReportError: Error, CustomStringConvertible {
         case .cannotWrite(let path, let reason): "\(path): cannot write report: \(reason)"
         }
     }
+}
+
+/// Writes all of `bytes` to `fd`, again after a signal. Returns nil when all was written, else
+/// the errno (EIO when the system wrote nothing without saying why).
+public func writeFully(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Int32? {
+    guard let base = bytes.baseAddress else { return nil }
+    var done = 0
+    while done < bytes.count {
+        let n = systemWrite(fd, base + done, bytes.count - done)
+        if n < 0 {
+            if errno == EINTR { continue }
+            return errno
+        }
+        if n == 0 { return EIO }
+        done += n
+    }
+    return nil
 }

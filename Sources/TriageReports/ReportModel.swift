@@ -496,3 +496,18 @@ enum Format {
         }
     }
 }
+
+/// What a JSON document's closing summary counts over the run's inputs.
+struct RunTotals {
+    var inputs = 0
+    var errors = 0
+    var attempts = 0
+    var failures = 0
+
+    mutating func add(_ s: InputSummary) {
+        inputs += 1
+        if s.error != nil { errors += 1 }
+        attempts += s.attempts
+        failures += s.failures
+    }
+}
