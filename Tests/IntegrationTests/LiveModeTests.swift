@@ -13,8 +13,8 @@ import Testing
 /// outside CI, failed in CI.
 @Suite(.serialized) struct LiveModeTests {
     // Every step of these tests waits a bounded time of its own; the 10-minute limits only catch a
-    // hang. They are long because the clock starts while other tests may hold the few threads the
-    // test runner has on 2 cores: a 1-minute limit ran out in a fresh-clone CI run with no hang.
+    // hang. They are long because the runner starts the clock while other tests may still hold
+    // its few threads on 2 cores.
     static var available: Bool { getuid() == 0 && Prerequisite.tool("ip") != nil && Prerequisite.tool("python3") != nil }
     static let skip = "live mode tests skipped: need root, ip(8) and python3 (network namespaces)"
 
