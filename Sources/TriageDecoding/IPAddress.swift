@@ -130,7 +130,7 @@ extension IPAddress: CustomStringConvertible {
     }
 
     /// Writes `v` as a dotted quad at the start of `buf` (15 bytes suffice) and returns its length.
-    static func writeDottedQuad(_ v: UInt32, into buf: UnsafeMutableRawBufferPointer) -> Int {
+    public static func writeDottedQuad(_ v: UInt32, into buf: UnsafeMutableRawBufferPointer) -> Int {
         var n = 0
         for k in 0..<4 {
             let shift = UInt32(24 - 8 * k)

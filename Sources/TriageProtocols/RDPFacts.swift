@@ -427,11 +427,51 @@ public struct RDPFacts: Sendable, Codable, Equatable {
     public var midStream: MidStreamFacts?
     /// A SOCKS or HTTP CONNECT preamble before the RDP bytes: the proxy, the target asked
     /// for, and the proxy's answer.
-    public var proxy: ProxyFacts?
+    @Boxed public var proxy: ProxyFacts?
     /// What a key log made readable inside TLS; nil when no key material was given.
-    public var decrypted: DecryptedFacts?
+    @Boxed public var decrypted: DecryptedFacts?
 
     public init() {}
+}
+
+/// An optional member held behind a reference. `RDPFacts` is copied whole for every
+/// session; its rare members (a proxy preamble, what a key log decrypted) would add hundreds
+/// of bytes to each copy. A changed value gets a box of its own (copy on write).
+@propertyWrapper
+public struct Boxed<Value: Sendable & Equatable & Codable>: Sendable, Equatable {
+    private final class Box: Sendable {
+        let value: Value
+        init(_ value: Value) { self.value = value }
+    }
+    private var box: Box?
+
+    public init(wrappedValue: Value?) { box = wrappedValue.map(Box.init) }
+
+    public var wrappedValue: Value? {
+        get { box?.value }
+        set { box = newValue.map(Box.init) }
+    }
+
+    public static func == (a: Self, b: Self) -> Bool { a.wrappedValue == b.wrappedValue }
+}
+
+extension Boxed: Codable {
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        self.init(wrappedValue: c.decodeNil() ? nil : try c.decode(Value.self))
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(wrappedValue)
+    }
+}
+
+extension KeyedDecodingContainer {
+    /// An absent key is a nil member, as for a plain optional.
+    public func decode<V>(_: Boxed<V>.Type, forKey key: Key) throws -> Boxed<V> {
+        Boxed(wrappedValue: try decodeIfPresent(V.self, forKey: key))
+    }
 }
 
 extension RDPFacts {

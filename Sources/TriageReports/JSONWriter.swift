@@ -190,6 +190,22 @@ struct OutputBytes: ~Copyable {
         s.withUTF8 { append(UnsafeRawBufferPointer($0)) }
     }
 
+    /// An address as `description` writes it; an IPv4 one in place (reports name both ends
+    /// of every attempt, and an endpoint's string of more than 15 bytes is allocated).
+    mutating func append(address a: IPAddress) {
+        guard !a.isIPv6 else { return append(a.description) }
+        reserve(15)
+        count &+= IPAddress.writeDottedQuad(a.ipv4, into: UnsafeMutableRawBufferPointer(start: base + count, count: 15))
+    }
+
+    /// An endpoint as `description` writes it (`a.b.c.d:port`, `[v6]:port`).
+    mutating func append(endpoint e: Endpoint) {
+        guard !e.address.isIPv6 else { return append(e.description) }
+        append(address: e.address)
+        append(UInt8(ascii: ":"))
+        append(decimal: UInt64(e.port))
+    }
+
     /// Decimal digits, written in place.
     mutating func append(decimal value: UInt64) {
         reserve(20)

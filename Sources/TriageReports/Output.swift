@@ -172,7 +172,7 @@ final class ReportSpool {
 
     deinit {
         if fd >= 0 { close(fd) }
-        storage?.deallocate()
+        free(storage)
     }
 
     var isEmpty: Bool { count == 0 && fd < 0 }
@@ -186,19 +186,22 @@ final class ReportSpool {
                 // More than the memory holds at once: straight to the file.
                 if bytes.count > memoryLimit { return writeFile(bytes) }
             }
-            if count + bytes.count > capacity { grow(to: count + bytes.count) }
+            if count + bytes.count > capacity {
+                grow(to: count + bytes.count)
+                guard failure == nil else { return }
+            }
         }
         (storage! + count).copyMemory(from: base, byteCount: bytes.count)
         count += bytes.count
     }
 
     /// Doubles up to the limit, never past it: memory holds at most `memoryLimit` bytes.
+    /// `realloc`, because glibc moves a large block by remapping its pages, not copying them.
     private func grow(to needed: Int) {
         let newCapacity = min(max(needed, capacity * 2, 64 << 10), memoryLimit)
-        let p = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 1)
-        if let old = storage {
-            p.copyMemory(from: old, byteCount: count)
-            old.deallocate()
+        guard let p = realloc(storage, newCapacity) else {
+            failure = ENOMEM
+            return
         }
         storage = p
         capacity = newCapacity

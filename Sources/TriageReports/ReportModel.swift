@@ -370,10 +370,10 @@ public struct WiresharkHint: Sendable, Equatable {
     static func writeFilter(_ t: TCPFacts, into b: inout OutputBytes) {
         let ip = t.client.address.isIPv6 ? "ipv6.addr==" : "ip.addr=="
         b.append(ip)
-        b.append(t.client.address.description)
+        b.append(address: t.client.address)
         b.append(" && ")
         b.append(ip)
-        b.append(t.server.address.description)
+        b.append(address: t.server.address)
         b.append(" && tcp.port==")
         b.append(decimal: Int(t.client.port))
         if t.server.port != t.client.port {

@@ -1,5 +1,6 @@
 import Testing
 import TestSupport
+import TriageDecoding
 
 @testable import TriageReports
 
@@ -126,5 +127,25 @@ import TestSupport
     @Test func keysThatNeedEscapingAreEscaped() throws {
         let text = try JSONWriter.encode(OddKeys())
         #expect(text == "{\n  \"a\\\"b\": 1,\n  \"tab\\there\": 2,\n  \"plain_key\": 3\n}")
+    }
+
+    /// Addresses and endpoints written in place read as their descriptions, whatever the
+    /// buffer held before (every octet width, port 0 and 65535, IPv6 through its fallback).
+    @Test func endpointsWrittenInPlaceMatchTheirDescriptions() throws {
+        var rng = SplitMix(seed: 0xADD2E55)
+        var cases: [Endpoint] = [
+            Endpoint(IPAddress(ipv4: 0), 0), Endpoint(IPAddress(ipv4: 0xFFFF_FFFF), 65535),
+            Endpoint(IPAddress(ipv4: 0x0A00_6401), 3389), Endpoint(try #require(IPAddress("2001:db8::20")), 3389),
+        ]
+        for _ in 0..<500 {
+            cases.append(Endpoint(IPAddress(ipv4: UInt32(truncatingIfNeeded: rng.next())), UInt16(truncatingIfNeeded: rng.next())))
+        }
+        for (i, e) in cases.enumerated() {
+            var out = OutputBytes(capacity: i % 3)
+            out.append("x")
+            out.append(endpoint: e)
+            out.append(address: e.address)
+            #expect(out.text(from: 0) == "x" + e.description + e.address.description)
+        }
     }
 }
