@@ -333,9 +333,139 @@ enum SchemaV2 {
         j.close()
     }
 
+    static func alerts(_ list: [TLSAlertFacts], into j: inout JSONLine) {
+        j.array("alerts")
+        for a in list {
+            j.element()
+            j.open()
+            j.int("frame", a.at.frame)
+            j.time("time", a.at.time)
+            j.string("from", a.from.rawValue)
+            j.bool("encrypted", a.encrypted)
+            if let l = a.level { j.string("level", l == 2 ? "fatal" : l == 1 ? "warning" : "\(l)") }
+            if let d = a.description {
+                j.int("code", d)
+                j.string("name", ProtocolTables.tlsAlertDescriptions[d] ?? "alert-\(d)")
+            }
+            j.close()
+        }
+        j.closeArray()
+    }
+
+    /// A protocol code read inside TLS: `{"code": "0xC000006D", "name": ..., "meaning": ...}`.
+    static func code(_ k: StaticString, _ c: UInt32, digits: Int = 8, name: String?, meaning: String? = nil, into j: inout JSONLine) {
+        j.object(k)
+        j.string("code", hex(c, digits))
+        j.string("name", ifPresent: name)
+        j.string("meaning", ifPresent: meaning)
+        j.close()
+    }
+
+    /// What a key log made readable inside TLS (README: Key logs): names and codes with their
+    /// meaning, never responses or keys. Written member by member, like the rest of schema 2.
+    static func decrypted(_ d: DecryptedFacts, into j: inout JSONLine) {
+        j.object("decrypted")
+        j.string("status", d.status.rawValue)
+        j.string("detail", ifPresent: d.detail)
+        if let at = d.failedAt {
+            j.object("failed_record")
+            j.int("frame", at.frame)
+            j.time("time", at.time)
+            if let from = d.failedFrom { j.string("from", from.rawValue) }
+            j.close()
+        }
+        j.object("records")
+        j.int("client", d.clientRecords)
+        j.int("server", d.serverRecords)
+        j.close()
+        if d.recordLimitReached { j.bool("record_limit_reached", true) }
+        if let a = d.account, let user = a.user {
+            j.object("account")
+            j.string("user", user)
+            j.string("domain", ifPresent: a.domain)
+            j.string("workstation", ifPresent: a.workstation)
+            j.close()
+        }
+        j.array("credssp")
+        for t in d.tsRequests {
+            j.element()
+            j.open()
+            j.int("frame", t.at.frame)
+            j.time("time", t.at.time)
+            j.string("from", t.from.rawValue)
+            j.int("version", t.version)
+            j.int("nego_tokens", t.negoTokens)
+            if let m = t.mechanism { j.string("mechanism", m.rawValue) }
+            if let n = t.ntlm { ntlm(n, into: &j) }
+            j.bool("auth_info", t.authInfo)
+            j.bool("pub_key_auth", t.pubKeyAuth)
+            j.bool("client_nonce", t.clientNonce)
+            if let c = t.errorCode {
+                code("error_code", c, name: Knowledge.ntstatus[c]?.name, meaning: Knowledge.ntstatusMeaning[c]?.meaning, into: &j)
+            }
+            j.close()
+        }
+        j.closeArray()
+        if let e = d.earlyUserAuthorization {
+            j.object("early_user_authorization")
+            j.int("frame", e.at.frame)
+            j.time("time", e.at.time)
+            code("result", e.result, name: e.result == 0 ? "SUCCESS" : e.result == 5 ? "ACCESS_DENIED" : nil, into: &j)
+            j.close()
+        }
+        frame("mcs_connect_response", ifPresent: d.mcsConnectResponse, into: &j)
+        if let l = d.license {
+            j.object("license_error")
+            j.int("frame", l.at.frame)
+            j.time("time", l.at.time)
+            code("error_code", l.errorCode, digits: 1, name: Knowledge.licenseError[l.errorCode], into: &j)
+            j.int("state_transition", l.stateTransition)
+            j.close()
+        }
+        if let e = d.errorInfo {
+            j.object("set_error_info")
+            j.int("frame", e.at.frame)
+            j.time("time", e.at.time)
+            code("error_info", e.code, digits: 1, name: Knowledge.errorInfo[e.code]?.name, meaning: Knowledge.errorInfo[e.code]?.meaning, into: &j)
+            j.close()
+        }
+        if let l = d.logon {
+            j.object("logon")
+            j.int("frame", l.at.frame)
+            j.time("time", l.at.time)
+            j.int("info_type", l.infoType)
+            j.string("name", ifPresent: Knowledge.logonInfoType[l.infoType])
+            j.close()
+        }
+        if let u = d.disconnectProviderUltimatum {
+            j.object("disconnect_provider_ultimatum")
+            j.int("frame", u.at.frame)
+            j.time("time", u.at.time)
+            j.string("from", u.from.rawValue)
+            j.int("reason", ifPresent: u.reason)
+            j.close()
+        }
+        alerts(d.alerts, into: &j)
+        j.close()
+    }
+
+    static func ntlm(_ n: NTLMFacts, into j: inout JSONLine) {
+        j.object("ntlm")
+        j.string("message", n.messageType == 1 ? "NEGOTIATE" : n.messageType == 2 ? "CHALLENGE" : n.messageType == 3 ? "AUTHENTICATE" : "\(n.messageType)")
+        j.string("domain", ifPresent: n.domain)
+        j.string("user", ifPresent: n.user)
+        j.string("workstation", ifPresent: n.workstation)
+        j.string("target_name", ifPresent: n.targetName)
+        j.string("netbios_computer", ifPresent: n.netbiosComputer)
+        j.string("netbios_domain", ifPresent: n.netbiosDomain)
+        j.string("dns_computer", ifPresent: n.dnsComputer)
+        j.string("dns_domain", ifPresent: n.dnsDomain)
+        j.close()
+    }
+
     static func rdp(_ r: RDPFacts, into j: inout JSONLine) {
         j.object("rdp")
-        if let d = r.decrypted, let bytes = try? JSONWriter.compactBytes(d, capacity: 2048) { j.raw("decrypted", bytes) }
+        if let d = r.decrypted { decrypted(d, into: &j) }
         if let k = r.firstServerPayload { j.string("server_answer", k.rawValue) }
         j.string("server_banner", ifPresent: r.serverBanner)
         if let cr = r.connectionRequest {
@@ -399,22 +529,7 @@ enum SchemaV2 {
             j.string("cipher_suite", ProtocolTables.cipherSuites[sh.cipherSuite]?.name ?? hex(UInt32(sh.cipherSuite), 4))
         }
         j.bool("handshake_complete", t.handshakeComplete)
-        j.array("alerts")
-        for a in t.alerts {
-            j.element()
-            j.open()
-            j.int("frame", a.at.frame)
-            j.time("time", a.at.time)
-            j.string("from", a.from.rawValue)
-            j.bool("encrypted", a.encrypted)
-            if let l = a.level { j.string("level", l == 2 ? "fatal" : l == 1 ? "warning" : "\(l)") }
-            if let d = a.description {
-                j.int("code", d)
-                j.string("name", ProtocolTables.tlsAlertDescriptions[d] ?? "alert-\(d)")
-            }
-            j.close()
-        }
-        j.closeArray()
+        alerts(t.alerts, into: &j)
         if let c = t.certificates.first { certificate(c, into: &j) }
         j.close()
     }

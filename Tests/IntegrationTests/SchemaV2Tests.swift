@@ -6,6 +6,8 @@ import TriageEngine
 import TriageFlows
 import TriageReports
 
+@testable import TriageProtocols
+
 /// JSON schema 2 and ndjson (schema/rdptriage-report-v2.schema.json): every report of every
 /// capture validates against the schema (Python's jsonschema, an implementation of its own),
 /// and what the lines say matches how the lab made each capture.
@@ -67,6 +69,12 @@ import TriageReports
         ]
         for capture in Repo.committedCaptures {
             for (tag, extra) in variants { files += try Self.reports(capture, extra, into: dir, tag: tag) }
+            // With its key log: `rdp.decrypted`, plain and redacted.
+            let keys = (capture as NSString).deletingPathExtension + ".keys"
+            if FileManager.default.fileExists(atPath: keys) {
+                files += try Self.reports(capture, ["--keylog", keys], into: dir, tag: "keys")
+                files += try Self.reports(capture, ["--keylog", keys, "--redact"], into: dir, tag: "keys-redact")
+            }
         }
         // Several inputs in one run, one of them unreadable: its error object.
         let several = Repo.committedCaptures.prefix(2) + [dir + "/missing.pcap"]
@@ -88,6 +96,51 @@ import TriageReports
         var files: [String] = []
         for capture in captures { files += try Self.reports(capture, ["--max-repeats", "3"], into: dir, tag: "public") }
         try Self.validate(files)
+    }
+
+    /// Every member of `rdp.decrypted` a key log can fill, on one attempt, named as the
+    /// specifications name them and valid: the lab's captures show only some of them.
+    @Test(.enabled(if: Prerequisite.runs(python.path != nil)))
+    func everyDecryptedMemberValidates() throws {
+        var a = try #require(analyze(Repo.captures + "/success-tls.pcap").attempts.first)
+        let at = a.facts.tcp.last
+        var d = DecryptedFacts(status: .wrongKeys)
+        d.detail = "a record failed authentication"
+        (d.failedAt, d.failedFrom) = (at, .server)
+        (d.clientRecords, d.serverRecords, d.recordLimitReached) = (3, 4, true)
+        d.tsRequests = [
+            TSRequestFacts(
+                at: at, from: .server, version: 6, negoTokens: 0, mechanism: .ntlm, ntlm: nil, authInfo: false, pubKeyAuth: false,
+                clientNonce: false, errorCode: 0xC000_006D),
+            TSRequestFacts(
+                at: at, from: .server, version: 2, negoTokens: 1, mechanism: .kerberos, ntlm: nil, authInfo: true, pubKeyAuth: true,
+                clientNonce: false, errorCode: 0x1234_5678),
+        ]
+        d.earlyUserAuthorization = EarlyUserAuthorizationFacts(at: at, result: 5)
+        d.mcsConnectResponse = at
+        d.license = LicenseFacts(at: at, errorCode: 0x6, stateTransition: 2)
+        d.errorInfo = ErrorInfoFacts(at: at, code: 0x9)
+        d.logon = LogonFacts(at: at, infoType: 1)
+        d.disconnectProviderUltimatum = DisconnectFacts(at: at, from: .server, reason: 3)
+        a.facts.rdp.decrypted = d
+        let text = String(decoding: NDJSONLines.line(a), as: UTF8.self)
+        let line = try Self.parse(text.dropLast())
+        let rdp = try #require(line["rdp"] as? [String: Any])
+        let got = try #require(rdp["decrypted"] as? [String: Any])
+        let credssp = try #require(got["credssp"] as? [[String: Any]])
+        let status = credssp.first?["error_code"] as? [String: Any]
+        #expect(status?["code"] as? String == "0xC000006D" && status?["name"] as? String == "STATUS_LOGON_FAILURE")
+        #expect((credssp.last?["error_code"] as? [String: Any])?["name"] == nil, "an unknown NTSTATUS has no name")
+        let errorInfo = (got["set_error_info"] as? [String: Any])?["error_info"] as? [String: Any]
+        #expect(errorInfo?["code"] as? String == "0x9" && errorInfo?["name"] as? String == "ERRINFO_SERVER_INSUFFICIENT_PRIVILEGES")
+        let eua = (got["early_user_authorization"] as? [String: Any])?["result"] as? [String: Any]
+        #expect(eua?["name"] as? String == "ACCESS_DENIED")
+        let license = (got["license_error"] as? [String: Any])?["error_code"] as? [String: Any]
+        #expect(license?["name"] as? String == "ERR_NO_LICENSE_SERVER")
+        let dir = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try text.write(toFile: dir + "/decrypted.ndjson", atomically: true, encoding: .utf8)
+        try Self.validate([dir + "/decrypted.ndjson"])
     }
 
     /// The validator is no rubber stamp: a report with a wrong member fails it.
