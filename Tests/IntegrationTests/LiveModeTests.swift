@@ -408,4 +408,45 @@ import Testing
         let capture = last?["capture"] as? [String: Any]
         #expect(capture?["dropped_by_kernel"] as? Int == 0, "\(String(describing: capture))")
     }
+
+    /// `--export` into a directory that cannot be made: said once on standard error, counted in
+    /// the summary, and the capture goes on reporting every attempt. Then one that can: each
+    /// failed attempt's pcap and report appear as it is reported, while the run goes on.
+    @Test(.enabled(if: Prerequisite.runs(available), Comment(rawValue: skip)), .timeLimit(.minutes(10)))
+    func exportProblemSaidOnceAndExportWhileRunning() throws {
+        try #require(Self.available, "missing prerequisite: root, ip and python3")
+        let ns = try Namespace()
+        let bad = try LiveProcess(["-i", "lo", "--format", "ndjson", "--export", "/proc/rdptriage-cannot-be-made"], in: ns)
+        try #require(bad.started(), "live did not start: \(bad.stderr)")
+        for _ in 0..<2 {
+            try ns.connect("127.0.0.1", 3389)
+            usleep(1_500_000)
+        }
+        #expect(bad.wait(upTo: 5) { bad.lines.filter { $0["type"] as? String == "attempt" }.count == 2 } != nil, "\(bad.stdout)")
+        bad.signal(SIGTERM)
+        #expect(bad.exit(within: 10) == 1)
+        let said = bad.stderr.split(separator: "\n").filter { $0.contains("--export") }
+        #expect(said.count == 1, "\(bad.stderr)")
+        let export = bad.lines.last?["export"] as? [String: Any]
+        #expect(export?["export_failures"] as? Int == 2 && export?["attempts_exported"] as? Int == 0, "\(String(describing: export))")
+
+        let dir = NSTemporaryDirectory() + "rdptriage-live-export-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let live = try LiveProcess(["-i", "lo", "--format", "ndjson", "--export", dir], in: ns)
+        try #require(live.started(), "live did not start: \(live.stderr)")
+        try ns.connect("127.0.0.1", 3389)
+        func files() -> [String] { ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).sorted() }
+        let written = live.wait(upTo: 5) { files().count == 2 }
+        #expect(written != nil && live.process.isRunning, "exported while running: \(files()) \(live.stderr)")
+        #expect(files().contains { $0.hasSuffix("-attempt1-rst-refused.pcap") } && files().contains { $0.hasSuffix("-attempt1-rst-refused.md") })
+        live.signal(SIGTERM)
+        #expect(live.exit(within: 10) == 1)
+        let summary = live.lines.last?["export"] as? [String: Any]
+        #expect(summary?["attempts_exported"] as? Int == 1, "\(String(describing: summary))")
+        if let pcap = files().first(where: { $0.hasSuffix(".pcap") }), Tshark.path != nil {
+            // SYN, RST: the attempt's two frames on loopback.
+            let frames = try Tshark.run(["-r", dir + "/" + pcap, "-T", "fields", "-e", "tcp.flags.str"])
+            #expect(frames.split(separator: "\n").count == 2, "\(frames)")
+        }
+    }
 }
