@@ -107,6 +107,9 @@ public struct Live: ParsableCommand {
     @Option(name: .long, help: "Most bytes all sessions together may hold for reassembly.")
     public var maxBuffer: ByteSize = ByteSize(256 << 20)
 
+    @Option(name: .long, help: "The kernel's capture buffer (libpcap's buffer size): what absorbs a burst while rdptriage catches up.")
+    public var captureBuffer: ByteSize = ByteSize(32 << 20)
+
     @Option(name: .long, help: ArgumentHelp("Write each failed attempt's own pcap and Markdown report into this directory as it is reported.", valueName: "dir"))
     public var export: String?
 
@@ -135,6 +138,9 @@ public struct Live: ParsableCommand {
         if maxSessions < 16 { throw ValidationError("--max-sessions must be at least 16") }
         if maxRepeats < 0 { throw ValidationError("--max-repeats must be 0 (show all) or more") }
         if interface.isEmpty { throw ValidationError("--interface needs a name") }
+        if captureBuffer.bytes < 1 << 20 || captureBuffer.bytes > 1 << 31 - 1 {
+            throw ValidationError("--capture-buffer must be between 1M and 2047M")
+        }
         if exportSessionBuffer.bytes < 65536 { throw ValidationError("--export-session-buffer must be at least 64K") }
         if exportBuffer.bytes < exportSessionBuffer.bytes {
             throw ValidationError("--export-buffer must be at least --export-session-buffer")
@@ -177,7 +183,8 @@ public struct Live: ParsableCommand {
         Self.installSignalHandlers()
         let source: LiveSource
         do {
-            source = try LiveSource(interface: interface, filter: filter ?? LiveSource.defaultFilter(ports: ports))
+            source = try LiveSource(
+                interface: interface, filter: filter ?? LiveSource.defaultFilter(ports: ports), bufferBytes: captureBuffer.bytes)
         } catch {
             printError("rdptriage: \(error)")
             return ExitStatus.inputError

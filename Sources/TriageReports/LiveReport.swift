@@ -52,6 +52,7 @@ public final class LiveReport: FollowUpSink, @unchecked Sendable {
         self.format = format
         self.stopAfter = stopAfter
         text = format == .text ? TextReport(output: output, options: options) : nil
+        text?.streaming = true
     }
 
     /// True once `stopAfter` attempts were written.

@@ -131,6 +131,14 @@ import Testing
         #expect(headers(text) == headers(analyzed.stdout), "\(name): live text \(text) vs analyze \(analyzed.stdout)")
         #expect(headers(text).count == expected.attempts.count)
         #expect(text.contains("  Capture: "), "\(name): \(text)")
+        // Text streams too: the blocks come before the summary, a success with the words for a
+        // connection still running.
+        if let first = text.range(of: "  #1  "), let summary = text.range(of: " RDP attempt") {
+            #expect(first.lowerBound < summary.lowerBound, "\(name): \(text)")
+        }
+        if expected.attempts.contains(where: { $0.label == "success" }) {
+            #expect(text.contains("(the session is running)"), "\(name): \(text)")
+        }
     }
 
     /// A verdict line up to its words on how the connection ended (" (closed by the client)").

@@ -188,6 +188,10 @@ import Testing
         #expect(out.contains("#1  127.0.0.1:"), "\(out)")
         #expect(out.contains("→ 127.0.0.1:3389  rst-refused  [host-not-accepting, tcp-handshake, ended by server"), "\(out)")
         #expect(out.contains("1 RDP attempt: 1 rst-refused; 1 failed"), "\(out)")
+        // Written as it came, before the summary (not spooled behind it as analyze does).
+        if let block = out.range(of: "#1  127.0.0.1:"), let summary = out.range(of: "1 RDP attempt") {
+            #expect(block.lowerBound < summary.lowerBound, "\(out)")
+        }
         #expect(out.contains("    127.0.0.1:3389: 1 rst-refused"), "\(out)")
         #expect(out.contains("  Capture: "), "\(out)")
         #expect(out.contains("dropped by the kernel"), "\(out)")
