@@ -46,7 +46,8 @@ final class FailureCollector: AnalysisSink {
 /// An input's files appear only when all of them were written completely.
 struct ExportStep {
     let directory: String
-    let keyLog: KeyLog?
+    /// Live: set before each export from the key-log files as they stand then.
+    var keyLog: KeyLog?
     let redactor: Redactor?
     /// Replace files that already exist (the directory entry, never what a link points at).
     let force: Bool
@@ -93,10 +94,14 @@ struct ExportStep {
         var problems: [String] = []
     }
 
-    func export(input: String, attempts: [Attempt]) -> Outcome {
+    /// `base`: the files' name prefix (default: the input's name without its extension);
+    /// `held`: the frames to export from (live) instead of reading the input again.
+    func export(input: String, attempts: [Attempt], base: String? = nil, held: HeldFrames? = nil) -> Outcome {
         guard !attempts.isEmpty else { return Outcome() }
-        if input == "-" { return Outcome(problems: ["standard input: --export needs a capture file it can read again"]) }
-        let base = ((input as NSString).lastPathComponent as NSString).deletingPathExtension
+        if input == "-" && held == nil {
+            return Outcome(problems: ["standard input: --export needs a capture file it can read again"])
+        }
+        let base = base ?? ((input as NSString).lastPathComponent as NSString).deletingPathExtension
 
         // Every file this input exports, with its contents (the pcap's are written below).
         struct Planned {
@@ -161,7 +166,13 @@ struct ExportStep {
             }
         }
         do {
-            _ = try Exporter.export(input: input, items: items, rewrite: redactor?.packetRewrite())
+            if let held {
+                _ = try Exporter.export(
+                    input: input, items: items, rewrite: redactor?.packetRewrite(), snapshotLength: held.snapshotLength,
+                    open: { () throws(CaptureError) -> any PacketSource in held.source(name: input) })
+            } else {
+                _ = try Exporter.export(input: input, items: items, rewrite: redactor?.packetRewrite())
+            }
         } catch {
             return abandon("\(error.description) (while exporting)")
         }

@@ -1,9 +1,11 @@
 import ArgumentParser
+import Foundation
 import Synchronization
 import TriageCapture
 import TriageDecoding
 import TriageEngine
 import TriageFlows
+import TriageProtocols
 import TriageReports
 
 #if canImport(Glibc)
@@ -27,6 +29,20 @@ public struct Live: ParsableCommand {
             per server and verdict) and libpcap's counters (packets received, dropped by the kernel, \
             dropped by the interface); SIGUSR1 prints the summary so far and goes on. --duration and \
             --count stop on their own.
+
+            A successful logon is reported when it happens, while the connection goes on: with a key \
+            log, at the server's logon notification (Save Session Info); without one, once the server \
+            sent the connection sequence's volume that only follows a completed security handshake \
+            (the rule analyze applies). Should that connection then fail, it is reported again, with \
+            the same attempt number, and counted as the failure.
+
+            --export DIR keeps the frames of each open connection (its first frames and a ring of its \
+            latest, --export-session-buffer each, --export-buffer in all) and writes each failed \
+            attempt's own pcap and Markdown report the moment it is reported, as analyze --export \
+            does (--redact rewrites both). A directory that cannot be written is said once; the \
+            capture goes on. --keylog FILE is read again as it grows (a client writes it during the \
+            session): a connection whose secrets come late holds its encrypted records (1 MiB at \
+            most) and reads them once they come.
 
             The default capture filter, compiled into the kernel, lets through TCP and UDP to and from \
             port 3389 and every --port, DNS, and ICMP/ICMPv6 errors. RDP on any other port is only \
@@ -91,6 +107,23 @@ public struct Live: ParsableCommand {
     @Option(name: .long, help: "Most bytes all sessions together may hold for reassembly.")
     public var maxBuffer: ByteSize = ByteSize(256 << 20)
 
+    @Option(name: .long, help: "The kernel's capture buffer (libpcap's buffer size): what absorbs a burst while rdptriage catches up.")
+    public var captureBuffer: ByteSize = ByteSize(32 << 20)
+
+    @Option(name: .long, help: ArgumentHelp("Write each failed attempt's own pcap and Markdown report into this directory as it is reported.", valueName: "dir"))
+    public var export: String?
+
+    @Option(name: .long, help: "With --export: bytes of frames kept per open connection (its first frames, then a ring of its latest).")
+    public var exportSessionBuffer: ByteSize = ByteSize(1 << 20)
+
+    @Option(name: .long, help: "With --export: bytes of frames kept over all open connections (allocated once).")
+    public var exportBuffer: ByteSize = ByteSize(128 << 20)
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp("NSS key log (SSLKEYLOGFILE; repeatable), read again as it grows: decrypts TLS as analyze --keylog does.", valueName: "file"))
+    public var keylog: [String] = []
+
     public init() {}
 
     public func validate() throws {
@@ -105,6 +138,17 @@ public struct Live: ParsableCommand {
         if maxSessions < 16 { throw ValidationError("--max-sessions must be at least 16") }
         if maxRepeats < 0 { throw ValidationError("--max-repeats must be 0 (show all) or more") }
         if interface.isEmpty { throw ValidationError("--interface needs a name") }
+        if captureBuffer.bytes < 1 << 20 || captureBuffer.bytes > 1 << 31 - 1 {
+            throw ValidationError("--capture-buffer must be between 1M and 2047M")
+        }
+        if exportSessionBuffer.bytes < 65536 { throw ValidationError("--export-session-buffer must be at least 64K") }
+        if exportBuffer.bytes < exportSessionBuffer.bytes {
+            throw ValidationError("--export-buffer must be at least --export-session-buffer")
+        }
+        if !keylog.isEmpty && redact && export != nil {
+            throw ValidationError(
+                "--export with --keylog cannot be used with --redact: the keys would let the recipient decrypt the original names from the exported frames")
+        }
     }
 
     public func run() throws {
@@ -139,7 +183,8 @@ public struct Live: ParsableCommand {
         Self.installSignalHandlers()
         let source: LiveSource
         do {
-            source = try LiveSource(interface: interface, filter: filter ?? LiveSource.defaultFilter(ports: ports))
+            source = try LiveSource(
+                interface: interface, filter: filter ?? LiveSource.defaultFilter(ports: ports), bufferBytes: captureBuffer.bytes)
         } catch {
             printError("rdptriage: \(error)")
             return ExitStatus.inputError
@@ -157,7 +202,7 @@ public struct Live: ParsableCommand {
             output: out, format: LiveReport.Format(rawValue: format) ?? .text, options: reportOptions, stopAfter: count)
         report.captureStats = { source.stats() }
         let deadline = duration.map { LiveSource.now().nanoseconds &+ Int64($0 * 1e9) }
-        let control = LiveControl(
+        var control = LiveControl(
             shouldStop: {
                 if liveStopRequested.load(ordering: .relaxed) != 0 || report.reachedCount || report.readerLeft { return true }
                 if let deadline { return LiveSource.now().nanoseconds >= deadline }
@@ -167,7 +212,47 @@ public struct Live: ParsableCommand {
             progress: { summary, open in report.progress(summary, openSessions: open) },
             stopping: { report.openAtStop = $0 },
             gauges: liveMetrics.map { m in { m.update($0, capture: source.stats()) } })
-        if let liveMetrics { report.afterAttempt = { liveMetrics.record($0) } }
+        var watcher: KeyLogWatcher?
+        if !keylog.isEmpty {
+            let w = KeyLogWatcher(paths: keylog)
+            w.poll()
+            for path in keylog where !FileManager.default.fileExists(atPath: path) {
+                printError("rdptriage: \(path): no key log yet; read once it appears")
+            }
+            var keys = TLSKeyMaterial()
+            keys.growing = w.table
+            options.keys = keys
+            watcher = w
+        }
+        var liveExport: LiveExport?
+        if let export {
+            let started = Date().formatted(.iso8601.year().month().day().dateSeparator(.omitted).time(includingFractionalSeconds: false).timeSeparator(.omitted))
+            let base = "live-\(interface.replacingOccurrences(of: "/", with: "_"))-\(started)"
+            liveExport = LiveExport(directory: export, base: base, input: interface, keylogPaths: keylog, redactor: reportOptions.redactor)
+        }
+        var hooks: [(Attempt) -> Void] = []
+        if let liveMetrics { hooks.append { liveMetrics.record($0) } }
+        if let liveExport {
+            hooks.append { liveExport.attemptReported($0) }
+            report.exportStats = { liveExport.stats }
+        }
+        if !hooks.isEmpty { report.afterAttempt = { a in for h in hooks { h(a) } } }
+        control.tick = watcher.map { w in { _ in w.poll() } }
+        control.keysGrowing = watcher != nil
+        if let liveExport {
+            var limits = FrameHoldLimits()
+            limits.perSession = exportSessionBuffer.bytes
+            limits.total = exportBuffer.bytes
+            control.hold = limits
+            control.heldFrames = liveExport.handoff
+        }
+        if let liveMetrics, let liveExport {
+            let previous = control.gauges
+            control.gauges = { g in
+                previous?(g)
+                liveMetrics.update(g, capture: nil, export: liveExport.stats)
+            }
+        }
         if let metricsServer {
             metricsServer.start()
             printError("rdptriage: metrics at http://\(metricsServer.address)/metrics")

@@ -110,6 +110,11 @@ public protocol AnalysisSink: AnyObject {
     func end(_ summary: InputSummary)
 }
 
+/// A live sink told when an attempt it was given as a success ends in a failure after all.
+public protocol FollowUpSink: AnalysisSink {
+    func followUp(_ attempt: Attempt)
+}
+
 /// A sink that can turn an attempt into its report text on any thread, ahead of time, so
 /// that rendering (the costly part of a large report) runs in parallel.
 public protocol PrerenderingSink: AnalysisSink {
@@ -179,6 +184,19 @@ public struct LiveControl {
     public var stopping: (Int) -> Void
     /// The tracker's gauges, on the packet thread about once a second (for metrics).
     public var gauges: ((LiveGauges) -> Void)?
+    /// Called on the packet thread about ten times a second, also while the wire is busy
+    /// (the key-log watcher reads what its files gained).
+    public var tick: ((Timestamp) -> Void)?
+    /// `--export`: keep the open connections' frames within these bounds and hand each ended
+    /// one's to `heldFrames`, under its attempt id, before its verdict reaches the sink.
+    public var hold: FrameHoldLimits?
+    public var heldFrames: HeldFramesHandoff?
+    /// Report a successful logon when it happens (see `analyzeLive`), not at the session's end.
+    public var successAtLogon = true
+    /// A key log is still growing: a success waits up to `keyWaitSeconds` after the
+    /// connection began for its secrets, so that its report can carry what they decrypt.
+    public var keysGrowing = false
+    public var keyWaitSeconds = 3.0
 
     public init(shouldStop: @escaping () -> Bool, takeSummaryRequest: @escaping () -> Bool = { false },
                 progress: @escaping (InputSummary, Int) -> Void = { _, _ in }, stopping: @escaping (Int) -> Void = { _ in },
@@ -200,6 +218,8 @@ public struct LiveGauges: Sendable {
     /// Sessions reported early because `--max-sessions` were open (a flood), so far.
     public var sessionsEvicted: Int
     public var sessions: Int
+    /// `--export`'s frame hold: what it dropped so far.
+    public var hold: FrameHoldStats?
 }
 
 /// Where `EngineOptions.stopAfter` cuts the pipeline, to measure what each stage costs.
@@ -353,12 +373,29 @@ public final class Engine {
             InputInfo(input: source.name, linkType: source.linkType.description, snapshotLength: source.snapshotLength))
         let order = ReorderBuffer(window: 0, sink: sink)
         let verdicts = VerdictStage(order: order, batchSize: 1)
-        let tracker = SessionTracker(input: source.name, configuration: options.tracker, factory: RDPConsumerFactory()) {
-            session, dns in verdicts.add(Self.facts(session, dns: dns))
+        let hold = control.hold.map { FrameHold(limits: $0, snapshotLength: source.snapshotLength) }
+        let handoff = control.heldFrames
+        // Attempts already reported as a success while open: at their end they are reported
+        // again only if the verdict on the whole connection is a failure.
+        var reportedEarly = Set<Int>()
+        let tracker = SessionTracker(input: source.name, configuration: options.tracker, factory: RDPConsumerFactory(keys: options.keys)) {
+            session, dns in
+            let facts = Self.facts(session, dns: dns)
+            if let hold, let handoff, let frames = hold.take(session.key, first: session.firstFrame, last: session.lastFrame) {
+                handoff.put(session.id, frames)
+            }
+            if reportedEarly.remove(session.id) != nil {
+                verdicts.addFollowUp(facts) { id in _ = handoff?.take(id) }
+            } else {
+                verdicts.add(facts)
+            }
         }
         var decoded = DecodedPacket()
         var failure: CaptureError?
         var lastGauges: Int64 = 0
+        var lastTick: Int64 = 0
+        var lastEarlyCheck: Int64 = 0
+        let keyWait = Int64(control.keyWaitSeconds * 1e9)
         func gauges(_ now: Timestamp) {
             guard let g = control.gauges, now.nanoseconds &- lastGauges >= 1_000_000_000 else { return }
             lastGauges = now.nanoseconds
@@ -366,7 +403,38 @@ public final class Engine {
             g(
                 LiveGauges(
                     frames: st.frames, openSessions: tracker.openSessions, reassemblyBytes: tracker.budget.used,
-                    sessionsEvicted: st.sessionsEvicted, sessions: st.sessions))
+                    sessionsEvicted: st.sessionsEvicted, sessions: st.sessions, hold: hold?.stats))
+        }
+        // A successful logon is reported when the facts as they stand already make it one
+        // (the rule `analyze` applies at the end: with a key log, the server's logon
+        // notification; without, the connection sequence's volume after CredSSP or TLS), at
+        // most four times a second, for connections that carried data since the last look.
+        func reportSuccesses(_ now: Timestamp) {
+            guard control.successAtLogon, now.nanoseconds &- lastEarlyCheck >= 250_000_000 else { return }
+            let since = lastEarlyCheck
+            lastEarlyCheck = now.nanoseconds
+            tracker.forEachOpenSession { s in
+                guard s.lastFrame.time.nanoseconds > since, s.stats.server.dataSegments >= 4, !reportedEarly.contains(s.id)
+                else { return }
+                let facts = Self.facts(s, dns: tracker.dns)
+                var a = Attempt(classifying: facts)
+                guard a.verdict.label == .success else { return }
+                if control.keysGrowing, facts.rdp.decrypted?.status == .noSecrets,
+                    now.nanoseconds &- s.firstFrame.time.nanoseconds < keyWait
+                {
+                    return
+                }
+                reportedEarly.insert(s.id)
+                Self.wordEarly(&a.verdict)
+                verdicts.addClassified(a)
+            }
+        }
+        func tick(_ now: Timestamp) {
+            guard now.nanoseconds &- lastTick >= 100_000_000 else { return }
+            lastTick = now.nanoseconds
+            control.tick?(now)
+            reportSuccesses(now)
+            if let hold { handoff?.update(hold.stats) }
         }
         while !control.shouldStop() {
             if control.takeSummaryRequest() {
@@ -388,13 +456,16 @@ public final class Engine {
             switch event {
             case .packet(let raw):
                 PacketDecoder.decode(raw.bytes, linkType: raw.linkType, into: &decoded)
+                hold?.add(decoded, raw)
                 tracker.process(
                     decoded, bytes: raw.bytes, frameLength: raw.originalLength,
                     at: FrameRef(frame: raw.frameNumber, time: raw.timestamp))
                 gauges(raw.timestamp)
+                tick(raw.timestamp)
             case .idle(let now):
                 tracker.advance(to: now)
                 gauges(now)
+                tick(now)
             }
         }
         if failure == nil {
@@ -414,19 +485,33 @@ public final class Engine {
                 }
                 quiet = 0
                 PacketDecoder.decode(raw.bytes, linkType: raw.linkType, into: &decoded)
+                hold?.add(decoded, raw)
                 tracker.process(
                     decoded, bytes: raw.bytes, frameLength: raw.originalLength,
                     at: FrameRef(frame: raw.frameNumber, time: raw.timestamp))
             }
         }
+        control.tick?(LiveSource.now())
         control.stopping(tracker.openSessions)
         tracker.finishAll()
+        if let hold { handoff?.update(hold.stats) }
         verdicts.finish()
         let summary = InputSummary(
             input: source.name, stats: tracker.stats, error: failure, filteredOut: 0,
             peakReassemblyBytes: tracker.budget.peak, attempts: order.emitted, failures: order.failures)
         sink.end(summary)
         return summary
+    }
+
+    /// A success reported while the connection is open: the classifier's words are for a
+    /// capture that ended, these for one that goes on.
+    static func wordEarly(_ v: inout Verdict) {
+        let ended = "still open when the capture ended"
+        if let r = v.summary.firstRange(of: ended) {
+            v.summary.replaceSubrange(r, with: "the session is running")
+        }
+        v.details.append(
+            "Reported while the connection is open, once the logon went through; should it then fail, it is reported again with the same attempt number.")
     }
 
     /// What a finished session showed: taken on the packet thread, since the DNS table keeps
@@ -552,6 +637,30 @@ final class VerdictStage: @unchecked Sendable {
         if batch.count >= batchSize { send() }
     }
 
+    /// An attempt already classified (a live success reported while open), in turn.
+    func addClassified(_ a: Attempt) {
+        send()
+        slots.wait()
+        queue.async { [self] in
+            timed { order.add(a) }
+            slots.signal()
+        }
+    }
+
+    /// The end of an attempt reported earlier as a success: passed on only when the whole
+    /// connection's verdict is a failure; otherwise `dropped` is told its id.
+    func addFollowUp(_ facts: AttemptFacts, dropped: @escaping @Sendable (Int) -> Void) {
+        send()
+        slots.wait()
+        queue.async { [self] in
+            timed {
+                let a = Attempt(classifying: facts)
+                if a.verdict.isFailure { order.followUp(a) } else { dropped(facts.tcp.id) }
+            }
+            slots.signal()
+        }
+    }
+
     private func send() {
         guard !batch.isEmpty else { return }
         let ready = batch
@@ -644,6 +753,13 @@ final class ReorderBuffer {
             // An early attempt is still open: let the finished ones through rather than grow.
             flushAll()
         }
+    }
+
+    /// A failure ending an attempt already reported (as a success, live): counted as a
+    /// failure, not as another attempt.
+    func followUp(_ a: Attempt) {
+        failures += 1
+        if let live = sink as? any FollowUpSink { live.followUp(a) } else { sink.attempt(a) }
     }
 
     func flushAll() {

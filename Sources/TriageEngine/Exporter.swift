@@ -32,8 +32,25 @@ public enum Exporter {
     /// written completely. Every descriptor is closed when this returns.
     public static func export(input: String, items: [Item], rewrite: PacketRewrite?) throws(CaptureError) -> [Int] {
         guard !items.isEmpty else { return [] }
-        let source: PcapFileSource
-        do throws(CaptureError) { source = try PcapFileSource(path: input) } catch {
+        let snapshotLength: Int
+        do throws(CaptureError) { snapshotLength = try PcapFileSource(path: input).snapshotLength } catch {
+            for item in items { close(item.descriptor) }
+            throw error
+        }
+        return try export(
+            input: input, items: items, rewrite: rewrite, snapshotLength: snapshotLength,
+            open: { () throws(CaptureError) -> any PacketSource in try PcapFileSource(path: input) })
+    }
+
+    /// The same from frames that `open` reads (again for each pass): a file, or the frames
+    /// `live --export` held for an attempt (`HeldFrames.source`), with their original numbers.
+    public static func export(
+        input: String, items: [Item], rewrite: PacketRewrite?, snapshotLength: Int,
+        open: () throws(CaptureError) -> any PacketSource
+    ) throws(CaptureError) -> [Int] {
+        guard !items.isEmpty else { return [] }
+        let source: any PacketSource
+        do throws(CaptureError) { source = try open() } catch {
             for item in items { close(item.descriptor) }
             throw error
         }
@@ -43,7 +60,7 @@ public enum Exporter {
         // (a certificate spans segments), then written into the frames that carry them.
         var edits: [StreamEdits] = []
         if let rewrite {
-            do throws(CaptureError) { edits = try streamEdits(input: input, selections, lastFrame: lastFrame, rewrite) } catch {
+            do throws(CaptureError) { edits = try streamEdits(try open(), selections, lastFrame: lastFrame, rewrite) } catch {
                 for item in items { close(item.descriptor) }
                 throw error
             }
@@ -61,7 +78,7 @@ public enum Exporter {
             pending.remove(i)
             let w = try PcapWriter(
                 descriptor: items[i].descriptor, path: items[i].path, linkType: linkType,
-                snapshotLength: source.snapshotLength)
+                snapshotLength: snapshotLength)
             writers[i] = w
             return w
         }
@@ -101,10 +118,9 @@ public enum Exporter {
 
     /// Reads the input once to gather the start of each selected connection's two streams
     /// and find the names in them.
-    static func streamEdits(input: String, _ selections: [Selection], lastFrame: Int, _ rw: PacketRewrite)
+    static func streamEdits(_ source: any PacketSource, _ selections: [Selection], lastFrame: Int, _ rw: PacketRewrite)
         throws(CaptureError) -> [StreamEdits]
     {
-        let source = try PcapFileSource(path: input)
         var prefixes = selections.map { _ in (client: StreamPrefix(), server: StreamPrefix()) }
         var decoded = DecodedPacket()
         while let raw = try source.next() {

@@ -225,6 +225,11 @@ public final class SessionTracker {
     /// Sessions open now (a live capture's metrics and summaries).
     public var openSessions: Int { sessions.count }
 
+    /// Every session open now (a live capture looks for attempts already decided).
+    public func forEachOpenSession(_ body: (TCPSession) -> Void) {
+        for s in sessions.values { body(s) }
+    }
+
     @inline(__always)
     private func payloadBytes(_ p: DecodedPacket, _ bytes: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
         let start = min(max(0, p.payloadOffset), bytes.count)

@@ -195,6 +195,11 @@ public struct RDPConnectionParser: Sendable {
         /// stop there, as without keys).
         var decryptOnly: Set<Side> = []
         var decryptOnlyRecords = [0, 0]
+        /// Live, while the secrets are awaited: the protected records so far, in arrival order,
+        /// opened once the key log names the connection (`maxHeldRecordBytes` at most; past
+        /// it the connection gives up waiting).
+        var held: [(header: TLSRecordHeader, fragment: [UInt8], direction: Direction, at: FrameRef)] = []
+        var heldBytes = 0
 
         init(_ keys: TLSKeyMaterial) { decryptor = TLSDecryptor(material: keys) }
     }
@@ -204,8 +209,42 @@ public struct RDPConnectionParser: Sendable {
     /// Records read past `maxApplicationRecordsPerDirection` only to decrypt them.
     static let maxDecryptedRecordsPerDirection = 512
 
+    /// Protected records one connection holds while it waits for its secrets (live key logs).
+    static let maxHeldRecordBytes = 1 << 20
+
     /// Opens a record for the inner layer when it is protected and the keys are known.
     mutating func decrypt(_ header: TLSRecordHeader, _ fragment: ByteCursor, direction: Direction, at: FrameRef) {
+        let side = direction.sender
+        guard let t = inside, !t.lost.contains(side) else { return }
+        if t.decryptor.status == .waitingForSecrets {
+            if t.decryptor.retrySecrets() {
+                // The key log caught up: the records held so far first, in their order.
+                let held = t.held
+                t.held = []
+                t.heldBytes = 0
+                for r in held {
+                    r.fragment.withUnsafeBytes { raw in
+                        open(r.header, ByteCursor(raw), direction: r.direction, at: r.at)
+                    }
+                }
+            } else {
+                if t.decryptor.isProtected(contentType: header.contentType.rawValue, from: side) {
+                    let bytes = fragment.remainingBytes
+                    if t.heldBytes + bytes.count > Self.maxHeldRecordBytes {
+                        t.held = []
+                        t.decryptor.stopWaiting()
+                    } else {
+                        t.heldBytes += bytes.count
+                        t.held.append((header, Array(bytes), direction, at))
+                    }
+                }
+                return
+            }
+        }
+        open(header, fragment, direction: direction, at: at)
+    }
+
+    mutating func open(_ header: TLSRecordHeader, _ fragment: ByteCursor, direction: Direction, at: FrameRef) {
         let side = direction.sender
         guard let t = inside, !t.lost.contains(side) else { return }
         let opened = t.decryptor.open(
@@ -286,7 +325,7 @@ public struct RDPConnectionParser: Sendable {
         case .waitingForHellos:
             // No TLS handshake went by: nothing to say about keys.
             return nil
-        case .noSecrets: f.status = d.openedRecords.client + d.openedRecords.server > 0 ? .decrypted : .noSecrets
+        case .noSecrets, .waitingForSecrets: f.status = d.openedRecords.client + d.openedRecords.server > 0 ? .decrypted : .noSecrets
         case .unsupported(let why):
             f.status = .unsupported
             f.detail = why
@@ -949,7 +988,7 @@ public struct RDPConnectionParser: Sendable {
         // The outer parser first (it hands the hellos to the decryptor), then the layer inside.
         if inside != nil { decrypt(header, fragment, direction: direction, at: at) }
         if st.applicationRecords >= Self.maxApplicationRecordsPerDirection {
-            if let t = inside, t.decryptor.status == .active {
+            if let t = inside, t.decryptor.status == .active || t.decryptor.status == .waitingForSecrets {
                 // The facts stop here as without keys; records are still opened for the layer inside.
                 t.decryptOnly.insert(direction.sender)
             } else {

@@ -13,6 +13,9 @@ public struct TLSDecryptor: Sendable {
         case waitingForHellos
         /// The key material has no secret for this connection's client random.
         case noSecrets
+        /// Live, with a key log still growing: the hellos went by without secrets for this
+        /// connection; they may still arrive (`retrySecrets`).
+        case waitingForSecrets
         /// The negotiated suite or version is not one this layer decrypts.
         case unsupported(String)
         /// Keys derived; records open.
@@ -69,6 +72,9 @@ public struct TLSDecryptor: Sendable {
     let material: TLSKeyMaterial
     var secrets: TLSConnectionSecrets?
     var clientRandom: [UInt8] = []
+    var serverRandom: [UInt8] = []
+    /// The growing table's generation when the secrets were last looked for.
+    var lookedAt = -1
     var spec: CipherSpec?
     var client: Protection?
     var server: Protection?
@@ -106,8 +112,9 @@ public struct TLSDecryptor: Sendable {
     public mutating func clientHello(random: [UInt8]) {
         guard status == .waitingForHellos, clientRandom.isEmpty else { return }
         clientRandom = random
+        lookedAt = material.growing?.generation ?? -1
         secrets = material.secrets(clientRandom: random)
-        if secrets == nil { status = .noSecrets }
+        if secrets == nil && material.growing == nil { status = .noSecrets }
     }
 
     /// The ServerHello: version, suite and (TLS 1.2) the server random for the key block.
@@ -115,10 +122,53 @@ public struct TLSDecryptor: Sendable {
         guard status == .waitingForHellos, self.version == 0 else { return }
         self.version = version
         self.cipherSuite = cipherSuite
-        guard let secrets else {
-            status = .noSecrets
+        serverRandom = random
+        guard secrets != nil else {
+            status = material.growing != nil && !clientRandom.isEmpty ? .waitingForSecrets : .noSecrets
             return
         }
+        deriveKeys()
+    }
+
+    /// Live: looks for the secrets again when the growing key table changed since the last
+    /// look; true once they were found and the keys derived (the caller then opens the records
+    /// it held back, in order, so sequence numbers line up).
+    public mutating func retrySecrets() -> Bool {
+        guard status == .waitingForSecrets, let growing = material.growing else { return false }
+        let generation = growing.generation
+        guard generation != lookedAt else { return false }
+        lookedAt = generation
+        guard let found = material.secrets(clientRandom: clientRandom) else { return false }
+        // TLS 1.3 needs both handshake secrets; they come as separate lines, maybe apart.
+        // TLS 1.3: its four secrets come as separate lines, written within milliseconds of each
+        // other; wait for all of them (the traffic secrets take over after the Finished).
+        if version >= 0x0304
+            && (found.clientHandshake == nil || found.serverHandshake == nil || found.clientTraffic == nil
+                || found.serverTraffic == nil)
+        {
+            return false
+        }
+        if version < 0x0304 && found.masterSecret == nil { return false }
+        secrets = found
+        deriveKeys()
+        return status == .active
+    }
+
+    /// Gives up waiting (too much held back): the connection is reported without secrets.
+    public mutating func stopWaiting() {
+        if status == .waitingForSecrets { status = .noSecrets }
+    }
+
+    /// Whether `open` would treat this record as protected once keys are known: what a
+    /// connection waiting for its secrets must hold back.
+    public func isProtected(contentType: UInt8, from side: Side) -> Bool {
+        if isTLS13 { return contentType == 23 }
+        return (side == .client ? clientCCS : serverCCS) && contentType != 20
+    }
+
+    mutating func deriveKeys() {
+        guard let secrets else { return }
+        let random = serverRandom
         let name = ProtocolTables.cipherSuites[cipherSuite]?.name ?? "0x" + String(cipherSuite, radix: 16, uppercase: true)
         guard version >= 0x0301, let spec = Self.spec(suite: cipherSuite, tls13: version >= 0x0304) else {
             status = .unsupported("cipher suite \(name) is not decrypted")

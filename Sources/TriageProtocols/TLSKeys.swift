@@ -1,4 +1,5 @@
 import Crypto
+import Synchronization
 
 /// The secrets of one TLS connection from a key log, found by its ClientHello random
 /// (NSS key log format; RFC 8446 7.1 names the TLS 1.3 secrets). Secrets never leave
@@ -25,6 +26,10 @@ public struct TLSConnectionSecrets: Sendable, Equatable {
 /// Immutable once built, so the packet thread reads it without locks.
 public struct TLSKeyMaterial: Sendable {
     var secrets: [[UInt8]: TLSConnectionSecrets] = [:]
+    /// Live captures: key-log lines that keep arriving while connections run (a client writes
+    /// its key log during the session). A connection whose secrets are not known at its
+    /// ServerHello waits for them here (`TLSDecryptor.Status.waitingForSecrets`).
+    public var growing: GrowingKeyTable?
     /// Lines that were not `LABEL random secret` with a known label.
     public private(set) var malformedLines = 0
 
@@ -78,7 +83,7 @@ public struct TLSKeyMaterial: Sendable {
 
     /// The secrets of the connection whose ClientHello carried `clientRandom`.
     public func secrets(clientRandom: [UInt8]) -> TLSConnectionSecrets? {
-        secrets[clientRandom]
+        secrets[clientRandom] ?? growing?.secrets(clientRandom: clientRandom)
     }
 
     static func bytes(hex: Substring) -> [UInt8]? {
@@ -102,5 +107,65 @@ public struct TLSKeyMaterial: Sendable {
             }
         }
         return out
+    }
+}
+
+/// Key-log lines read while a live capture runs, shared by every connection's decryptor: the
+/// capture loop adds lines as the key-log file grows and bumps `generation`; a decryptor
+/// waiting for its secrets looks again only when the generation changed (an atomic load per
+/// record). Bounded: past `capacity` connections the oldest are forgotten (a client that never
+/// restarts writes a few lines per connection, so this holds hours of attempts).
+public final class GrowingKeyTable: Sendable {
+    private struct Table {
+        var secrets: [[UInt8]: TLSConnectionSecrets] = [:]
+        var order: [[UInt8]] = []
+        var first = 0
+        var malformed = 0
+    }
+    private let table = Mutex(Table())
+    private let changes = Atomic<Int>(0)
+    public let capacity: Int
+
+    public init(capacity: Int = 65_536) { self.capacity = max(1, capacity) }
+
+    /// Bumped whenever lines were added.
+    public var generation: Int { changes.load(ordering: .acquiring) }
+    public var count: Int { table.withLock { $0.secrets.count } }
+    /// Lines that were not `LABEL random secret` with a known label, so far.
+    public var malformedLines: Int { table.withLock { $0.malformed } }
+
+    /// Adds complete key-log lines (NSS format, as `TLSKeyMaterial.add(keyLog:)`).
+    public func add(keyLog text: String) {
+        let parsed = TLSKeyMaterial(keyLog: text)
+        guard !parsed.secrets.isEmpty || parsed.malformedLines > 0 else { return }
+        table.withLock { t in
+            t.malformed += parsed.malformedLines
+            for (random, s) in parsed.secrets {
+                if var mine = t.secrets[random] {
+                    mine.masterSecret = s.masterSecret ?? mine.masterSecret
+                    mine.clientHandshake = s.clientHandshake ?? mine.clientHandshake
+                    mine.serverHandshake = s.serverHandshake ?? mine.serverHandshake
+                    mine.clientTraffic = s.clientTraffic ?? mine.clientTraffic
+                    mine.serverTraffic = s.serverTraffic ?? mine.serverTraffic
+                    t.secrets[random] = mine
+                    continue
+                }
+                t.secrets[random] = s
+                t.order.append(random)
+                if t.secrets.count > capacity, t.first < t.order.count {
+                    t.secrets[t.order[t.first]] = nil
+                    t.first += 1
+                    if t.first > 4096 && t.first * 2 > t.order.count {
+                        t.order.removeFirst(t.first)
+                        t.first = 0
+                    }
+                }
+            }
+        }
+        changes.add(1, ordering: .releasing)
+    }
+
+    func secrets(clientRandom: [UInt8]) -> TLSConnectionSecrets? {
+        table.withLock { $0.secrets[clientRandom] }
     }
 }

@@ -44,11 +44,14 @@ public struct LiveSummary: Encodable, Sendable {
     public var openSessions: Int
     public var stats: TrackerStats
     public var capture: LiveCaptureStats?
+    /// `--export`: files written and frames the hold dropped; nil without it.
+    public var export: LiveExportStats?
     public var error: CaptureError?
     public var exitCode: Int32?
 
     public init(final: Bool, input: String, attempts: Int, failures: Int, byServer: [Group], openSessions: Int,
-                stats: TrackerStats, capture: LiveCaptureStats?, error: CaptureError?, exitCode: Int32?) {
+                stats: TrackerStats, capture: LiveCaptureStats?, export: LiveExportStats? = nil, error: CaptureError?,
+                exitCode: Int32?) {
         self.final = final
         self.input = input
         self.attempts = attempts
@@ -57,7 +60,22 @@ public struct LiveSummary: Encodable, Sendable {
         self.openSessions = openSessions
         self.stats = stats
         self.capture = capture
+        self.export = export
         self.error = error
         self.exitCode = exitCode
     }
+}
+
+/// What `live --export` did: failed attempts written (pcap and Markdown report each), those
+/// that could not be (the first problem is said once on standard error), and what the frame
+/// hold had to drop to stay within its bounds.
+public struct LiveExportStats: Encodable, Sendable, Equatable {
+    public var directory: String
+    public var attemptsExported = 0
+    public var exportFailures = 0
+    /// Failed attempts with no frame held (their connection's frames were given up).
+    public var attemptsWithoutFrames = 0
+    public var hold = FrameHoldStats()
+
+    public init(directory: String) { self.directory = directory }
 }

@@ -20,6 +20,7 @@ public final class LiveMetrics: Sendable {
         var failures = 0
         var gauges: LiveGauges?
         var capture: LiveCaptureStats?
+        var export: LiveExportStats?
     }
 
     private let state = Mutex(State())
@@ -39,10 +40,11 @@ public final class LiveMetrics: Sendable {
         }
     }
 
-    public func update(_ g: LiveGauges, capture: LiveCaptureStats?) {
+    public func update(_ g: LiveGauges, capture: LiveCaptureStats?, export: LiveExportStats? = nil) {
         state.withLock { s in
             s.gauges = g
             if let capture { s.capture = capture }
+            if let export { s.export = export }
         }
     }
 
@@ -81,6 +83,17 @@ public final class LiveMetrics: Sendable {
             metric(
                 "rdptriage_sessions_evicted_total", "counter", "Connections reported early because --max-sessions were open.",
                 [(iface, g.sessionsEvicted)])
+        }
+        if let e = s.export {
+            metric("rdptriage_export_attempts_total", "counter", "Failed attempts exported (pcap and report).", [(iface, e.attemptsExported)])
+            metric("rdptriage_export_failures_total", "counter", "Failed attempts that could not be exported.", [(iface, e.exportFailures)])
+            metric(
+                "rdptriage_export_frames_evicted_total", "counter",
+                "Held frames of open connections overwritten by their newer frames (--export-session-buffer).",
+                [(iface, e.hold.framesEvicted)])
+            metric(
+                "rdptriage_export_sessions_evicted_total", "counter",
+                "Open connections whose held frames were given up for room (--export-buffer).", [(iface, e.hold.sessionsEvicted)])
         }
         return out
     }

@@ -9,7 +9,7 @@ import TriageFlows
 /// ready (text blocks as `analyze` prints them, or NDJSON lines), summaries so far on request,
 /// and at the end the summary with attempts per server and verdict and libpcap's counters.
 /// Attempts arrive on the engine's report thread; `reachedCount` is read on the packet thread.
-public final class LiveReport: AnalysisSink, @unchecked Sendable {
+public final class LiveReport: FollowUpSink, @unchecked Sendable {
     // Unchecked: everything but `counted` is touched on the engine's report thread only
     // (attempt, progress and end all run there, one after another).
     public enum Format: String, Sendable, CaseIterable {
@@ -31,8 +31,14 @@ public final class LiveReport: AnalysisSink, @unchecked Sendable {
     private let gone = Atomic<Bool>(false)
     /// libpcap's counters, asked when a summary is written.
     public var captureStats: () -> LiveCaptureStats? = { nil }
-    /// Called after each attempt is written (for example to export a failed one).
+    /// Called after each attempt is written (for example to export a failed one), also
+    /// after a failure ending an attempt first reported as a success.
     public var afterAttempt: ((Attempt) -> Void)?
+    /// `--export`'s figures, asked when a summary is written.
+    public var exportStats: () -> LiveExportStats? = { nil }
+    /// Attempts reported as successes while open, by id, with their server (bounded by the
+    /// connections open: removed when they end in a failure; a success's end is not reported).
+    private var earlySuccesses: [Int: String] = [:]
 
     struct GroupKey: Hashable {
         var server: String
@@ -46,6 +52,7 @@ public final class LiveReport: AnalysisSink, @unchecked Sendable {
         self.format = format
         self.stopAfter = stopAfter
         text = format == .text ? TextReport(output: output, options: options) : nil
+        text?.streaming = true
     }
 
     /// True once `stopAfter` attempts were written.
@@ -62,13 +69,40 @@ public final class LiveReport: AnalysisSink, @unchecked Sendable {
 
     public func attempt(_ a: Attempt) {
         attempts += 1
-        if a.verdict.isFailure { failures += 1 }
+        count(a, by: 1)
+        if a.verdict.label == .success && a.facts.tcp.outcome == .open && earlySuccesses.count < 65_536 {
+            earlySuccesses[a.facts.tcp.id] = a.facts.tcp.server.description
+        }
+        write(a)
+        counted.add(1, ordering: .relaxed)
+    }
+
+    /// An attempt reported as a success while open ended in a failure: it now counts as that
+    /// failure (same attempt, not another), and is written again.
+    public func followUp(_ a: Attempt) {
+        if earlySuccesses.removeValue(forKey: a.facts.tcp.id) != nil {
+            var success = a
+            success.verdict.label = .success
+            count(success, by: -1)
+        } else {
+            attempts += 1
+        }
+        count(a, by: 1)
+        write(a)
+    }
+
+    private func count(_ a: Attempt, by n: Int) {
+        if a.verdict.isFailure { failures += n }
         let key = GroupKey(server: a.facts.tcp.server.description, label: a.verdict.label)
         if groups[key] != nil || groups.count < Self.maxGroups {
-            groups[key, default: 0] += 1
+            groups[key, default: 0] += n
+            if groups[key] == 0 { groups[key] = nil }
         } else {
-            groups[GroupKey(server: "other", label: a.verdict.label), default: 0] += 1
+            groups[GroupKey(server: "other", label: a.verdict.label), default: 0] += n
         }
+    }
+
+    private func write(_ a: Attempt) {
         if let text {
             text.attempt(a)
         } else {
@@ -79,7 +113,6 @@ public final class LiveReport: AnalysisSink, @unchecked Sendable {
         out.flush()
         if out.readerLeft { gone.store(true, ordering: .relaxed) }
         afterAttempt?(a)
-        counted.add(1, ordering: .relaxed)
     }
 
     /// True once the output's reader left (a closed pipe): nothing more can be shown.
@@ -95,6 +128,7 @@ public final class LiveReport: AnalysisSink, @unchecked Sendable {
             emit("  So far: \(sentence(summary)); \(openSessions) connection\(openSessions == 1 ? "" : "s") open.")
             for line in groupLines(summary) { emit("    " + line) }
             if let c = summary.capture { emit("  " + captureLine(c)) }
+            if let e = summary.export { emit("  " + exportLine(e)) }
         }
         out.flush()
     }
@@ -125,6 +159,7 @@ public final class LiveReport: AnalysisSink, @unchecked Sendable {
                 emit("  \(openAtStop) connection\(openAtStop == 1 ? " was" : "s were") still open at the stop, classified as they stood.")
             }
             if let c = summary.capture { emit("  " + captureLine(c)) }
+            if let e = summary.export { emit("  " + exportLine(e)) }
         }
         out.flush()
     }
@@ -136,7 +171,8 @@ public final class LiveReport: AnalysisSink, @unchecked Sendable {
             .sorted { ($0.attempts, $1.server, $1.label.rawValue) > ($1.attempts, $0.server, $0.label.rawValue) }
         return LiveSummary(
             final: final, input: input, attempts: attempts, failures: failures, byServer: byServer,
-            openSessions: openSessions, stats: s.stats, capture: captureStats(), error: s.error, exitCode: exitCode)
+            openSessions: openSessions, stats: s.stats, capture: captureStats(), export: exportStats(), error: s.error,
+            exitCode: exitCode)
     }
 
     private func sentence(_ s: LiveSummary) -> String {
@@ -145,6 +181,14 @@ public final class LiveReport: AnalysisSink, @unchecked Sendable {
 
     private func groupLines(_ s: LiveSummary) -> [String] {
         s.byServer.map { "\($0.server): \($0.attempts) \($0.label.rawValue)" }
+    }
+
+    private func exportLine(_ e: LiveExportStats) -> String {
+        var line = "Export: \(e.attemptsExported) failed attempt\(e.attemptsExported == 1 ? "" : "s") written to \(e.directory)"
+        if e.exportFailures > 0 { line += ", \(e.exportFailures) not written" }
+        if e.attemptsWithoutFrames > 0 { line += ", \(e.attemptsWithoutFrames) with no frame held" }
+        return line
+            + "; held frames: \(e.hold.framesEvicted) overwritten by newer ones, \(e.hold.sessionsEvicted) connection\(e.hold.sessionsEvicted == 1 ? "'s" : "s'") frames given up for room."
     }
 
     private func captureLine(_ c: LiveCaptureStats) -> String {

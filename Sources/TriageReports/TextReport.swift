@@ -56,6 +56,15 @@ public final class TextReport: AnalysisSink {
             successLine(a, into: &text, afterBlock: lastWasBlock)
         }
         lastWasBlock = full
+        if streaming {
+            if let redactor = options.redactor {
+                out.line(redactor.apply(text.text(from: 0)))
+            } else {
+                text.append(0x0A)
+                text.withBytes { out.write(bytes: $0) }
+            }
+            return
+        }
         if let redactor = options.redactor {
             spool.line(redactor.apply(text.text(from: 0)))
         } else {
@@ -63,6 +72,10 @@ public final class TextReport: AnalysisSink {
             text.withBytes { spool.write($0) }
         }
     }
+
+    /// Live: each attempt is written as it comes (its caller flushes), and the summary follows
+    /// them at the end, instead of coming first with the attempts spooled behind it.
+    public var streaming = false
 
     /// The block being written (reused: a large capture has a block per attempt).
     private var text = OutputBytes(capacity: 4096)

@@ -1,5 +1,7 @@
 import Foundation
 import TestSupport
+import TriageDiagnosis
+import TriageEngine
 import Testing
 
 #if canImport(Glibc)
@@ -188,6 +190,10 @@ import Testing
         #expect(out.contains("#1  127.0.0.1:"), "\(out)")
         #expect(out.contains("→ 127.0.0.1:3389  rst-refused  [host-not-accepting, tcp-handshake, ended by server"), "\(out)")
         #expect(out.contains("1 RDP attempt: 1 rst-refused; 1 failed"), "\(out)")
+        // Written as it came, before the summary (not spooled behind it as analyze does).
+        if let block = out.range(of: "#1  127.0.0.1:"), let summary = out.range(of: "1 RDP attempt") {
+            #expect(block.lowerBound < summary.lowerBound, "\(out)")
+        }
         #expect(out.contains("    127.0.0.1:3389: 1 rst-refused"), "\(out)")
         #expect(out.contains("  Capture: "), "\(out)")
         #expect(out.contains("dropped by the kernel"), "\(out)")
@@ -279,15 +285,18 @@ import Testing
         #expect(line.contains("AmbientCapabilities=CAP_NET_RAW CAP_NET_ADMIN"))
     }
 
-    /// --metrics: the endpoint serves the attempts by label, cause and server and the capture
-    /// counters, in an exposition promtool accepts; anything but /metrics is a 404.
+    /// --metrics: the endpoint serves the attempts by label, cause and server, the capture
+    /// counters and (with --export) the export's, in an exposition promtool accepts; anything but
+    /// /metrics is a 404.
     @Test(.enabled(if: Prerequisite.runs(available && Prerequisite.tool("promtool") != nil), Comment(rawValue: skip + " and promtool (Debian prometheus)")),
           .timeLimit(.minutes(10)))
     func metricsEndpoint() throws {
         try #require(Self.available, "missing prerequisite: root, ip and python3")
         let promtool = try #require(Prerequisite.tool("promtool"), "missing prerequisite: promtool (Debian package prometheus)")
         let ns = try Namespace()
-        let live = try LiveProcess(["-i", "lo", "--format", "ndjson", "--metrics", "127.0.0.1:0"], in: ns)
+        let exported = NSTemporaryDirectory() + "rdptriage-metrics-export-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: exported) }
+        let live = try LiveProcess(["-i", "lo", "--format", "ndjson", "--metrics", "127.0.0.1:0", "--export", exported], in: ns)
         try #require(live.started(), "live did not start: \(live.stderr)")
         let announced = live.stderr.split(separator: "\n").first { $0.hasPrefix("rdptriage: metrics at http://127.0.0.1:") }
         let url = try #require(announced.map { String($0.dropFirst("rdptriage: metrics at ".count)) }, "\(live.stderr)")
@@ -312,6 +321,8 @@ import Testing
         #expect(body.contains("rdptriage_failures_total{interface=\"lo\"} 2"), "\(body)")
         #expect(body.contains("rdptriage_packets_dropped_kernel_total{interface=\"lo\"} 0"), "\(body)")
         #expect(body.contains("rdptriage_sessions_open{interface=\"lo\"} 0"), "\(body)")
+        #expect(body.contains("rdptriage_export_attempts_total{interface=\"lo\"} 2"), "\(body)")
+        #expect(body.contains("rdptriage_export_sessions_evicted_total{interface=\"lo\"} 0"), "\(body)")
         let dir = NSTemporaryDirectory() + "rdptriage-metrics-\(UUID().uuidString).txt"
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try body.write(toFile: dir, atomically: true, encoding: .utf8)
@@ -408,4 +419,133 @@ import Testing
         let capture = last?["capture"] as? [String: Any]
         #expect(capture?["dropped_by_kernel"] as? Int == 0, "\(String(describing: capture))")
     }
+
+    /// `--export` into a directory that cannot be made: said once on standard error, counted in
+    /// the summary, and the capture goes on reporting every attempt. Then one that can: each
+    /// failed attempt's pcap and report appear as it is reported, while the run goes on.
+    @Test(.enabled(if: Prerequisite.runs(available), Comment(rawValue: skip)), .timeLimit(.minutes(10)))
+    func exportProblemSaidOnceAndExportWhileRunning() throws {
+        try #require(Self.available, "missing prerequisite: root, ip and python3")
+        let ns = try Namespace()
+        let bad = try LiveProcess(["-i", "lo", "--format", "ndjson", "--export", "/proc/rdptriage-cannot-be-made"], in: ns)
+        try #require(bad.started(), "live did not start: \(bad.stderr)")
+        for _ in 0..<2 {
+            try ns.connect("127.0.0.1", 3389)
+            usleep(1_500_000)
+        }
+        #expect(bad.wait(upTo: 5) { bad.lines.filter { $0["type"] as? String == "attempt" }.count == 2 } != nil, "\(bad.stdout)")
+        bad.signal(SIGTERM)
+        #expect(bad.exit(within: 10) == 1)
+        let said = bad.stderr.split(separator: "\n").filter { $0.contains("--export") }
+        #expect(said.count == 1, "\(bad.stderr)")
+        let export = bad.lines.last?["export"] as? [String: Any]
+        #expect(export?["export_failures"] as? Int == 2 && export?["attempts_exported"] as? Int == 0, "\(String(describing: export))")
+
+        let dir = NSTemporaryDirectory() + "rdptriage-live-export-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let live = try LiveProcess(["-i", "lo", "--format", "ndjson", "--export", dir], in: ns)
+        try #require(live.started(), "live did not start: \(live.stderr)")
+        try ns.connect("127.0.0.1", 3389)
+        func files() -> [String] { ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).sorted() }
+        let written = live.wait(upTo: 5) { files().count == 2 }
+        #expect(written != nil && live.process.isRunning, "exported while running: \(files()) \(live.stderr)")
+        #expect(files().contains { $0.hasSuffix("-attempt1-rst-refused.pcap") } && files().contains { $0.hasSuffix("-attempt1-rst-refused.md") })
+        live.signal(SIGTERM)
+        #expect(live.exit(within: 10) == 1)
+        let summary = live.lines.last?["export"] as? [String: Any]
+        #expect(summary?["attempts_exported"] as? Int == 1, "\(String(describing: summary))")
+        if let pcap = files().first(where: { $0.hasSuffix(".pcap") }), Tshark.path != nil {
+            // SYN, RST: the attempt's two frames on loopback.
+            let frames = try Tshark.run(["-r", dir + "/" + pcap, "-T", "fields", "-e", "tcp.flags.str"])
+            #expect(frames.split(separator: "\n").count == 2, "\(frames)")
+        }
+    }
+
+    /// The lab's working TLS connection (captures/success-tls.pcap) cut after 80 frames, then
+    /// an RST from the server one second later: `analyze` on it says `reset`. Replayed live, the
+    /// success is reported at the logon while the connection is open, then the same attempt again
+    /// as the failure it turned into, counted once (as the failure).
+    @Test(.enabled(if: Prerequisite.runs(available && Prerequisite.tool("tcpreplay") != nil), Comment(rawValue: skip + " and tcpreplay")),
+          .timeLimit(.minutes(10)))
+    func successAtLogonThenResetIsReportedAgain() throws {
+        try #require(Self.available, "missing prerequisite: root, ip and python3")
+        let tcpreplay = try #require(Prerequisite.tool("tcpreplay"), "missing prerequisite: tcpreplay")
+        let dir = NSTemporaryDirectory() + "rdptriage-live-reset-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let pcap = dir + "/success-then-reset.pcap"
+        try Self.craftScript.write(toFile: dir + "/craft.py", atomically: true, encoding: .utf8)
+        let craft = try Run.program(Prerequisite.tool("python3")!, [dir + "/craft.py", Repo.captures + "/success-tls.pcap", pcap, "80"])
+        try #require(craft.status == 0, "\(craft.stderr)")
+        let file = analyze(pcap)
+        try #require(file.attempts.count == 1 && file.attempts[0].verdict.label.rawValue == "reset", "analyze: \(file.attempts.map(\.verdict.label))")
+
+        let ns = try Namespace()
+        let live = try LiveProcess(["-i", "v1", "--format", "ndjson"], in: ns)
+        try #require(live.started(), "live did not start: \(live.stderr)")
+        let replay = try Run.program(Prerequisite.tool("ip")!, ["netns", "exec", ns.name, tcpreplay, "-q", "-i", "v0", pcap])
+        try #require(replay.status == 0, "tcpreplay: \(replay.stderr)")
+        let both = live.wait(upTo: 10) { live.lines.filter { $0["type"] as? String == "attempt" }.count == 2 }
+        #expect(both != nil, "\(live.stdout)")
+        let attempts = live.lines.filter { $0["type"] as? String == "attempt" }
+        try #require(attempts.count == 2)
+        let first = attempts[0], second = attempts[1]
+        #expect((first["verdict"] as? [String: Any])?["label"] as? String == "success")
+        #expect((first["tcp"] as? [String: Any])?["outcome"] as? String == "open", "reported while the connection was open")
+        #expect((second["verdict"] as? [String: Any])?["label"] as? String == "reset")
+        #expect((second["verdict"] as? [String: Any])?["summary"] as? String == file.attempts[0].verdict.summary)
+        #expect(first["attempt"] as? Int == 1 && second["attempt"] as? Int == 1, "the same attempt")
+        live.signal(SIGTERM)
+        #expect(live.exit(within: 10) == 1)
+        let last = live.lines.last
+        #expect(last?["attempts"] as? Int == 1 && last?["failures"] as? Int == 1, "\(String(describing: last))")
+        let groups = last?["by_server"] as? [[String: Any]] ?? []
+        #expect(groups.count == 1 && groups.first?["label"] as? String == "reset", "\(groups)")
+    }
+
+    /// Cuts a classic little-endian Ethernet pcap after N frames and appends an RST from the
+    /// server (port 3389) one second after the last frame, with the next sequence numbers.
+    static let craftScript = #"""
+import struct, sys
+src, dst, keep = sys.argv[1], sys.argv[2], int(sys.argv[3])
+data = open(src, 'rb').read()
+head, off, frames = data[:24], 24, []
+while off + 16 <= len(data):
+    sec, frac, incl, orig = struct.unpack('<IIII', data[off:off+16])
+    frames.append((sec, frac, data[off+16:off+16+incl]))
+    off += 16 + incl
+frames = frames[:keep]
+def csum(b):
+    if len(b) % 2: b += b'\0'
+    s = sum(struct.unpack('!%dH' % (len(b) // 2), b))
+    while s >> 16: s = (s & 0xffff) + (s >> 16)
+    return ~s & 0xffff
+nxt = {}
+server = None
+for sec, frac, f in frames:
+    ip = f[14:]; ihl = (ip[0] & 15) * 4; tcp = ip[ihl:]; doff = (tcp[12] >> 4) * 4
+    plen = struct.unpack('!H', ip[2:4])[0] - ihl - doff
+    sport = struct.unpack('!H', tcp[0:2])[0]
+    seq = struct.unpack('!I', tcp[4:8])[0]
+    flags = tcp[13]
+    n = seq + plen + (1 if flags & 0x03 else 0)
+    nxt[sport] = n & 0xffffffff
+    if sport == 3389: server = f
+sec, frac, _ = frames[-1]
+ip = bytearray(server[14:34]); ihl = 20
+tcp = bytearray(server[14 + (server[14] & 15) * 4:][:20])
+cport = struct.unpack('!H', tcp[2:4])[0]
+struct.pack_into('!I', tcp, 4, nxt[3389]); struct.pack_into('!I', tcp, 8, nxt[cport])
+tcp[12] = 0x50; tcp[13] = 0x14; tcp[16:18] = b'\0\0'
+ip[0] = 0x45; struct.pack_into('!H', ip, 2, 40); ip[10:12] = b'\0\0'
+struct.pack_into('!H', ip, 10, csum(bytes(ip)))
+pseudo = bytes(ip[12:20]) + struct.pack('!BBH', 0, 6, 20)
+struct.pack_into('!H', tcp, 16, csum(pseudo + bytes(tcp)))
+rst = server[:14] + bytes(ip) + bytes(tcp)
+frames.append((sec + 1, frac, rst))
+out = bytearray(head)
+for sec, frac, f in frames:
+    out += struct.pack('<IIII', sec, frac, len(f), len(f)) + f
+open(dst, 'wb').write(out)
+"""#
 }

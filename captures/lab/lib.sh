@@ -20,7 +20,9 @@
 #   RDPT_KEEP=1  keep the temp dir (logs, configs) after the run
 #   RDPT_LIVE_BIN  an rdptriage binary: `rdptriage live` also sniffs on the client's interface
 #                (text and ndjson) while tcpdump records; its output is staged as
-#                NAME.live.txt, NAME.live.ndjson (and their .err)
+#                NAME.live.txt (with --export NAME.live-export), NAME.live.ndjson (with
+#                --keylog on the client's key log as it is written) and NAME.live.redacted.ndjson
+#                (--redact --export NAME.live-export-redacted), and their .err
 
 set -euo pipefail
 
@@ -395,9 +397,17 @@ lab_capture_start() {
 	CAPTURE_PID=$!
 	LAB_PIDS[tcpdump]=$CAPTURE_PID
 	if [[ -n ${RDPT_LIVE_BIN:-} ]]; then
+		# text: exports failed attempts; ndjson: reads the client's key log as it is written;
+		# redacted: ndjson with --redact, exporting too.
 		local fmt
-		for fmt in txt ndjson; do
-			ip netns exec "$NS_C" "$RDPT_LIVE_BIN" live -i eth0 --color never --format "${fmt/txt/text}" \
+		local -A extra=(
+			[txt]="--format text --export $STAGE/$SCENARIO.live-export"
+			[ndjson]="--format ndjson --keylog $LAB_TMP/client.keys"
+			[redacted.ndjson]="--format ndjson --redact --export $STAGE/$SCENARIO.live-export-redacted"
+		)
+		for fmt in txt ndjson redacted.ndjson; do
+			# shellcheck disable=SC2086  # the options are split on purpose (no spaces in paths)
+			ip netns exec "$NS_C" "$RDPT_LIVE_BIN" live -i eth0 --color never ${extra[$fmt]} \
 				</dev/null >"$STAGE/$SCENARIO.live.$fmt" 2>"$STAGE/$SCENARIO.live.$fmt.err" &
 			LAB_PIDS[live-$fmt]=$!
 		done
@@ -407,8 +417,9 @@ lab_capture_start() {
 		started=1
 		grep -q 'listening on' "$LAB_TMP/tcpdump.log" 2>/dev/null || started=0
 		if [[ -n ${RDPT_LIVE_BIN:-} ]]; then
-			grep -q 'listening on' "$STAGE/$SCENARIO.live.txt.err" 2>/dev/null || started=0
-			grep -q 'listening on' "$STAGE/$SCENARIO.live.ndjson.err" 2>/dev/null || started=0
+			for fmt in txt ndjson redacted.ndjson; do
+				grep -q 'listening on' "$STAGE/$SCENARIO.live.$fmt.err" 2>/dev/null || started=0
+			done
 		fi
 		[[ $started == 1 ]] && return 0
 		sleep 0.1
@@ -422,7 +433,7 @@ lab_live_stop() {
 	[[ -n ${RDPT_LIVE_BIN:-} ]] || return 0
 	sleep 2
 	local fmt pid
-	for fmt in txt ndjson; do
+	for fmt in txt ndjson redacted.ndjson; do
 		pid=${LAB_PIDS[live-$fmt]:-}
 		[[ -n $pid ]] || continue
 		kill -INT "$pid" 2>/dev/null || true
@@ -578,8 +589,10 @@ lab_expected() {
 		--out "$STAGE/$SCENARIO.expected.json" || die 1 "the capture does not show what the scenario designed"
 	local f
 	rm -f "$OUT_DIR/$SCENARIO.pcap" "$OUT_DIR/$SCENARIO.keys" "$OUT_DIR/$SCENARIO.expected.json"
+	rm -rf "$OUT_DIR/$SCENARIO.live-export" "$OUT_DIR/$SCENARIO.live-export-redacted"
 	for f in "$STAGE/$SCENARIO".*; do
-		chmod 644 "$f"
+		# Directories: live --export's output (RDPT_LIVE_BIN).
+		if [[ -d $f ]]; then chmod -R u+rwX,go+rX "$f"; else chmod 644 "$f"; fi
 		mv "$f" "$OUT_DIR/"
 	done
 	PCAP="$OUT_DIR/$SCENARIO.pcap"
