@@ -157,7 +157,8 @@ public struct TLSDecryptor: Sendable {
         }
         let name = ProtocolTables.cipherSuites[cipherSuite]?.name ?? "0x" + String(cipherSuite, radix: 16, uppercase: true)
         guard version >= 0x0301 else {
-            status = .unsupported("SSL 3.0 is not decrypted")
+            let old = version == 0x0300 ? "SSL 3.0" : "version 0x" + String(version, radix: 16, uppercase: true)
+            status = .unsupported("\(old) is not decrypted")
             return
         }
         guard let spec = Self.spec(suite: cipherSuite, version: version) else {
