@@ -1161,7 +1161,8 @@ public struct RDPConnectionParser: Sendable {
                     if let t = inside, var r = body.peekSlice(34) {
                         _ = r.skip(2)
                         t.decryptor.serverHello(
-                            random: r.copyRemaining(), version: hello.version.rawValue, cipherSuite: hello.cipherSuite.rawValue)
+                            random: r.copyRemaining(), version: hello.version.rawValue, cipherSuite: hello.cipherSuite.rawValue,
+                            encryptThenMAC: hello.extensions.contains(TLSExtension.encryptThenMAC))
                         t.plaintext.hybridEx = collected.connectionConfirm?.selectedProtocol?.contains(.hybridEx) ?? false
                     }
                     if hello.version >= .tls13 {

@@ -191,6 +191,8 @@ public struct TLSHandshakeHeader: Sendable, Equatable {
 enum TLSExtension {
     static let serverName: UInt16 = 0
     static let supportedVersions: UInt16 = 43
+    /// RFC 7366 2.
+    static let encryptThenMAC: UInt16 = 22
 }
 
 /// ClientHello (RFC 5246 7.4.1.2, RFC 8446 4.1.2) with the extensions a report needs:

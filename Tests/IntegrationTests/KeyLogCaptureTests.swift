@@ -182,6 +182,52 @@ struct KeyLogCaptureTests {
         #expect(users == ["alice", "alice"])
     }
 
+    /// A pcapng carrying its secrets for a TLS 1.0 CBC session (MAC-then-encrypt, chained IV):
+    /// tshark reads the same file's Decryption Secrets Block itself, with no key log given.
+    @Test(.enabled(if: Prerequisite.runs(Run.tool("editcap") != nil), "editcap (wireshark-common) is not installed"))
+    func pcapngSecretsForTLS10CBC() throws {
+        let editcap = try #require(Run.tool("editcap"), "missing prerequisite: editcap (apt-get install wireshark-common)")
+        let dir = NSTemporaryDirectory() + "rdptriage-dsb10-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let capture = Repo.captures + "/tls10-cbc.pcap"
+        let out = dir + "/with-secrets.pcapng"
+        let e = try Run.program(editcap, ["--inject-secrets", "tls,\(Self.keys(for: capture))", capture, out])
+        try #require(e.status == 0, "editcap: \(e.stderr)")
+        let d = Self.attempts(try Self.json([out])).compactMap { ($0["rdp"] as? [String: Any])?["decrypted"] as? [String: Any] }
+        try #require(d.count == 1)
+        #expect(d[0]["status"] as? String == "decrypted")
+        let mcs = ((d[0]["mcs_connect_response"] as? [String: Any])?["frame"] as? Int).map(String.init)
+        let theirs = try Tshark.run(["-r", out, "-d", "tcp.port==3389,tls", "-Y", "t125.result", "-T", "fields", "-e", "frame.number"])
+            .split(separator: "\n").map(String.init)
+        #expect(mcs != nil && [mcs!] == theirs, "MCS Connect Response: ours \(String(describing: mcs)), tshark \(theirs)")
+    }
+
+    /// Wrong secrets for CBC sessions (MAC-then-encrypt and encrypt-then-MAC, TLS 1.0 to 1.2):
+    /// the first protected record fails its padding or MAC check and says so.
+    @Test(arguments: ["tls10-cbc.pcap", "tls12-cbc.pcap", "tls12-rsa-cbc.pcap"])
+    func wrongKeysForCBC(_ name: String) throws {
+        let capture = Repo.captures + "/" + name
+        let mine = try String(contentsOfFile: Self.keys(for: capture), encoding: .utf8)
+        // The master secret with its last byte changed.
+        let forged = mine.split(separator: "\n").map { line -> String in
+            var f = line.split(separator: " ").map(String.init)
+            guard f.count == 3, let last = f[2].last else { return String(line) }
+            f[2] = String(f[2].dropLast()) + (last == "0" ? "1" : "0")
+            return f.joined(separator: " ")
+        }
+        let path = NSTemporaryDirectory() + "rdptriage-wrongcbc-\(getpid())-\(name).keys"
+        try forged.joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let d = Self.attempts(try Self.json(["--keylog", path, capture])).compactMap {
+            ($0["rdp"] as? [String: Any])?["decrypted"] as? [String: Any]
+        }
+        #expect(d.count == 1 && d.allSatisfy { $0["status"] as? String == "wrong-keys" }, "\(name): \(d)")
+        // A success is one line unless asked for by number.
+        let text = try Run.program(Repo.executable, ["analyze", "--attempt", "1", "--keylog", path, capture])
+        #expect(text.stdout.contains("Wrong key log for this connection"), "\(text.stdout)")
+    }
+
     @Test func wrongKeyLogIsAFinding() throws {
         let capture = Repo.captures + "/credssp-wrong-password.pcap"
         // Another connection's secrets under this connection's client randoms.
