@@ -90,6 +90,8 @@ public struct TLSDecryptor: Sendable {
     var secrets: TLSConnectionSecrets?
     var clientRandom: [UInt8] = []
     var serverRandom: [UInt8] = []
+    /// The ServerHello agreed to encrypt_then_mac (kept for keys derived later, live).
+    var serverAgreedEncryptThenMAC = false
     /// The growing table's generation when the secrets were last looked for.
     var lookedAt = -1
     var spec: CipherSpec?
@@ -159,6 +161,7 @@ public struct TLSDecryptor: Sendable {
         self.version = version
         self.cipherSuite = cipherSuite
         serverRandom = random
+        serverAgreedEncryptThenMAC = encryptThenMAC
         guard secrets != nil else {
             status = material.growing != nil && !clientRandom.isEmpty ? .waitingForSecrets : .noSecrets
             return
@@ -241,7 +244,7 @@ public struct TLSDecryptor: Sendable {
                 version >= 0x0303 ? .tls12(spec.hash) : .tls10, masterSecret: master, clientRandom: clientRandom,
                 serverRandom: random, macLength: spec.macLength, keyLength: spec.keyLength, ivLength: ivLength)
             // RFC 7366 3: a server agrees to encrypt_then_mac only for a CBC suite.
-            let etm = encryptThenMAC && spec.macLength > 0
+            let etm = serverAgreedEncryptThenMAC && spec.macLength > 0
             client = Protection(key: block.clientKey, iv: block.clientIV, macKey: block.clientMAC, encryptThenMAC: etm)
             server = Protection(key: block.serverKey, iv: block.serverIV, macKey: block.serverMAC, encryptThenMAC: etm)
         }
