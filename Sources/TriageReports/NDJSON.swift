@@ -199,6 +199,12 @@ enum SchemaV2 {
             j.close()
         }
         j.closeArray()
+        if let h = HiddenFacts.of(a.facts, v) {
+            j.object("hidden")
+            j.strings("facts", h.facts.map(\.rawValue))
+            j.strings("sources", h.sources.map(\.rawValue))
+            j.close()
+        }
 
         tcp(t, into: &j)
         rdp(a.facts.rdp, into: &j)
