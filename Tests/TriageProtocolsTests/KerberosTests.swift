@@ -237,3 +237,40 @@ import TriageFlows
         #expect(text.contains("TERMSRV/rds01.corp.example"))
     }
 }
+
+/// Tokens a real Kerberos stack sent (MIT 1.20.1 through SPNEGO), against what tshark read of
+/// the same ticket from the KDC.
+@Suite struct RealKerberosTokenTests {
+    @Test func mitClientAPReqThroughSPNEGO() throws {
+        let token = RealKerberosTokens.bytes(RealKerberosTokens.clientHex)
+        #expect(token.count == 738)
+        let (spnego, kerberos) = NegoTokenReader.read(token)
+        #expect(spnego?.kind == .negTokenInit && spnego?.mechTypes == ["1.2.840.113554.1.2.2"])
+        let k = try #require(kerberos)
+        #expect(k.kind == .apReq && k.realm == "LAB.TEST" && k.serviceName == ["host", "rds01.lab.test"] && k.serviceNameType == 3)
+        // Nothing of the token's encrypted parts reaches the facts: its last 64 bytes are the
+        // authenticator's cipher, and bytes 200-264 lie inside the ticket's enc-part.
+        let encoder = JSONEncoder()
+        let json = try encoder.encode(KerberosFacts(k))
+        for secret in [Array(token.suffix(64)), Array(token[200..<264])] {
+            #expect(json.range(of: Data(secret.prefix(8))) == nil)
+            #expect(!String(decoding: json, as: UTF8.self).contains(Data(secret).base64EncodedString()))
+        }
+    }
+
+    @Test func mitServerAcceptCompleted() throws {
+        let token = RealKerberosTokens.bytes(RealKerberosTokens.serverHex)
+        #expect(token.count == 186)
+        let (spnego, kerberos) = NegoTokenReader.read(token)
+        #expect(spnego?.kind == .negTokenResp && spnego?.negState == 0 && spnego?.supportedMech == "1.2.840.113554.1.2.2")
+        #expect(kerberos?.kind == .apRep)
+    }
+
+    @Test func realTokenPrefixesNeverTrap() {
+        let token = RealKerberosTokens.bytes(RealKerberosTokens.clientHex)
+        for n in stride(from: 0, to: token.count, by: 7) {
+            let (s, k) = NegoTokenReader.read(Array(token[0..<n]))
+            #expect(s == nil && k == nil)
+        }
+    }
+}
