@@ -167,6 +167,13 @@ extension Classifier {
             if let remedy = Knowledge.kerberosError[code]?.remedy, v.isFailure { v.remediation.insert(remedy, at: 0) }
         }
         guard let k = request?.kerberos, let host = k.serviceHost else { return }
+        // A principal naming an address: only the address the client reached can be its own.
+        if let address = IPAddress(host) {
+            guard address != r.tcp.server.address else { return }
+            v.details.append(
+                "The ticket names \(k.servicePrincipal ?? host), an address other than the server's \(r.tcp.server.address): the client was sent elsewhere than it asked (a port forward or NAT in between).")
+            return
+        }
         let own = serverOwnNames(d, r)
         guard !own.isEmpty else { return }
         if Self.nameMatches(host, own) { return }

@@ -128,6 +128,15 @@ enum BuildNLA {
         #expect(v.details.contains { $0.contains("TERMSRV/rds01.corp.example") })
     }
 
+    @Test func principalNamingTheServersAddressIsNoMismatch() {
+        let same = Classifier.classify(
+            BuildNLA.attempt(certificateName: "rds02.corp.example", decrypted: BuildNLA.kerberos(["TERMSRV", "198.51.100.20"], error: nil)))
+        #expect(same.cause != .resolutionMismatch && !same.details.contains { $0.contains("an address other than") })
+        let other = Classifier.classify(
+            BuildNLA.attempt(certificateName: "rds02.corp.example", decrypted: BuildNLA.kerberos(["TERMSRV", "203.0.113.5"], error: nil)))
+        #expect(other.details.contains { $0.contains("TERMSRV/203.0.113.5, an address other than the server's 198.51.100.20") })
+    }
+
     @Test func twoDifferentFQDNsDoNotMatch() {
         #expect(!Classifier.nameMatches("rds01.corp.example", ["rds01.other.example"]))
         #expect(Classifier.nameMatches("rds01", ["rds01.other.example"]))
