@@ -154,7 +154,7 @@ extension Classifier {
             v.details.append("The client presented a Kerberos ticket for \(spn)\(realm) (AP-REQ, frame \(req.at.frame)).")
         }
         // The server's SPNEGO answer to it.
-        if let answer = d.tsRequests.first(where: { $0.from == .server && $0.spnego?.negState != nil && (request == nil || $0.at.frame >= request!.at.frame) }),
+        if let answer = d.tsRequests.first(where: { $0.from == .server && $0.spnego?.negState != nil && $0.at.frame >= (request?.at.frame ?? 0) }),
             let state = answer.spnego?.negState, request != nil || answer.kerberos != nil
         {
             v.evidence.append(Evidence(answer.at, "SPNEGO negState \(state) from the server (decrypted)"))
@@ -175,21 +175,38 @@ extension Classifier {
             return
         }
         let own = serverOwnNames(d, r)
-        guard !own.isEmpty else { return }
-        if Self.nameMatches(host, own) { return }
-        let known = own.sorted().joined(separator: ", ")
-        v.details.append(
-            "The ticket names \(k.servicePrincipal ?? host), but this server is known here as \(known): the name the client connected by does not lead to this host (DNS or a port forward pointing at the wrong server), so the server cannot read a ticket made for another.")
+        // DNS answers that led to this address give the client's names for the server, not the
+        // server's own: a wrong record shows as a principal matching DNS but not the server.
+        let resolved = r.facts.dns.filter { $0.address == r.tcp.server.address }
+        let dnsNames = Set(resolved.flatMap { [$0.name] + $0.aliases }.map { $0.lowercased() })
+        let mismatch: String
+        if !own.isEmpty {
+            guard !Self.nameMatches(host, own) else { return }
+            let known = own.sorted().joined(separator: ", ")
+            var text = "The ticket names \(k.servicePrincipal ?? host), but this server calls itself \(known)"
+            if let answer = resolved.first(where: { Self.nameMatches(host, [$0.name.lowercased()]) }) {
+                text += "; DNS answered \(answer.name) with this server's address (frame \(answer.response.frame))"
+            }
+            mismatch = text + ": the name the client used leads to another host (DNS or a port forward pointing at the wrong server), and the server cannot read a ticket made for another."
+        } else if !dnsNames.isEmpty, !Self.nameMatches(host, dnsNames) {
+            let names = dnsNames.sorted().joined(separator: ", ")
+            mismatch =
+                "The ticket names \(k.servicePrincipal ?? host), but the client reached this server by resolving \(names): the name it authenticates for and the name it connected by differ."
+        } else {
+            return
+        }
+        v.details.append(mismatch)
         if v.isFailure {
             v.cause = .resolutionMismatch
+            let own = own.isEmpty ? "" : " (\(own.sorted().joined(separator: ", ")))"
             v.remediation.insert(
-                "Check that \(host) resolves to this server (and that no port forward sends its port elsewhere), or connect by the server's own name (\(known)); `setspn -Q TERMSRV/\(host)` shows which computer account holds the principal.",
+                "Check that \(host) resolves to this server (and that no port forward sends its port elsewhere), or connect by the server's own name\(own); `setspn -Q TERMSRV/\(host)` shows which computer account holds the principal.",
                 at: 0)
         }
     }
 
-    /// The server's own names as the capture shows them: its certificate (subject CN and DNS
-    /// SANs), its NTLM target info, and DNS names the capture resolved to its address. Lower-cased.
+    /// The server's own names: its certificate (subject CN and DNS SANs) and its NTLM target
+    /// info, lower-cased.
     static func serverOwnNames(_ d: DecryptedFacts, _ r: Reading) -> Set<String> {
         var names: Set<String> = []
         for c in r.tls?.certificates ?? [] {
@@ -202,7 +219,6 @@ extension Classifier {
         if let s = d.serverNames {
             for n in [s.netbiosComputer, s.dnsComputer] { if let n, !n.isEmpty { names.insert(n.lowercased()) } }
         }
-        for a in r.facts.dns where a.address == r.tcp.server.address { names.insert(a.name.lowercased()) }
         // An address is not a host name a ticket could be made for.
         return names.filter { IPAddress($0) == nil && !$0.isEmpty }
     }
