@@ -1,3 +1,4 @@
+import TriageDecoding
 import TriageFlows
 import TriageProtocols
 
@@ -139,5 +140,100 @@ extension Classifier {
         if let pk = d.tsRequests.first(where: { $0.from == .server && $0.pubKeyAuth }) {
             v.evidence.append(Evidence(pk.at, "the server's pubKeyAuth: it accepted the credentials (decrypted)"))
         }
+        kerberosInside(&v, d, r)
+    }
+
+    /// Kerberos inside SPNEGO: the realm and service principal the client asked a ticket for,
+    /// the server's answer, and whether the principal names this server at all.
+    static func kerberosInside(_ v: inout Verdict, _ d: DecryptedFacts, _ r: Reading) {
+        let request = d.tsRequests.first { $0.from == .client && $0.kerberos?.message == .apReq }
+        if let req = request, let k = req.kerberos {
+            let spn = k.servicePrincipal ?? "?"
+            let realm = k.realm.map { " in realm \($0)" } ?? ""
+            v.evidence.append(Evidence(req.at, "Kerberos AP-REQ for \(spn)\(realm) (decrypted)"))
+            v.details.append("The client presented a Kerberos ticket for \(spn)\(realm) (AP-REQ, frame \(req.at.frame)).")
+        }
+        // The server's SPNEGO answer to it.
+        if let answer = d.tsRequests.first(where: { $0.from == .server && $0.spnego?.negState != nil && $0.at.frame >= (request?.at.frame ?? 0) }),
+            let state = answer.spnego?.negState, request != nil || answer.kerberos != nil
+        {
+            v.evidence.append(Evidence(answer.at, "SPNEGO negState \(state) from the server (decrypted)"))
+            if state == "reject" { v.details.append("The server rejected the Kerberos authentication (SPNEGO negState reject, frame \(answer.at.frame)).") }
+        }
+        if let (at, e) = d.kerberosError, let code = e.errorCode {
+            let text = Knowledge.describeKerberosError(code)
+            v.evidence.append(Evidence(at, "Kerberos KRB-ERROR \(text) from the server (decrypted)"))
+            v.details.append("The server answered the Kerberos ticket with KRB-ERROR \(text) (frame \(at.frame)).")
+            if let remedy = Knowledge.kerberosError[code]?.remedy, v.isFailure { v.remediation.insert(remedy, at: 0) }
+        }
+        guard let k = request?.kerberos, let host = k.serviceHost else { return }
+        // A principal naming an address: only the address the client reached can be its own.
+        if let address = IPAddress(host) {
+            guard address != r.tcp.server.address else { return }
+            v.details.append(
+                "The ticket names \(k.servicePrincipal ?? host), an address other than the server's \(r.tcp.server.address): the client was sent elsewhere than it asked (a port forward or NAT in between).")
+            return
+        }
+        let own = serverOwnNames(d, r)
+        // DNS answers that led to this address give the client's names for the server, not the
+        // server's own: a wrong record shows as a principal matching DNS but not the server.
+        let resolved = r.facts.dns.filter { $0.address == r.tcp.server.address }
+        let dnsNames = Set(resolved.flatMap { [$0.name] + $0.aliases }.map { $0.lowercased() })
+        let mismatch: String
+        if !own.isEmpty {
+            guard !Self.nameMatches(host, own) else { return }
+            let known = own.sorted().joined(separator: ", ")
+            var text = "The ticket names \(k.servicePrincipal ?? host), but this server calls itself \(known)"
+            if let answer = resolved.first(where: { Self.nameMatches(host, [$0.name.lowercased()]) }) {
+                text += "; DNS answered \(answer.name) with this server's address (frame \(answer.response.frame))"
+            }
+            mismatch = text + ": the name the client used leads to another host (DNS or a port forward pointing at the wrong server), and the server cannot read a ticket made for another."
+        } else if !dnsNames.isEmpty, !Self.nameMatches(host, dnsNames) {
+            let names = dnsNames.sorted().joined(separator: ", ")
+            mismatch =
+                "The ticket names \(k.servicePrincipal ?? host), but the client reached this server by resolving \(names): the name it authenticates for and the name it connected by differ."
+        } else {
+            return
+        }
+        v.details.append(mismatch)
+        if v.isFailure {
+            v.cause = .resolutionMismatch
+            let own = own.isEmpty ? "" : " (\(own.sorted().joined(separator: ", ")))"
+            v.remediation.insert(
+                "Check that \(host) resolves to this server (and that no port forward sends its port elsewhere), or connect by the server's own name\(own); `setspn -Q TERMSRV/\(host)` shows which computer account holds the principal.",
+                at: 0)
+        }
+    }
+
+    /// The server's own names: its certificate (subject CN and DNS SANs) and its NTLM target
+    /// info, lower-cased.
+    static func serverOwnNames(_ d: DecryptedFacts, _ r: Reading) -> Set<String> {
+        var names: Set<String> = []
+        for c in r.tls?.certificates ?? [] {
+            for part in c.subject.split(separator: ",") {
+                let p = part.trimmingCharacters(in: " ")
+                if p.hasPrefix("CN=") { names.insert(String(p.dropFirst(3)).lowercased()) }
+            }
+            for san in c.subjectAlternativeNames where san.hasPrefix("DNS:") { names.insert(String(san.dropFirst(4)).lowercased()) }
+        }
+        if let s = d.serverNames {
+            for n in [s.netbiosComputer, s.dnsComputer] { if let n, !n.isEmpty { names.insert(n.lowercased()) } }
+        }
+        // An address is not a host name a ticket could be made for.
+        return names.filter { IPAddress($0) == nil && !$0.isEmpty }
+    }
+
+    /// The same host: equal names, or the same first label (a short name against its FQDN).
+    static func nameMatches(_ host: String, _ names: Set<String>) -> Bool {
+        let h = host.hasSuffix(".") ? String(host.dropLast()) : host
+        let label = h.split(separator: ".").first.map(String.init) ?? h
+        for n in names {
+            let m = n.hasSuffix(".") ? String(n.dropLast()) : n
+            if m == h { return true }
+            let l = m.split(separator: ".").first.map(String.init) ?? m
+            // A short name matches an FQDN with the same first label, never two different FQDNs.
+            if l == label && (!m.contains(".") || !h.contains(".")) { return true }
+        }
+        return false
     }
 }

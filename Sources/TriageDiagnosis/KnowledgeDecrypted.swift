@@ -26,6 +26,40 @@ extension Knowledge {
         0x8009_0322: ("the target principal name is wrong (Kerberos SPN mismatch)", "Connect by the server's real name, or fix its TERMSRV SPN."),
     ]
 
+    /// KRB-ERROR error-code (RFC 4120 7.5.9): name, meaning and what to do.
+    public static let kerberosError: [Int32: (name: String, meaning: String, remedy: String)] = [
+        6: ("KDC_ERR_C_PRINCIPAL_UNKNOWN", "the client's principal is unknown", "Check the user name and realm."),
+        7: ("KDC_ERR_S_PRINCIPAL_UNKNOWN", "no account holds the service principal", "Register the server's TERMSRV principal (setspn), or connect by the server's own name."),
+        12: ("KDC_ERR_POLICY", "a policy refused the request", "Check the account's Kerberos policy (logon restrictions, Protected Users)."),
+        14: ("KDC_ERR_ETYPE_NOSUPP", "no common encryption type", "Align the allowed Kerberos encryption types (msDS-SupportedEncryptionTypes, client policy)."),
+        18: ("KDC_ERR_CLIENT_REVOKED", "the client's credentials are revoked (disabled or locked out)", "Enable or unlock the account."),
+        23: ("KDC_ERR_KEY_EXPIRED", "the password has expired", "Change the password."),
+        24: ("KDC_ERR_PREAUTH_FAILED", "pre-authentication failed (wrong password)", "Retype or reset the password."),
+        25: ("KDC_ERR_PREAUTH_REQUIRED", "pre-authentication is required", "A normal step of the ticket request; look at the next message."),
+        31: ("KRB_AP_ERR_BAD_INTEGRITY", "the integrity check failed on decryption", "Check for a stale ticket (klist purge) or a changed service key."),
+        32: ("KRB_AP_ERR_TKT_EXPIRED", "the ticket has expired", "Get a new ticket (klist purge, or log on again)."),
+        33: ("KRB_AP_ERR_TKT_NYV", "the ticket is not yet valid", "Synchronise the clocks of client, server and domain controller."),
+        34: ("KRB_AP_ERR_REPEAT", "the request is a replay", "Retry; if it repeats, look for a device replaying traffic."),
+        35: ("KRB_AP_ERR_NOT_US", "the ticket is not for this server", "Connect by the server's own name; check DNS and port forwards for the name used."),
+        36: ("KRB_AP_ERR_BADMATCH", "the ticket and the authenticator do not match", "Purge the client's tickets (klist purge) and retry."),
+        37: ("KRB_AP_ERR_SKEW", "the clocks of client and server differ too much", "Synchronise time on the client and the server (w32tm /resync); the default tolerance is 5 minutes."),
+        38: ("KRB_AP_ERR_BADADDR", "the ticket's address does not match the client's", "Request tickets without addresses, or check NAT between client and server."),
+        39: ("KRB_AP_ERR_BADVERSION", "a protocol version mismatch", "Check the Kerberos implementations of client and server."),
+        40: ("KRB_AP_ERR_MSG_TYPE", "an unexpected message type", "Check the Kerberos implementations of client and server."),
+        41: ("KRB_AP_ERR_MODIFIED", "the server could not decrypt the ticket: it was made for another account's key", "The name the client used belongs to another computer (duplicate SPN, DNS or a port forward to the wrong host), or the server's password changed: check `setspn -Q TERMSRV/name` and DNS, then klist purge."),
+        44: ("KRB_AP_ERR_BADKEYVER", "the ticket's key version is not the server's", "Purge the client's tickets (klist purge); check replication of the server's computer account."),
+        45: ("KRB_AP_ERR_NOKEY", "the server has no key for the ticket", "Check the server's keytab or computer account password."),
+        46: ("KRB_AP_ERR_MUT_FAIL", "mutual authentication failed", "Check the server's identity (name, SPN)."),
+        60: ("KRB_ERR_GENERIC", "a generic Kerberos error", "Look at the server's and the domain controller's event logs."),
+        68: ("KDC_ERR_WRONG_REALM", "the request went to the wrong realm", "Check the realm (domain) of the account and the server."),
+    ]
+
+    /// `37 KRB_AP_ERR_SKEW: the clocks of client and server differ too much`.
+    public static func describeKerberosError(_ code: Int32) -> String {
+        guard let e = kerberosError[code] else { return "error-code \(code)" }
+        return "\(code) \(e.name): \(e.meaning)"
+    }
+
     /// errorInfo of the Set Error Info PDU (MS-RDPBCGR 2.2.5.1.1): name and meaning.
     public static let errorInfo: [UInt32: (name: String, meaning: String)] = [
         0x1: ("ERRINFO_RPC_INITIATED_DISCONNECT", "an administrative tool on the server disconnected the session"),

@@ -315,7 +315,12 @@ public struct ReportedCode: Sendable, Codable, Equatable, CustomStringConvertibl
 
     /// Whether an attempt's likely client report is consistent with this code.
     public func matches(_ report: ClientReport?) -> Bool {
-        guard let report, report.code.code == code else { return false }
+        guard let report else { return false }
+        // A Set Error Info reached the client: it shows the server's errorInfo as the extended
+        // reason (FACTS.md 1 and 5), beside a disconnect reason FACTS.md does not name. Only
+        // the extended reason can be compared, so only a code that gives one can match.
+        if case .errorInfo(let e) = report.code { return extended == e }
+        guard report.code.code == code else { return false }
         guard let e = extended else { return true }
         return report.code.extended == e
     }

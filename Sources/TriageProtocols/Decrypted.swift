@@ -41,6 +41,13 @@ public struct DecryptedFacts: Sendable, Codable, Equatable {
     public var account: NTLMFacts? { tsRequests.first { $0.ntlm?.messageType == 3 }?.ntlm }
     /// The server's names (from the NTLM CHALLENGE).
     public var serverNames: NTLMFacts? { tsRequests.first { $0.ntlm?.messageType == 2 }?.ntlm }
+    /// The client's Kerberos AP-REQ (realm and service principal).
+    public var kerberosRequest: KerberosFacts? { tsRequests.first { $0.from == .client && $0.kerberos?.message == .apReq }?.kerberos }
+    /// The server's KRB-ERROR, when it sent one.
+    public var kerberosError: (at: FrameRef, facts: KerberosFacts)? {
+        guard let r = tsRequests.first(where: { $0.from == .server && $0.kerberos?.message == .krbError }), let k = r.kerberos else { return nil }
+        return (r.at, k)
+    }
 }
 
 /// One TSRequest (MS-CSSP 2.2.1) as facts.
@@ -51,6 +58,10 @@ public struct TSRequestFacts: Sendable, Codable, Equatable {
     public var negoTokens: Int
     public var mechanism: AuthMechanism?
     public var ntlm: NTLMFacts?
+    /// SPNEGO's offer or answer, when the token is SPNEGO.
+    public var spnego: SPNEGOFacts?
+    /// The Kerberos message inside (AP-REQ, AP-REP, KRB-ERROR): names and codes only.
+    public var kerberos: KerberosFacts?
     public var authInfo: Bool
     public var pubKeyAuth: Bool
     public var clientNonce: Bool
@@ -87,6 +98,60 @@ public struct NTLMFacts: Sendable, Codable, Equatable {
         guard let user else { return nil }
         guard let domain, !domain.isEmpty else { return user }
         return "\(domain)\\\(user)"
+    }
+}
+
+/// A SPNEGO token (RFC 4178 4.2) as facts; the inner token itself is not kept (it holds the
+/// Kerberos ticket and authenticator).
+public struct SPNEGOFacts: Sendable, Codable, Equatable {
+    public var kind: SPNEGOToken.Kind
+    /// The initiator's mechanisms, most preferred first (dotted OIDs).
+    public var mechTypes: [String]?
+    /// `accept-completed`, `accept-incomplete`, `reject`, `request-mic`.
+    public var negState: String?
+    public var supportedMech: String?
+
+    init(_ t: SPNEGOToken) {
+        kind = t.kind
+        mechTypes = t.mechTypes.isEmpty ? nil : t.mechTypes
+        negState = t.negState.map { SPNEGOToken.negStateNames[$0] ?? "\($0)" }
+        supportedMech = t.supportedMech
+    }
+}
+
+/// A Kerberos message (RFC 4120) as facts: the realm and principal names and the error code;
+/// never the ticket's enc-part, the authenticator or any key.
+public struct KerberosFacts: Sendable, Codable, Equatable {
+    public var message: KerberosMessage.Kind
+    /// AP-REQ: the ticket's realm; KRB-ERROR: the service's realm.
+    public var realm: String?
+    /// `TERMSRV/host.example`.
+    public var servicePrincipal: String?
+    public var serviceNameType: Int?
+    /// KRB-ERROR error-code (RFC 4120 7.5.9).
+    public var errorCode: Int32?
+    public var clientRealm: String?
+    public var clientName: String?
+
+    init(_ m: KerberosMessage) {
+        message = m.kind
+        realm = m.realm
+        servicePrincipal = m.servicePrincipal
+        serviceNameType = m.serviceNameType
+        errorCode = m.errorCode
+        clientRealm = m.clientRealm
+        clientName = m.clientName.isEmpty ? nil : m.clientName.joined(separator: "/")
+    }
+
+    /// The host of a `SERVICE/host` principal, lower-cased, without a `:port` or `@REALM`.
+    public var serviceHost: String? {
+        guard let spn = servicePrincipal else { return nil }
+        let parts = spn.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count >= 2 else { return nil }
+        var host = parts[1]
+        if let at = host.firstIndex(of: "@") { host = host[..<at] }
+        if let colon = host.firstIndex(of: ":") { host = host[..<colon] }
+        return host.isEmpty ? nil : host.lowercased()
     }
 }
 
@@ -220,6 +285,12 @@ struct PlaintextLayer: Sendable {
             let (mechanism, message) = NTLMMessage.find(in: token)
             f.mechanism = mechanism
             f.ntlm = message.map(NTLMFacts.init)
+            if mechanism != .ntlm {
+                let (spnego, kerberos) = NegoTokenReader.read(token)
+                f.spnego = spnego.map(SPNEGOFacts.init)
+                f.kerberos = kerberos.map(KerberosFacts.init)
+                if kerberos != nil { f.mechanism = .kerberos }
+            }
         }
         if facts.tsRequests.count < Self.maxTSRequests { facts.tsRequests.append(f) }
         // The client's credentials end its CredSSP; the server's last TSRequest (pubKeyAuth)

@@ -213,6 +213,14 @@ public final class MarkdownReport: AnalysisSink {
             }
             emit()
         }
+        if let h = digest.hiddenNote {
+            emit("### Hidden without TLS keys")
+            emit()
+            emit(prose("\(h.single ? "Attempt" : "Attempts") \(h.attempts): \(h.facts)."))
+            emit()
+            for way in digest.hiddenWays { emit("- " + prose(way)) }
+            emit()
+        }
         let stories = digest.finishStories()
         if !stories.isEmpty {
             emit("### Story")

@@ -199,6 +199,12 @@ enum SchemaV2 {
             j.close()
         }
         j.closeArray()
+        if let h = HiddenFacts.of(a.facts, v) {
+            j.object("hidden")
+            j.strings("facts", h.facts.map(\.rawValue))
+            j.strings("sources", h.sources.map(\.rawValue))
+            j.close()
+        }
 
         tcp(t, into: &j)
         rdp(a.facts.rdp, into: &j)
@@ -397,6 +403,15 @@ enum SchemaV2 {
             j.int("nego_tokens", t.negoTokens)
             if let m = t.mechanism { j.string("mechanism", m.rawValue) }
             if let n = t.ntlm { ntlm(n, into: &j) }
+            if let sp = t.spnego {
+                j.object("spnego")
+                j.string("kind", sp.kind.rawValue)
+                if let m = sp.mechTypes { j.strings("mech_types", m) }
+                j.string("neg_state", ifPresent: sp.negState)
+                j.string("supported_mech", ifPresent: sp.supportedMech)
+                j.close()
+            }
+            if let k = t.kerberos { kerberos(k, into: &j) }
             j.bool("auth_info", t.authInfo)
             j.bool("pub_key_auth", t.pubKeyAuth)
             j.bool("client_nonce", t.clientNonce)
@@ -446,6 +461,24 @@ enum SchemaV2 {
             j.close()
         }
         alerts(d.alerts, into: &j)
+        j.close()
+    }
+
+    static func kerberos(_ k: KerberosFacts, into j: inout JSONLine) {
+        j.object("kerberos")
+        j.string("message", k.message.rawValue)
+        j.string("realm", ifPresent: k.realm)
+        j.string("service_principal", ifPresent: k.servicePrincipal)
+        j.int("service_name_type", ifPresent: k.serviceNameType)
+        if let c = k.errorCode {
+            j.object("error_code")
+            j.int("code", c)
+            j.string("name", ifPresent: Knowledge.kerberosError[c]?.name)
+            j.string("meaning", ifPresent: Knowledge.kerberosError[c]?.meaning)
+            j.close()
+        }
+        j.string("client_realm", ifPresent: k.clientRealm)
+        j.string("client_name", ifPresent: k.clientName)
         j.close()
     }
 

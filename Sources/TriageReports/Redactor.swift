@@ -122,12 +122,27 @@ public final class Redactor {
         }
         // Names read inside TLS with a key log (NTLM AUTHENTICATE and CHALLENGE).
         for r in f.rdp.decrypted?.tsRequests ?? [] {
+            if let k = r.kerberos { registerKerberos(k) }
             guard let n = r.ntlm else { continue }
             if let v = n.user { registerUser(v) }
             if let v = n.domain { registerDomain(v) }
             for v in [n.workstation, n.targetName, n.netbiosComputer, n.netbiosDomain, n.dnsComputer, n.dnsDomain] {
                 if let v { registerHost(v) }
             }
+        }
+    }
+
+    /// Kerberos names read inside TLS: realms like domains, the principal's host like a host,
+    /// a KRB-ERROR's client name like a user. The service (`TERMSRV`) stays: it names no one.
+    func registerKerberos(_ k: KerberosFacts) {
+        for realm in [k.realm, k.clientRealm] { if let realm { registerDomain(realm) } }
+        if let spn = k.servicePrincipal {
+            for part in spn.split(separator: "/").dropFirst() { registerHostOrAddress(String(part)) }
+        }
+        if let c = k.clientName {
+            let parts = c.split(separator: "/")
+            if let user = parts.first { registerUser(String(user)) }
+            for part in parts.dropFirst() { registerHostOrAddress(String(part)) }
         }
     }
 

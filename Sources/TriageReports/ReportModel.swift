@@ -152,6 +152,13 @@ final class InputDigest {
     static let maxServers = 32
     /// Attempts `--reported` matched that the report shows one by one (a pointer can name them).
     private(set) var shownMatches: Set<Int> = []
+    /// Failed attempts whose deciding facts stayed inside TLS for want of keys: one note for
+    /// all of them in the summary, not one per attempt.
+    private(set) var hiddenAttempts: [Int] = []
+    private(set) var hiddenCount = 0
+    private(set) var hiddenFacts: Set<HiddenFacts.Fact> = []
+    private(set) var hiddenSources: Set<HiddenFacts.Source> = []
+    static let hiddenNumbers = 6
 
     let failuresOnly: Bool
     let onlyAttempts: Set<Int>?
@@ -207,6 +214,12 @@ final class InputDigest {
         }
         noteSummary(a, shown: show)
         if matched && show { shownMatches.insert(s.id + 1) }
+        if let h = HiddenFacts.of(a.facts, a.verdict) {
+            hiddenCount += 1
+            if hiddenAttempts.count < Self.hiddenNumbers { hiddenAttempts.append(s.id + 1) }
+            hiddenFacts.formUnion(h.facts)
+            hiddenSources.formUnion(h.sources)
+        }
         return show
     }
 
@@ -225,6 +238,16 @@ final class InputDigest {
             otherServers[label, default: 0] += 1
         }
     }
+
+    /// "Hidden without TLS keys (#2, #3): ...": what a key log would show, and where to get one.
+    var hiddenNote: (attempts: String, single: Bool, facts: String, how: String)? {
+        guard hiddenCount > 0 else { return nil }
+        let numbers = hiddenAttempts.map { "#\($0)" }.joined(separator: ", ") + (hiddenCount > hiddenAttempts.count ? ", …" : "")
+        return (numbers, hiddenCount == 1, Knowledge.hiddenList(hiddenFacts.sorted()), Knowledge.hiddenHow(hiddenSources.sorted()))
+    }
+
+    /// Where to get the hidden facts, one item each.
+    var hiddenWays: [String] { hiddenSources.sorted().compactMap { Knowledge.hiddenSourceItem[$0] } }
 
     /// The summary table's rows: failures first (most frequent first), then incomplete and
     /// success.

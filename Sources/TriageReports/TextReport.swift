@@ -245,6 +245,10 @@ public final class TextReport: AnalysisSink {
             emit("")
             emit(bold("  Reported \(code)") + ": " + m.explanation + pointer(m))
         }
+        if let h = digest.hiddenNote {
+            emit("")
+            emit(bold("  Hidden without TLS keys") + " (\(h.attempts)): \(h.facts). To read them: \(h.how).")
+        }
         let stories = digest.finishStories()
         if !stories.isEmpty {
             emit("")

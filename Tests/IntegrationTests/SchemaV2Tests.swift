@@ -116,6 +116,13 @@ import TriageReports
                 at: at, from: .server, version: 2, negoTokens: 1, mechanism: .kerberos, ntlm: nil, authInfo: true, pubKeyAuth: true,
                 clientNonce: false, errorCode: 0x1234_5678),
         ]
+        var spnego = SPNEGOToken(kind: .negTokenResp)
+        (spnego.negState, spnego.supportedMech) = (2, "1.2.840.113554.1.2.2")
+        var krbError = KerberosMessage(kind: .krbError)
+        (krbError.errorCode, krbError.realm, krbError.serviceName) = (37, "LAB.TEST", ["TERMSRV", "rds01.lab.test"])
+        var kerberos = d.tsRequests[1]
+        (kerberos.spnego, kerberos.kerberos) = (SPNEGOFacts(spnego), KerberosFacts(krbError))
+        d.tsRequests.append(kerberos)
         d.earlyUserAuthorization = EarlyUserAuthorizationFacts(at: at, result: 5)
         d.mcsConnectResponse = at
         d.license = LicenseFacts(at: at, errorCode: 0x6, stateTransition: 2)
@@ -130,7 +137,10 @@ import TriageReports
         let credssp = try #require(got["credssp"] as? [[String: Any]])
         let status = credssp.first?["error_code"] as? [String: Any]
         #expect(status?["code"] as? String == "0xC000006D" && status?["name"] as? String == "STATUS_LOGON_FAILURE")
-        #expect((credssp.last?["error_code"] as? [String: Any])?["name"] == nil, "an unknown NTSTATUS has no name")
+        #expect((credssp[1]["error_code"] as? [String: Any])?["name"] == nil, "an unknown NTSTATUS has no name")
+        let krb = credssp.last?["kerberos"] as? [String: Any]
+        #expect(krb?["service_principal"] as? String == "TERMSRV/rds01.lab.test")
+        #expect((krb?["error_code"] as? [String: Any])?["name"] as? String == "KRB_AP_ERR_SKEW")
         let errorInfo = (got["set_error_info"] as? [String: Any])?["error_info"] as? [String: Any]
         #expect(errorInfo?["code"] as? String == "0x9" && errorInfo?["name"] as? String == "ERRINFO_SERVER_INSUFFICIENT_PRIVILEGES")
         let eua = (got["early_user_authorization"] as? [String: Any])?["result"] as? [String: Any]

@@ -1,6 +1,7 @@
 import Testing
 import TriageDecoding
 
+@testable import TriageProtocols
 @testable import TriageReports
 
 /// The report side of `--redact`: every form prose gives an address or a name is replaced.
@@ -24,6 +25,20 @@ import TriageDecoding
         #expect(r.apply("cookie CORP\\bob") == "cookie domain-1\\user-1")
         #expect(r.apply("\"cookie\": \"CORP\\\\bob\"") == "\"cookie\": \"domain-1\\\\user-1\"")
         #expect(r.apply("carol@corp.example") == "user-2@host-1")
+    }
+
+    /// Kerberos names read with a key log: realms like domains, the principal's host like a
+    /// host, a KRB-ERROR's client like a user; the service name stays.
+    @Test func kerberosNames() {
+        let r = Redactor()
+        var m = KerberosMessage(kind: .krbError)
+        m.realm = "CORP.EXAMPLE"
+        m.serviceName = ["TERMSRV", "rds01.corp.example"]
+        m.clientRealm = "CORP.EXAMPLE"
+        m.clientName = ["alice"]
+        r.registerKerberos(KerberosFacts(m))
+        let out = r.apply("a ticket for TERMSRV/rds01.corp.example in realm CORP.EXAMPLE, client alice")
+        #expect(out == "a ticket for TERMSRV/host-1 in realm domain-1, client user-1", "\(out)")
     }
 
     /// A one-letter user is replaced where it is a word, not in `e.g.` nor inside words.
