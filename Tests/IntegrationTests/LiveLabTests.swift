@@ -113,7 +113,7 @@ import Testing
                 // The key log was read as the client wrote it, after the TLS handshake went by.
                 let decrypted = (got["rdp"] as? [String: Any])?["decrypted"] as? [String: Any]
                 #expect(decrypted?["status"] as? String == "decrypted", "\(at) decrypted with the growing key log: \(String(describing: decrypted))")
-                #expect((decrypted?["server_records"] as? Int ?? 0) > 0, "\(at) server records decrypted")
+                #expect(((decrypted?["records"] as? [String: Any])?["server"] as? Int ?? 0) > 0, "\(at) server records decrypted")
             }
         }
         try checkExport(pcap: pcap, expected: expected, file: file, name: name)

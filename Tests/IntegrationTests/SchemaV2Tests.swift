@@ -153,6 +153,21 @@ import TriageReports
         try Self.validate([dir + "/decrypted.ndjson"])
     }
 
+    /// Live's summary line, with the export member, validates against `$defs/live_summary`.
+    @Test(.enabled(if: Prerequisite.runs(python.path != nil && getuid() == 0)))
+    func liveSummaryValidates() throws {
+        let dir = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let r = try Run.program(
+            Repo.executable, ["live", "-i", "lo", "--duration", "1", "--format", "ndjson", "--export", dir + "/export"])
+        #expect(r.status == 3, "no RDP on lo in a second: \(r.stderr)")
+        let last = try #require(r.stdout.split(separator: "\n").last)
+        let summary = try Self.parse(last)
+        #expect(summary["type"] as? String == "summary" && summary["export"] != nil)
+        try r.stdout.write(toFile: dir + "/live.ndjson", atomically: true, encoding: .utf8)
+        try Self.validate([dir + "/live.ndjson"])
+    }
+
     /// The validator is no rubber stamp: a report with a wrong member fails it.
     @Test(.enabled(if: Prerequisite.runs(python.path != nil)))
     func validatorRejectsBrokenReports() throws {
