@@ -364,7 +364,7 @@ def main():
             verdict["confidence"] = want["confidence"]
         if "client_code" in want:
             code = want["client_code"]
-            if not (code is None or code in CLIENT_CODE_WORDS or re.fullmatch(r"0x[0-9A-F]+(/0x[0-9A-F]+)?", code)):
+            if not (code is None or code in CLIENT_CODE_WORDS or re.fullmatch(r"(0x[0-9A-F]+|errorInfo)(/0x[0-9A-F]+)?", code)):
                 fail(f"{where}: bad client_code {code!r}")
             if (code is None) != (want["label"] in ("success", "incomplete")):
                 fail(f"{where}: only success and incomplete have no client code")
