@@ -133,6 +133,8 @@ public enum Knowledge {
         .reason(0x704), meaning: "time-out: the connection stalled without an answer (0x108 on some clients)")
     public static let logonFailure = ClientReport(
         .reason(0x807), meaning: "CredSSP logon failure (0xA07 no such user, 0xF07 password expired, ... when the server names the NTSTATUS)")
+    public static let licensingFailed = ClientReport(
+        .reason(0x808), meaning: "licensing failed: the server's licensing error ended the connection (FACTS.md section 1)")
     public static let negotiationError = ClientReport(
         .kind(.negotiation), meaning: "a security negotiation error naming the RDP_NEG_FAILURE code, not 0x904")
     public static let protocolError = ClientReport(

@@ -315,6 +315,9 @@ public struct ReportedCode: Sendable, Codable, Equatable, CustomStringConvertibl
 
     /// Whether an attempt's likely client report is consistent with this code.
     public func matches(_ report: ClientReport?) -> Bool {
+        // The server's Set Error Info is what the client shows as the extended reason; the
+        // disconnect reason beside it is not on the wire, so any is consistent.
+        if case .errorInfo(let e)? = report?.code { return extended == e }
         guard let report, report.code.code == code else { return false }
         guard let e = extended else { return true }
         return report.code.extended == e

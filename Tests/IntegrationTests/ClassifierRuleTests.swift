@@ -130,6 +130,28 @@ import TriageFlows
         #expect(r["attempts"] as? [Int] == [1, 2])
     }
 
+    /// The server's stated reason, read with the key log, is what the user saw (FACTS.md 1):
+    /// a Set Error Info is the extended reason (not the 0x7 guess), a CredSSP errorCode names
+    /// its own code, a licensing error is 0x808.
+    @Test func serverStatedReasons() throws {
+        func attempts(_ code: String, _ name: String) throws -> [Int]? {
+            let capture = Repo.captures + "/" + name
+            let keys = ((capture as NSString).deletingPathExtension) + ".keys"
+            return try #require(reported(try json(["--reported", code, "--keylog", keys, capture])))["attempts"] as? [Int]
+        }
+        for name in ["errorinfo-insufficient-privileges.pcap", "errorinfo-nla-insufficient-privileges.pcap"] {
+            #expect(try attempts("0x904/0x9", name) == [1], "\(name)")
+            #expect(try attempts("0x3/9", name) == [1], "\(name): any disconnect reason beside the errorInfo")
+            #expect(try attempts("0x904/0x7", name) == [], "\(name): the server said 0x9, the client did not guess 0x7")
+            #expect(try attempts("0x904", name) == [], "\(name)")
+        }
+        #expect(try attempts("0xD07", "credssp-errorcode-locked-out.pcap") == [1])
+        #expect(try attempts("0x807", "credssp-errorcode-locked-out.pcap") == [])
+        #expect(try attempts("0x807", "credssp-errorcode-logon-failure.pcap") == [1])
+        #expect(try attempts("0x808", "license-no-license-server.pcap") == [1, 2])
+        #expect(try attempts("0x904/0x7", "license-no-license-server.pcap") == [])
+    }
+
     @Test func parsing() {
         #expect(ReportedCode("0x904/0x7") == ReportedCode("2308/7"))
         #expect(ReportedCode("0x904")?.extended == nil)

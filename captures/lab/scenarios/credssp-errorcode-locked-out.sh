@@ -20,6 +20,7 @@ expect_none 't125' "no MCS after CredSSP"
 lab_expected <<EOF
 {
   "description": "The purpose-built peer rdp_peer.py (see purpose_built_peer) in rdpt-server selects CredSSP (0x2) for xfreerdp /sec:nla (requested 0x3) and treats alice as locked out: the client sends the right password, the peer verifies the NTLMv2 response and still answers the AUTHENTICATE, as a Windows server does for a locked-out account, with a TSRequest (version 6) carrying only errorCode 0xC0000234 STATUS_ACCOUNT_LOCKED_OUT, then close_notify and FIN after 0.2 s. xfreerdp closes first (close_notify, FIN) and does not retry. The Windows client shows 0xD07 (account locked out, FACTS.md section 1). Decrypt with the key log to see the errorCode. A CredSSP logon failure stated by the server.",
+  "verdict_needs_keys": true,
   "purpose_built_peer": "captures/lab/peers/rdp_peer.py: a Python 3 (standard library) RDP server written for the lab, because neither xrdp 0.9.21 nor freerdp-shadow-cli 2.11.7 sends a TSRequest errorCode. It follows MS-RDPBCGR, MS-CSSP and MS-NLMP byte for byte only as far as this refusal needs: X.224 Connection Confirm, TLS (Python ssl, OpenSSL 3), CredSSP version 6 with NTLMv2 checked against the lab password (CHALLENGE with AV pairs and timestamp, NTProofStr, key exchange, MIC, the SHA-256 ClientServerHashMagic/ServerClientHashMagic pubKeyAuth binding, sealing with RC4), then the errorCode reply. It is not a Windows server; only the refusal's bytes follow Windows' documented behaviour.",
   "server": "$SERVER4",
   "server_port": 3389,
