@@ -125,7 +125,7 @@ extension Classifier {
             r, .earlyDisconnect, .hostNotAccepting,
             "\(r.serverName) refused the connection and said why: \(said.joined(separator: " and "))\(end), read with the key log.",
             Confidence(.high, "the server's own refusal, read with the key log"), stage: stage, ender: .server,
-            client: client, remedy: .earlyDisconnect, evidence: evidence)
+            client: client, remedy: .serverRefused, evidence: evidence)
     }
 
     static func mcsReason(_ r: UInt8) -> String {

@@ -25,7 +25,7 @@ lab_expected <<EOF
   "attempts": [
     {"label": "early-disconnect", "cause": "host-not-accepting", "stage": "mcs-connect",
      "ended_by": "server",
-     "confidence": "high", "client_code": "errorInfo/0x9", "remediation": "early-disconnect",
+     "confidence": "high", "client_code": "errorInfo/0x9", "remediation": "server-refused",
      "evidence": [], "tcp": "auto",
      "key_frames": ["syn", "syn_ack", "x224_request", "x224_confirm", "client_hello",
                     "server_hello", "fin", "last"],
