@@ -209,3 +209,43 @@ import TriageFlows
         }
     }
 }
+
+/// The rule `stated-refusal` on the real Set Error Info capture, with its decrypted facts
+/// changed one at a time: each refusal the server can state decides alone (the EUA denial has
+/// no capture: xfreerdp 2.11 cannot use a server that selects HYBRID_EX), a normal end or a
+/// logon does not.
+@Suite struct StatedRefusalTests {
+    @Test func eachStatedReasonDecides() throws {
+        let base = Repo.captures + "/errorinfo-nla-insufficient-privileges"
+        let facts = try #require(analyze(base + ".pcap", keyLog: base + ".keys").attempts.first?.facts)
+        let read = try #require(facts.rdp.decrypted)
+        let at = try #require(read.errorInfo?.at)
+        func classify(_ change: (inout DecryptedFacts) -> Void) -> Verdict {
+            var f = facts
+            var d = read
+            d.errorInfo = nil
+            d.license = nil
+            change(&d)
+            f.rdp.decrypted = d
+            return Classifier.classify(f)
+        }
+        let errorInfo = classify { $0.errorInfo = read.errorInfo }
+        #expect(errorInfo.rule == "stated-refusal" && errorInfo.label == .earlyDisconnect && errorInfo.cause == .hostNotAccepting)
+        #expect(errorInfo.clientReport?.code == .errorInfo(9))
+        let eua = classify { $0.earlyUserAuthorization = EarlyUserAuthorizationFacts(at: at, result: 5) }
+        #expect(eua.rule == "stated-refusal" && eua.stage == .credssp && eua.endedBy == .server)
+        #expect(eua.summary.contains("ACCESS_DENIED"))
+        #expect(eua.remediation.first?.contains("Remote Desktop Users") == true)
+        let license = classify { $0.license = LicenseFacts(at: at, errorCode: 0x02, stateTransition: 1) }
+        #expect(license.rule == "stated-refusal" && license.clientReport?.code == .reason(0x808))
+        #expect(license.summary.contains("ERR_NO_LICENSE") && license.summary.contains("ST_TOTAL_ABORT"))
+        // Not refusals: no license needed, an EUA SUCCESS, a normal end, or a user who logged on.
+        #expect(classify { $0.license = LicenseFacts(at: at, errorCode: 0x07, stateTransition: 2) }.rule != "stated-refusal")
+        #expect(classify { $0.earlyUserAuthorization = EarlyUserAuthorizationFacts(at: at, result: 0) }.rule != "stated-refusal")
+        #expect(classify { $0.errorInfo = ErrorInfoFacts(at: at, code: 0xC) }.rule != "stated-refusal")
+        #expect(classify {
+            $0.errorInfo = read.errorInfo
+            $0.logon = LogonFacts(at: at, infoType: 1)
+        }.rule != "stated-refusal")
+    }
+}
