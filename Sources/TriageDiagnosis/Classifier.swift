@@ -1031,20 +1031,27 @@ public enum Classifier {
         let errorReply = r.facts.rdp.decrypted?.tsRequests.first {
             $0.from == .server && $0.errorCode != nil && $0.at.frame < alert.at.frame && $0.at.frame > (authenticate?.frame ?? 0)
         }
-        let answer = errorReply?.at ?? alert.at
+        // Without keys: a server record too small for pubKeyAuth, before the alert, is the
+        // size of an errorCode TSRequest (CredSSPShape): the answer.
+        let sizedReply = errorReply == nil
+            ? credssp.likelyErrorReply.flatMap { $0.frame < alert.at.frame && $0.frame > (authenticate?.frame ?? 0) ? $0 : nil } : nil
+        let answer = errorReply?.at ?? sizedReply ?? alert.at
         var evidence = [Evidence(
             alert.at,
-            errorReply != nil
-                ? "the server's closing alert, after its errorCode (frame \(answer.frame))"
+            errorReply != nil || sizedReply != nil
+                ? "the server's closing alert, after its \(errorReply != nil ? "errorCode" : "answer") (frame \(answer.frame))"
                 : hidden
                 ? "the server's last record, too small for anything but an alert (TLS 1.3 hides its type), answering \(answering)"
                 : "TLS alert record from the server (content type 21, body encrypted), answering \(answering)")]
+        if let s = sizedReply {
+            evidence.insert(Evidence(s, "a server record too small for pubKeyAuth, the size of a TSRequest errorCode, answering \(answering)"), at: 0)
+        }
         var details: [String] = []
         // The server's own close: its FIN or RST, whichever came first.
         let serverEnd = [r.tcp.resets.first(where: { $0.from == .server })?.at, r.tcp.serverSide.fin?.at]
             .compactMap { $0 }.min { $0.frame < $1.frame }
         if let fin = r.tcp.clientSide.fin {
-            let what = errorReply != nil ? "errorCode" : "alert"
+            let what = errorReply != nil ? "errorCode" : sizedReply != nil ? "answer" : "alert"
             if fin.at.frame > answer.frame {
                 evidence.append(Evidence(fin.at, "the client's FIN, after the server's \(what)"))
                 details.append("The client's FIN (frame \(fin.at.frame)) came after the server's \(what) (frame \(answer.frame)): the client was closing because the server refused it.")
@@ -1069,6 +1076,8 @@ public enum Classifier {
         let confidence: Confidence
         if status != nil {
             confidence = Confidence(.high, "the server's TSRequest errorCode")
+        } else if sizedReply != nil {
+            confidence = Confidence(.medium, "a server record the size of a TSRequest errorCode right after the client's AUTHENTICATE, then the close (encrypted: read by size)")
         } else if hidden {
             confidence = Confidence(.medium, "TLS 1.3 hides the alert: a record too small for anything else, the server's last, right after the client's AUTHENTICATE")
         } else if authenticate == nil {
@@ -1080,6 +1089,8 @@ public enum Classifier {
         let alertText: String
         if let e = errorReply {
             alertText = "a TSRequest errorCode \(status ?? "") (frame \(e.at.frame), read with the key log)"
+        } else if let s = sizedReply {
+            alertText = "a record the size of a TSRequest errorCode (frame \(s.frame), encrypted)"
         } else if let a = r.facts.rdp.decrypted?.alerts.first(where: { $0.from == .server }), let d = a.description {
             alertText = "a TLS \(ProtocolTables.tlsAlertDescriptions[d] ?? "\(d)") alert (read with the key log)"
         } else {
