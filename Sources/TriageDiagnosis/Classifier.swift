@@ -29,6 +29,7 @@ import TriageProtocols
 /// | server alert after the client's CredSSP credentials | credssp-failure | tls-credssp |
 /// | server closes after CredSSP credentials | credssp-failure | tls-credssp |
 /// | server closes after MCS / early authorization | early-disconnect | host-not-accepting |
+/// | key log: the server's EUA denial, licensing error or Set Error Info before logon | early-disconnect | host-not-accepting |
 /// | reached the session | success | none |
 public enum Classifier {
     /// A rule: its name (shown in verdicts and tests) and the test that may decide.
@@ -58,6 +59,7 @@ public enum Classifier {
         Rule(name: "credssp-alert", decide: credsspAlert),
         Rule(name: "refused-after-tls", decide: refusedAfterHandshake),
         Rule(name: "credssp", decide: credssp),
+        Rule(name: "stated-refusal", decide: statedRefusal),
         Rule(name: "success", decide: success),
         Rule(name: "after-security", decide: afterSecurity),
         Rule(name: "fallback", decide: fallback),
@@ -1025,19 +1027,34 @@ public enum Classifier {
         let answering = authRecord.map { "the client's CredSSP AUTHENTICATE (frame \($0.at.frame), \(r.bytes(Int64($0.length))))" }
             ?? "the client's CredSSP AUTHENTICATE (not captured: the server acknowledged \(r.bytes(unseen)) the capture missed)"
         let hidden = tls.isTLS13
+        // Read with the key log: a TSRequest errorCode before the alert was the real answer.
+        let errorReply = r.facts.rdp.decrypted?.tsRequests.first {
+            $0.from == .server && $0.errorCode != nil && $0.at.frame < alert.at.frame && $0.at.frame > (authenticate?.frame ?? 0)
+        }
+        // Without keys: a server record too small for pubKeyAuth, before the alert, is the
+        // size of an errorCode TSRequest (CredSSPShape): the answer.
+        let sizedReply = errorReply == nil
+            ? credssp.likelyErrorReply.flatMap { $0.frame < alert.at.frame && $0.frame > (authenticate?.frame ?? 0) ? $0 : nil } : nil
+        let answer = errorReply?.at ?? sizedReply ?? alert.at
         var evidence = [Evidence(
             alert.at,
-            hidden
+            errorReply != nil || sizedReply != nil
+                ? "the server's closing alert, after its \(errorReply != nil ? "errorCode" : "answer") (frame \(answer.frame))"
+                : hidden
                 ? "the server's last record, too small for anything but an alert (TLS 1.3 hides its type), answering \(answering)"
                 : "TLS alert record from the server (content type 21, body encrypted), answering \(answering)")]
+        if let s = sizedReply {
+            evidence.insert(Evidence(s, "a server record too small for pubKeyAuth, the size of a TSRequest errorCode, answering \(answering)"), at: 0)
+        }
         var details: [String] = []
         // The server's own close: its FIN or RST, whichever came first.
         let serverEnd = [r.tcp.resets.first(where: { $0.from == .server })?.at, r.tcp.serverSide.fin?.at]
             .compactMap { $0 }.min { $0.frame < $1.frame }
         if let fin = r.tcp.clientSide.fin {
-            if fin.at.frame > alert.at.frame {
-                evidence.append(Evidence(fin.at, "the client's FIN, after the server's alert"))
-                details.append("The client's FIN (frame \(fin.at.frame)) came after the server's alert (frame \(alert.at.frame)): the client was closing because the server refused it.")
+            let what = errorReply != nil ? "errorCode" : sizedReply != nil ? "answer" : "alert"
+            if fin.at.frame > answer.frame {
+                evidence.append(Evidence(fin.at, "the client's FIN, after the server's \(what)"))
+                details.append("The client's FIN (frame \(fin.at.frame)) came after the server's \(what) (frame \(answer.frame)): the client was closing because the server refused it.")
             } else {
                 details.append("The client half-closed (FIN, frame \(fin.at.frame)) right after sending its credentials; the server's alert in frame \(alert.at.frame) is still its answer to them.")
             }
@@ -1059,6 +1076,8 @@ public enum Classifier {
         let confidence: Confidence
         if status != nil {
             confidence = Confidence(.high, "the server's TSRequest errorCode")
+        } else if sizedReply != nil {
+            confidence = Confidence(.medium, "a server record the size of a TSRequest errorCode right after the client's AUTHENTICATE, then the close (encrypted: read by size)")
         } else if hidden {
             confidence = Confidence(.medium, "TLS 1.3 hides the alert: a record too small for anything else, the server's last, right after the client's AUTHENTICATE")
         } else if authenticate == nil {
@@ -1068,7 +1087,11 @@ public enum Classifier {
         }
         // With a key log the alert TLS 1.3 hides is read: name it.
         let alertText: String
-        if let a = r.facts.rdp.decrypted?.alerts.first(where: { $0.from == .server }), let d = a.description {
+        if let e = errorReply {
+            alertText = "a TSRequest errorCode \(status ?? "") (frame \(e.at.frame), read with the key log)"
+        } else if let s = sizedReply {
+            alertText = "a record the size of a TSRequest errorCode (frame \(s.frame), encrypted)"
+        } else if let a = r.facts.rdp.decrypted?.alerts.first(where: { $0.from == .server }), let d = a.description {
             alertText = "a TLS \(ProtocolTables.tlsAlertDescriptions[d] ?? "\(d)") alert (read with the key log)"
         } else {
             alertText = "a TLS alert" + (hidden ? " (hidden by TLS 1.3)" : "")
@@ -1078,13 +1101,13 @@ public enum Classifier {
             close = r.tcp.resets.contains { $0.at == e } ? " and reset the connection" : " and closed the connection"
         } else if let rst = r.tcp.resets.first(where: { $0.from == .client }) {
             close = "; the client then reset the connection"
-            evidence.append(Evidence(rst.at, "RST from the client, after the server's alert"))
+            evidence.append(Evidence(rst.at, "RST from the client, after the server's \(errorReply != nil ? "errorCode and alert" : "alert")"))
         } else {
             close = ""
         }
         return make(
             r, .credsspFailure, .tlsCredSSP,
-            "\(r.serverName) refused the credentials: it answered the client's CredSSP AUTHENTICATE with \(alertText)\(status.map { " (\($0))" } ?? "")\(close).",
+            "\(r.serverName) refused the credentials: it answered the client's CredSSP AUTHENTICATE with \(alertText)\(errorReply == nil ? status.map { " (\($0))" } ?? "" : "")\(close).",
             confidence, stage: .credssp, ender: .server, client: client, remedy: .credsspFailure,
             details: details, evidence: evidence)
     }

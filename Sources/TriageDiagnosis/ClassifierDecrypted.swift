@@ -92,6 +92,43 @@ extension Classifier {
         }
     }
 
+    /// The server's own stated refusal after the security handshake, read with the key log:
+    /// an Early User Authorization Result other than SUCCESS, a licensing error other than
+    /// STATUS_VALID_CLIENT, or a Set Error Info that is not a normal end, before the user
+    /// logged on. The traffic's shape alone can pass for a session (MS-RDPBCGR 1.3.1.1: the
+    /// refusal comes after MCS and the Client Info PDU), so this rule comes before `success`.
+    static func statedRefusal(_ r: Reading) -> Verdict? {
+        guard let d = r.facts.rdp.decrypted, d.status == .decrypted, d.logon == nil else { return nil }
+        let eua = d.earlyUserAuthorization.flatMap { $0.result != 0 ? $0 : nil }
+        let license = d.license.flatMap { $0.errorCode != 0x07 ? $0 : nil }
+        let info = d.errorInfo.flatMap { Knowledge.errorInfoNormalEnd.contains($0.code) ? nil : $0 }
+        guard eua != nil || license != nil || info != nil else { return nil }
+        var said: [String] = []
+        var evidence: [Evidence] = []
+        var client = closedDuringSetup(r)
+        var stage = Stage.mcsConnect
+        if let e = eua {
+            said.append("its Early User Authorization Result \(e.result == 5 ? "ACCESS_DENIED" : Knowledge.hex(e.result)) (frame \(e.at.frame))")
+            stage = .credssp
+        }
+        if let l = license {
+            let transition = l.stateTransition == 1 ? ", ST_TOTAL_ABORT" : ""
+            said.append("a licensing error \(Knowledge.licenseError[l.errorCode] ?? Knowledge.hex(l.errorCode))\(transition) (frame \(l.at.frame))")
+            client = Knowledge.licensingFailed
+        }
+        if let i = info {
+            said.append("a Set Error Info PDU \(Knowledge.errorInfo[i.code]?.name ?? Knowledge.hex(i.code)) (frame \(i.at.frame))")
+        }
+        let end = d.disconnectProviderUltimatum.map { $0.from == .server ? ", then MCS Disconnect Provider Ultimatum" : "" } ?? ""
+        let ending = r.endingFrame.map { [Evidence($0, Wording.ended(r.tcp.outcome, by: r.ender))] } ?? []
+        evidence += ending
+        return make(
+            r, .earlyDisconnect, .hostNotAccepting,
+            "\(r.serverName) refused the connection and said why: \(said.joined(separator: " and "))\(end), read with the key log.",
+            Confidence(.high, "the server's own refusal, read with the key log"), stage: stage, ender: .server,
+            client: client, remedy: .serverRefused, evidence: evidence)
+    }
+
     static func mcsReason(_ r: UInt8) -> String {
         switch r {
         case 0: "rn-domain-disconnected"

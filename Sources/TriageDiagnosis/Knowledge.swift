@@ -23,6 +23,8 @@ public enum Remedy: Sendable, Hashable {
     case credsspFailure
     case credsspEarly
     case earlyDisconnect
+    /// The server stated its refusal after the security handshake (read with a key log).
+    case serverRefused
     case nlaPolicyMismatch
     case clientAbort
     case nonRDPService
@@ -61,6 +63,7 @@ public enum Remedy: Sendable, Hashable {
         case .credsspFailure: "credssp-failure"
         case .credsspEarly: "credssp-early"
         case .earlyDisconnect: "early-disconnect"
+        case .serverRefused: "server-refused"
         case .nlaPolicyMismatch: "nla-policy-mismatch"
         case .clientAbort: "client-abort"
         case .nonRDPService: "non-rdp-service"
@@ -133,6 +136,8 @@ public enum Knowledge {
         .reason(0x704), meaning: "time-out: the connection stalled without an answer (0x108 on some clients)")
     public static let logonFailure = ClientReport(
         .reason(0x807), meaning: "CredSSP logon failure (0xA07 no such user, 0xF07 password expired, ... when the server names the NTSTATUS)")
+    public static let licensingFailed = ClientReport(
+        .reason(0x808), meaning: "licensing failed: the server's licensing error ended the connection (FACTS.md section 1)")
     public static let negotiationError = ClientReport(
         .kind(.negotiation), meaning: "a security negotiation error naming the RDP_NEG_FAILURE code, not 0x904")
     public static let protocolError = ClientReport(
@@ -327,6 +332,10 @@ public enum Knowledge {
             "The server accepted TCP and then closed the connection before the security handshake: typical when new sessions are refused (connections disabled, session limit reached, licensing grace period over, or the listener is unhealthy).",
             "On the server: `qwinsta` (sessions in use), `HKLM\\SYSTEM\\CurrentControlSet\\Control\\Terminal Server\\fDenyTSConnections`, the GPO \"Limit number of connections\", RD Licensing configuration, and the event logs TerminalServices-RemoteConnectionManager and RemoteDesktopServices-RdpCoreTS at {time}.",
             "Restarting the Remote Desktop Services service (TermService) clears a wedged listener.",
+        ],
+        "server-refused": [
+            "The server stated why it refused (above): it accepted the security handshake and the logon information, then ended the connection itself. Act on that reason; it is a policy or licensing decision of the server, not a network fault.",
+            "On the server: the event logs TerminalServices-LocalSessionManager, TerminalServices-RemoteConnectionManager and TerminalServices-Licensing at {time}.",
         ],
         "nla-policy-mismatch": [
             "Enable Network Level Authentication on the server: \"Allow connections only from computers running Remote Desktop with Network Level Authentication\" (System Properties > Remote), or `(Get-CimInstance -Namespace root\\cimv2\\TerminalServices -ClassName Win32_TSGeneralSetting -Filter \"TerminalName='RDP-tcp'\") | Invoke-CimMethod -MethodName SetUserAuthenticationRequired -Arguments @{UserAuthenticationRequired=1}`; on xrdp, `security_layer=negotiate` in xrdp.ini.",

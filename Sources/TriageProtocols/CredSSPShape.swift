@@ -61,6 +61,8 @@ public enum CredSSPShape {
     /// A server TSRequest below this estimated plaintext size cannot hold a CHALLENGE or a
     /// pubKeyAuth: it is an errorCode-only reply.
     static let errorReplyMaxPlaintext = 40
+    /// A TLS alert is 2 bytes of plaintext; the smallest TSRequest is several times this.
+    static let alertMaxPlaintext = 16
     /// Largest record taken for the first half of a 1/n-1 split (1 byte + MAC + padding).
     static let splitHeadMaxLength = 32
 
@@ -83,7 +85,9 @@ public enum CredSSPShape {
         // exchange went on; until then it is pending here.
         var pendingError: (message: Message, phase: CredSSPFacts.Phase)?
         for m in messages(records, overhead: overhead) {
-            if let p = pendingError, m.side == .client {
+            // A client record too small for any TSRequest is its alert (close_notify under
+            // TLS 1.3 hides as application data): the exchange did not go on.
+            if let p = pendingError, m.side == .client, m.plaintext > alertMaxPlaintext {
                 // The exchange went on: the small server message was the real answer.
                 pendingError = nil
                 facts.likelyErrorReply = nil

@@ -130,6 +130,28 @@ import TriageFlows
         #expect(r["attempts"] as? [Int] == [1, 2])
     }
 
+    /// The server's stated reason, read with the key log, is what the user saw (FACTS.md 1):
+    /// a Set Error Info is the extended reason (not the 0x7 guess), a CredSSP errorCode names
+    /// its own code, a licensing error is 0x808.
+    @Test func serverStatedReasons() throws {
+        func attempts(_ code: String, _ name: String) throws -> [Int]? {
+            let capture = Repo.captures + "/" + name
+            let keys = ((capture as NSString).deletingPathExtension) + ".keys"
+            return try #require(reported(try json(["--reported", code, "--keylog", keys, capture])))["attempts"] as? [Int]
+        }
+        for name in ["errorinfo-insufficient-privileges.pcap", "errorinfo-nla-insufficient-privileges.pcap"] {
+            #expect(try attempts("0x904/0x9", name) == [1], "\(name)")
+            #expect(try attempts("0x3/9", name) == [1], "\(name): any disconnect reason beside the errorInfo")
+            #expect(try attempts("0x904/0x7", name) == [], "\(name): the server said 0x9, the client did not guess 0x7")
+            #expect(try attempts("0x904", name) == [], "\(name)")
+        }
+        #expect(try attempts("0xD07", "credssp-errorcode-locked-out.pcap") == [1])
+        #expect(try attempts("0x807", "credssp-errorcode-locked-out.pcap") == [])
+        #expect(try attempts("0x807", "credssp-errorcode-logon-failure.pcap") == [1])
+        #expect(try attempts("0x808", "license-no-license-server.pcap") == [1, 2])
+        #expect(try attempts("0x904/0x7", "license-no-license-server.pcap") == [])
+    }
+
     @Test func parsing() {
         #expect(ReportedCode("0x904/0x7") == ReportedCode("2308/7"))
         #expect(ReportedCode("0x904")?.extended == nil)
@@ -185,5 +207,45 @@ import TriageFlows
             let n = Int(rng.next() % 8)
             check((0..<n).map { _ in parts[Int(rng.next() % UInt64(parts.count))] }.joined())
         }
+    }
+}
+
+/// The rule `stated-refusal` on the real Set Error Info capture, with its decrypted facts
+/// changed one at a time: each refusal the server can state decides alone (the EUA denial has
+/// no capture: xfreerdp 2.11 cannot use a server that selects HYBRID_EX), a normal end or a
+/// logon does not.
+@Suite struct StatedRefusalTests {
+    @Test func eachStatedReasonDecides() throws {
+        let base = Repo.captures + "/errorinfo-nla-insufficient-privileges"
+        let facts = try #require(analyze(base + ".pcap", keyLog: base + ".keys").attempts.first?.facts)
+        let read = try #require(facts.rdp.decrypted)
+        let at = try #require(read.errorInfo?.at)
+        func classify(_ change: (inout DecryptedFacts) -> Void) -> Verdict {
+            var f = facts
+            var d = read
+            d.errorInfo = nil
+            d.license = nil
+            change(&d)
+            f.rdp.decrypted = d
+            return Classifier.classify(f)
+        }
+        let errorInfo = classify { $0.errorInfo = read.errorInfo }
+        #expect(errorInfo.rule == "stated-refusal" && errorInfo.label == .earlyDisconnect && errorInfo.cause == .hostNotAccepting)
+        #expect(errorInfo.clientReport?.code == .errorInfo(9))
+        let eua = classify { $0.earlyUserAuthorization = EarlyUserAuthorizationFacts(at: at, result: 5) }
+        #expect(eua.rule == "stated-refusal" && eua.stage == .credssp && eua.endedBy == .server)
+        #expect(eua.summary.contains("ACCESS_DENIED"))
+        #expect(eua.remediation.first?.contains("Remote Desktop Users") == true)
+        let license = classify { $0.license = LicenseFacts(at: at, errorCode: 0x02, stateTransition: 1) }
+        #expect(license.rule == "stated-refusal" && license.clientReport?.code == .reason(0x808))
+        #expect(license.summary.contains("ERR_NO_LICENSE") && license.summary.contains("ST_TOTAL_ABORT"))
+        // Not refusals: no license needed, an EUA SUCCESS, a normal end, or a user who logged on.
+        #expect(classify { $0.license = LicenseFacts(at: at, errorCode: 0x07, stateTransition: 2) }.rule != "stated-refusal")
+        #expect(classify { $0.earlyUserAuthorization = EarlyUserAuthorizationFacts(at: at, result: 0) }.rule != "stated-refusal")
+        #expect(classify { $0.errorInfo = ErrorInfoFacts(at: at, code: 0xC) }.rule != "stated-refusal")
+        #expect(classify {
+            $0.errorInfo = read.errorInfo
+            $0.logon = LogonFacts(at: at, infoType: 1)
+        }.rule != "stated-refusal")
     }
 }

@@ -48,6 +48,8 @@ struct KeyLogCaptureTests {
         var ours: [String] = []
         var mcs: [String] = []
         var license: [String] = []
+        var errorInfo: [String] = []
+        var ultimatum: [String] = []
         var ports: Set<String> = []
         for a in Self.attempts(report) {
             if let server = a["server"] as? String, let port = server.split(separator: ":").last { ports.insert(String(port)) }
@@ -66,6 +68,12 @@ struct KeyLogCaptureTests {
             if let l = d["license"] as? [String: Any] {
                 license.append("\(((l["at"] as? [String: Any])?["frame"] as? Int) ?? 0)|\(l["error_code"] as? Int ?? -1)")
             }
+            if let e = d["error_info"] as? [String: Any] {
+                errorInfo.append("\(((e["at"] as? [String: Any])?["frame"] as? Int) ?? 0)|\(e["code"] as? Int ?? -1)")
+            }
+            if let u = d["disconnect_provider_ultimatum"] as? [String: Any] {
+                ultimatum.append("\(((u["at"] as? [String: Any])?["frame"] as? Int) ?? 0)|\(u["reason"] as? Int ?? -1)")
+            }
         }
         if Self.tsharkCannotFollow.contains(name) {
             // Checked by hand: with the key log and any Decode As, tshark 4.0 shows no CredSSP,
@@ -81,7 +89,9 @@ struct KeyLogCaptureTests {
             var f = r + Array(repeating: "", count: max(0, 8 - r.count))
             // tshark writes an empty NTLM string as NULL, and errorCode as a bare number.
             for i in 3...5 where f[i] == "NULL" { f[i] = "" }
-            if let n = UInt32(f[7]) ?? UInt32(f[7].replacingOccurrences(of: "0x", with: ""), radix: 16), !f[7].isEmpty {
+            // An NTSTATUS has its top bit set: tshark prints it as a negative INTEGER.
+            if let n = UInt32(f[7]) ?? Int32(f[7]).map({ UInt32(bitPattern: $0) })
+                ?? UInt32(f[7].replacingOccurrences(of: "0x", with: ""), radix: 16), !f[7].isEmpty {
                 f[7] = String(format: "0x%08x", n)
             }
             return f.joined(separator: "|")
@@ -104,6 +114,21 @@ struct KeyLogCaptureTests {
         #expect(serials == serialRows, "\(name): server certificates")
         let licenseRows = try Self.tshark(capture, filter: "rdp.errorCode", fields: ["frame.number", "rdp.errorCode"], ports: ports).map { $0.joined(separator: "|") }
         #expect(license == licenseRows, "\(name): licensing error messages")
+        // tshark 4.0 names the Set Error Info PDU (pduType2 47) but not its value: errorInfo is
+        // the 4 bytes after the 18-byte Share Data Header (MS-RDPBCGR 2.2.5.1.1), little-endian.
+        let errorInfoRows = try Self.tshark(
+            capture, filter: "rdp.pduType2 == 47", fields: ["frame.number", "rdp.shareControlHeader"], ports: ports
+        ).map { r -> String in
+            let hex = Array((r.count > 1 ? r[1] : "").replacingOccurrences(of: ":", with: ""))
+            guard hex.count >= 44 else { return "\(r[0])|?" }
+            let bytes = (18..<22).map { UInt32(String(hex[($0 * 2)..<($0 * 2 + 2)]), radix: 16) ?? 0 }
+            return "\(r[0])|\(bytes[0] | bytes[1] << 8 | bytes[2] << 16 | bytes[3] << 24)"
+        }
+        #expect(errorInfo == errorInfoRows, "\(name): Set Error Info PDUs")
+        let ultimatumRows = try Self.tshark(
+            capture, filter: "t124.DomainMCSPDU == 8", fields: ["frame.number", "t124.reason"], ports: ports
+        ).map { $0.joined(separator: "|") }
+        #expect(ultimatum == ultimatumRows, "\(name): MCS Disconnect Provider Ultimatum")
     }
 
     /// Hex strings of at least 8 bytes that must never appear: NTLM responses, the session
@@ -129,7 +154,8 @@ struct KeyLogCaptureTests {
     func noSecretInAnyReport(_ name: String) throws {
         let capture = Repo.captures + "/" + name
         let secrets = try Self.secrets(capture)
-        if name.hasPrefix("credssp") || name == "success-nla" {
+        let base = (name as NSString).deletingPathExtension
+        if base.hasPrefix("credssp") || ["success-nla", "errorinfo-nla-insufficient-privileges"].contains(base) {
             #expect(secrets.count > 8, "\(name): tshark found no NTLM response to look for")
         }
         let users = ["alice", "mallory"]
@@ -139,6 +165,9 @@ struct KeyLogCaptureTests {
                 let r = try Run.program(Repo.executable, args)
                 #expect(r.status != 2, "\(args): \(r.stderr)")
                 let flat = r.stdout.lowercased().replacingOccurrences(of: ":", with: "").replacingOccurrences(of: " ", with: "")
+                // The lab password: the Client Info PDU (TLS security) and authInfo carry it.
+                #expect(!r.stdout.lowercased().contains("passw0rd"), "\(name) \(format): a lab password in the report")
+                #expect(!flat.contains("4c00610062002d00"), "\(name) \(format): the lab password (UTF-16) in the report")
                 for s in secrets {
                     // Also a prefix of a secret, in case a report cut one short.
                     #expect(!flat.contains(String(s.prefix(16))), "\(name) \(format) redact=\(redact): secret bytes in the report")

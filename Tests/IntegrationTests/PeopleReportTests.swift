@@ -29,6 +29,14 @@ import TriageFlows
         }
     }
 
+    /// `--keylog NAME.keys` when the capture's verdict rests on what only the key log reads
+    /// (`verdict_needs_keys`): without it a refusal stated inside TLS looks like a session.
+    static func keyArgs(_ capture: String) throws -> [String] {
+        let path = capture.replacingOccurrences(of: ".pcap", with: ".expected.json")
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any]
+        return json?["verdict_needs_keys"] as? Bool == true ? ["--keylog", capture.replacingOccurrences(of: ".pcap", with: ".keys")] : []
+    }
+
     static var labCaptures: [String] {
         Repo.committedCaptures.filter { FileManager.default.fileExists(atPath: $0.replacingOccurrences(of: ".pcap", with: ".expected.json")) }
             .map { ($0 as NSString).lastPathComponent }
@@ -77,7 +85,7 @@ import TriageFlows
     func markdownDiagramsParse(_ name: String) throws {
         let want = try Self.expected(Repo.captures + "/" + name)
         for redact in [false, true] {
-            let md = try markdown((redact ? ["--redact"] : []) + [Repo.captures + "/" + name])
+            let md = try markdown((redact ? ["--redact"] : []) + (try Self.keyArgs(Repo.captures + "/" + name)) + [Repo.captures + "/" + name])
             let blocks = MermaidSubset.blocks(in: md)
             let failures = want.filter { !["success", "incomplete"].contains($0.label) }.count
             #expect(blocks.count == failures, "\(name): \(blocks.count) diagrams for \(failures) failed attempts")

@@ -195,7 +195,8 @@ import TriageReports
     func linesMatchTheLab(_ name: String) throws {
         let expected = try Expected.load(Repo.captures + "/\(name).expected.json")
         let ports = LabExpectationsTests.expectedPorts(expected).filter { $0 != 3389 }.flatMap { ["-p", String($0)] }
-        let r = try Run.program(Repo.executable, ["analyze", "--format", "ndjson"] + ports + [Repo.captures + "/\(name).pcap"])
+        let keys = expected.verdictNeedsKeys == true ? ["--keylog", Repo.captures + "/\(name).keys"] : []
+        let r = try Run.program(Repo.executable, ["analyze", "--format", "ndjson"] + ports + keys + [Repo.captures + "/\(name).pcap"])
         let lines = r.stdout.split(separator: "\n", omittingEmptySubsequences: false)
         try #require(lines.last == "", "\(name): output does not end with a newline")
         let objects = try lines.dropLast().map(Self.parse)
@@ -226,7 +227,12 @@ import TriageReports
             switch want.clientCode {
             case .string(let s)?:
                 let c = got["client_code"] as? [String: Any]
-                if s.hasPrefix("0x") {
+                if s.hasPrefix("errorInfo/") {
+                    // The server's Set Error Info: the extended reason, no disconnect reason.
+                    #expect(c?["kind"] as? String == "server-error-info", "\(at) client_code.kind")
+                    #expect(c?["code"] is NSNull, "\(at) client_code.code is null")
+                    #expect(c?["extended"] as? String == String(s.dropFirst("errorInfo/".count)), "\(at) client_code.extended")
+                } else if s.hasPrefix("0x") {
                     let parts = s.split(separator: "/").map(String.init)
                     #expect(c?["kind"] as? String == "disconnect-reason", "\(at) client_code.kind")
                     #expect(c?["code"] as? String == parts[0], "\(at) client_code.code")

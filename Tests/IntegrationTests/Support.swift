@@ -5,6 +5,7 @@ import TriageCapture
 import TriageDiagnosis
 import TriageEngine
 import TriageFlows
+import TriageProtocols
 
 /// Paths and tools the integration tests share.
 enum Repo {
@@ -85,9 +86,14 @@ final class Collect: AnalysisSink {
     func end(_ s: InputSummary) { summaries.append(s) }
 }
 
-func analyze(_ path: String, ports: [UInt16] = [3389]) -> Collect {
+func analyze(_ path: String, ports: [UInt16] = [3389], keyLog: String? = nil) -> Collect {
     var options = EngineOptions()
     options.tracker.ports = ports
+    if let keyLog, let text = try? String(contentsOfFile: keyLog, encoding: .utf8) {
+        var k = TLSKeyMaterial()
+        k.add(keyLog: text)
+        options.keys = k
+    }
     let c = Collect()
     Engine(options: options).analyze(path: path, sink: c)
     c.attempts.sort { $0.facts.tcp.first.frame < $1.facts.tcp.first.frame }

@@ -364,7 +364,7 @@ def main():
             verdict["confidence"] = want["confidence"]
         if "client_code" in want:
             code = want["client_code"]
-            if not (code is None or code in CLIENT_CODE_WORDS or re.fullmatch(r"0x[0-9A-F]+(/0x[0-9A-F]+)?", code)):
+            if not (code is None or code in CLIENT_CODE_WORDS or re.fullmatch(r"(0x[0-9A-F]+|errorInfo)(/0x[0-9A-F]+)?", code)):
                 fail(f"{where}: bad client_code {code!r}")
             if (code is None) != (want["label"] in ("success", "incomplete")):
                 fail(f"{where}: only success and incomplete have no client code")
@@ -410,6 +410,9 @@ def main():
         "purpose_built_peer": spec.pop("purpose_built_peer", None),
         "attempts": attempts,
     }
+    needs_keys = spec.pop("verdict_needs_keys", None)
+    if needs_keys is not None and keyfile is None:
+        fail("verdict_needs_keys without a key log")
     for k, v in spec.items():  # scenario overrides of common fields (software, ...)
         if k not in TOP_ORDER:
             fail(f"unknown top-level field {k}")
@@ -417,6 +420,10 @@ def main():
     if "/p:" in doc["client_command"] and "/p:***" not in doc["client_command"]:
         fail("client_command shows a password")
     doc = {k: doc[k] for k in TOP_ORDER}
+    if needs_keys is not None:  # only where a scenario says so: other files stay as they were
+        doc = {**{k: doc[k] for k in TOP_ORDER[:TOP_ORDER.index("keys") + 1]},
+               "verdict_needs_keys": bool(needs_keys),
+               **{k: doc[k] for k in TOP_ORDER[TOP_ORDER.index("keys") + 1:]}}
     with open(args.out, "w") as f:
         json.dump(doc, f, indent=2, ensure_ascii=False)
         f.write("\n")

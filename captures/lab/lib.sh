@@ -383,6 +383,25 @@ lab_shadow() {
 	SOFTWARE_SERVER="freerdp-shadow-cli $(dpkg-query -W -f '${Version}' freerdp2-shadow-x11)"
 }
 
+# lab_peer NAME ARGS...: the purpose-built server peers/rdp_peer.py (for refusals no available
+# server produces) in rdpt-server on port 3389, with a fresh certificate, its RSAPublicKey in DER
+# (what CredSSP binds) and the lab password in a file (never on a command line).
+lab_peer() {
+	local name=$1; shift
+	local dir="$LAB_TMP/$name"
+	lab_cert "$dir"
+	openssl x509 -in "$dir/cert.pem" -pubkey -noout |
+		openssl rsa -pubin -RSAPublicKey_out -outform DER -out "$dir/pub.der" 2>/dev/null ||
+		die 1 "could not extract the certificate's public key"
+	printf '%s\n' "$LAB_PASS" >"$dir/password"
+	chmod 600 "$dir/password"
+	lab_bg "$name" "$NS_S" -- "$PY" -u "$LAB_DIR/peers/rdp_peer.py" --listen "$SERVER4" --port 3389 \
+		--cert "$dir/cert.pem" --key "$dir/key.pem" --pubkey "$dir/pub.der" \
+		--user "$LAB_USER" --password-file "$dir/password" "$@"
+	lab_wait_listen "$NS_S" 3389
+	SOFTWARE_SERVER="rdp_peer.py (purpose-built, captures/lab/peers/rdp_peer.py; Python $("$PY" -c 'import platform; print(platform.python_version())'))"
+}
+
 # ---------------------------------------------------------------------------------------------
 # capture and client
 
