@@ -238,11 +238,16 @@ enum SchemaV2 {
         j.close()
     }
 
+    /// `"frame": N, "time": "..."` in the object being written.
+    static func frameMembers(_ f: FrameRef, into j: inout JSONLine) {
+        j.int("frame", f.frame)
+        j.time("time", f.time)
+    }
+
     /// `{"frame": N, "time": "..."}` under `k`.
     static func frame(_ k: StaticString, _ f: FrameRef, into j: inout JSONLine) {
         j.object(k)
-        j.int("frame", f.frame)
-        j.time("time", f.time)
+        frameMembers(f, into: &j)
         j.close()
     }
 
@@ -270,8 +275,7 @@ enum SchemaV2 {
         for r in t.resets {
             j.element()
             j.open()
-            j.int("frame", r.at.frame)
-            j.time("time", r.at.time)
+            frameMembers(r.at, into: &j)
             j.string("from", r.from.rawValue)
             j.int("ttl", r.ttl)
             j.bool("answers_syn", r.answersSYN)
@@ -283,8 +287,7 @@ enum SchemaV2 {
         for i in t.icmp {
             j.element()
             j.open()
-            j.int("frame", i.at.frame)
-            j.time("time", i.at.time)
+            frameMembers(i.at, into: &j)
             j.string("version", i.isV6 ? "icmpv6" : "icmp")
             j.int("type", i.type)
             j.int("code", i.code)
@@ -321,16 +324,14 @@ enum SchemaV2 {
         j.string("kind", p.kind.rawValue)
         if let r = p.request, let at = p.requestAt {
             j.object("request")
-            j.int("frame", at.frame)
-            j.time("time", at.time)
+            frameMembers(at, into: &j)
             j.string("host", r.host)
             j.int("port", r.port)
             j.close()
         }
         if let r = p.reply, let at = p.replyAt {
             j.object("reply")
-            j.int("frame", at.frame)
-            j.time("time", at.time)
+            frameMembers(at, into: &j)
             j.string("code", r.codeText)
             j.string("name", r.name)
             j.bool("granted", r.granted)
@@ -344,8 +345,7 @@ enum SchemaV2 {
         for a in list {
             j.element()
             j.open()
-            j.int("frame", a.at.frame)
-            j.time("time", a.at.time)
+            frameMembers(a.at, into: &j)
             j.string("from", a.from.rawValue)
             j.bool("encrypted", a.encrypted)
             if let l = a.level { j.string("level", l == 2 ? "fatal" : l == 1 ? "warning" : "\(l)") }
@@ -375,8 +375,7 @@ enum SchemaV2 {
         j.string("detail", ifPresent: d.detail)
         if let at = d.failedAt {
             j.object("failed_record")
-            j.int("frame", at.frame)
-            j.time("time", at.time)
+            frameMembers(at, into: &j)
             if let from = d.failedFrom { j.string("from", from.rawValue) }
             j.close()
         }
@@ -396,8 +395,7 @@ enum SchemaV2 {
         for t in d.tsRequests {
             j.element()
             j.open()
-            j.int("frame", t.at.frame)
-            j.time("time", t.at.time)
+            frameMembers(t.at, into: &j)
             j.string("from", t.from.rawValue)
             j.int("version", t.version)
             j.int("nego_tokens", t.negoTokens)
@@ -423,39 +421,34 @@ enum SchemaV2 {
         j.closeArray()
         if let e = d.earlyUserAuthorization {
             j.object("early_user_authorization")
-            j.int("frame", e.at.frame)
-            j.time("time", e.at.time)
+            frameMembers(e.at, into: &j)
             code("result", e.result, name: e.result == 0 ? "SUCCESS" : e.result == 5 ? "ACCESS_DENIED" : nil, into: &j)
             j.close()
         }
         frame("mcs_connect_response", ifPresent: d.mcsConnectResponse, into: &j)
         if let l = d.license {
             j.object("license_error")
-            j.int("frame", l.at.frame)
-            j.time("time", l.at.time)
+            frameMembers(l.at, into: &j)
             code("error_code", l.errorCode, digits: 1, name: Knowledge.licenseError[l.errorCode], into: &j)
             j.int("state_transition", l.stateTransition)
             j.close()
         }
         if let e = d.errorInfo {
             j.object("set_error_info")
-            j.int("frame", e.at.frame)
-            j.time("time", e.at.time)
+            frameMembers(e.at, into: &j)
             code("error_info", e.code, digits: 1, name: Knowledge.errorInfo[e.code]?.name, meaning: Knowledge.errorInfo[e.code]?.meaning, into: &j)
             j.close()
         }
         if let l = d.logon {
             j.object("logon")
-            j.int("frame", l.at.frame)
-            j.time("time", l.at.time)
+            frameMembers(l.at, into: &j)
             j.int("info_type", l.infoType)
             j.string("name", ifPresent: Knowledge.logonInfoType[l.infoType])
             j.close()
         }
         if let u = d.disconnectProviderUltimatum {
             j.object("disconnect_provider_ultimatum")
-            j.int("frame", u.at.frame)
-            j.time("time", u.at.time)
+            frameMembers(u.at, into: &j)
             j.string("from", u.from.rawValue)
             j.int("reason", ifPresent: u.reason)
             j.close()
@@ -503,8 +496,7 @@ enum SchemaV2 {
         j.string("server_banner", ifPresent: r.serverBanner)
         if let cr = r.connectionRequest {
             j.object("connection_request")
-            j.int("frame", cr.at.frame)
-            j.time("time", cr.at.time)
+            frameMembers(cr.at, into: &j)
             j.string("cookie", ifPresent: cr.cookie)
             j.string("routing_token", ifPresent: cr.routingToken)
             if let p = cr.requestedProtocols { j.strings("requested_protocols", protocols(p)) }
@@ -512,8 +504,7 @@ enum SchemaV2 {
         }
         if let cc = r.connectionConfirm {
             j.object("connection_confirm")
-            j.int("frame", cc.at.frame)
-            j.time("time", cc.at.time)
+            frameMembers(cc.at, into: &j)
             if let p = cc.selectedProtocol { j.string("selected_protocol", protocols(p).joined(separator: "|")) }
             if let f = cc.failure {
                 j.object("negotiation_failure")
