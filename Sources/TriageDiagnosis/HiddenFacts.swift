@@ -39,6 +39,24 @@ public struct HiddenFacts: Sendable, Equatable {
     public var facts: [Fact]
     public var sources: [Source]
 
+    /// Facts as bits, in `Fact.allCases` order (so `allCases.filter` lists them sorted).
+    struct Bits {
+        private(set) var raw: UInt8 = 0
+        static func bit(_ f: Fact) -> UInt8 {
+            switch f {
+            case .credsspErrorCode: 1
+            case .account: 2
+            case .credsspVersions: 4
+            case .earlyUserAuthorization: 8
+            case .serverErrorInfo: 16
+            case .certificate: 32
+            case .alertDescription: 64
+            }
+        }
+        mutating func insert(_ f: Fact) { raw |= Self.bit(f) }
+        func contains(_ f: Fact) -> Bool { raw & Self.bit(f) != 0 }
+    }
+
     public init(facts: [Fact], sources: [Source]) {
         self.facts = facts
         self.sources = sources
@@ -50,35 +68,37 @@ public struct HiddenFacts: Sendable, Equatable {
         if let d = f.rdp.decrypted, d.status != .noSecrets { return nil }
         guard let tls = f.rdp.tls, let hello = tls.serverHello else { return nil }
         let tls13 = hello.version == 0x0304
-        var facts: Set<Fact> = []
+        // A set of at most seven cases, kept in bits: this runs for every failed attempt.
+        var bits = Bits()
         if tls13 && tls.certificates.isEmpty && (v.stage == .tlsHandshake || v.label == .tlsAlert || v.label == .tlsRejected) {
-            facts.insert(.certificate)
+            bits.insert(.certificate)
         }
         if tls.alerts.contains(where: { $0.encrypted }) && (v.label == .tlsAlert || v.stage == .tlsHandshake || v.stage == .credssp) {
-            facts.insert(.alertDescription)
+            bits.insert(.alertDescription)
         }
         let credssp = f.rdp.connectionConfirm?.selectedProtocol?.usesCredSSP == true
         if credssp && tls.handshakeComplete {
             switch v.stage {
             case .credssp:
                 if v.label == .credsspFailure || v.endedBy == .server {
-                    facts.formUnion([.credsspErrorCode, .account])
+                    bits.insert(.credsspErrorCode)
+                    bits.insert(.account)
                 } else {
-                    facts.insert(.credsspVersions)
+                    bits.insert(.credsspVersions)
                 }
-                if f.rdp.connectionConfirm?.selectedProtocol?.contains(.hybridEx) == true { facts.insert(.earlyUserAuthorization) }
+                if f.rdp.connectionConfirm?.selectedProtocol?.contains(.hybridEx) == true { bits.insert(.earlyUserAuthorization) }
             case .mcsConnect, .session:
-                facts.insert(.serverErrorInfo)
+                bits.insert(.serverErrorInfo)
             default:
                 break
             }
         } else if tls.handshakeComplete && (v.stage == .mcsConnect || v.stage == .session) {
-            facts.insert(.serverErrorInfo)
+            bits.insert(.serverErrorInfo)
         }
-        guard !facts.isEmpty else { return nil }
+        guard bits.raw != 0 else { return nil }
         var sources: [Source] = [.keyLog, .injectedSecrets]
-        if facts.contains(.credsspErrorCode) { sources.append(.windowsEvent4625) }
-        return HiddenFacts(facts: facts.sorted(), sources: sources)
+        if bits.contains(.credsspErrorCode) { sources.append(.windowsEvent4625) }
+        return HiddenFacts(facts: Fact.allCases.filter(bits.contains), sources: sources)
     }
 }
 

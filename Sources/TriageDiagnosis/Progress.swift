@@ -7,8 +7,10 @@ import TriageProtocols
 /// sequence got, who ended it and with what packet. Pure functions of `AttemptFacts`.
 struct Reading {
     let facts: AttemptFacts
-    var tcp: TCPFacts { facts.tcp }
-    var rdp: RDPFacts { facts.rdp }
+    // Yielded in place: a getter would copy the whole struct (retaining each of its arrays and
+    // strings) for every `r.tcp.x` a rule reads.
+    var tcp: TCPFacts { _read { yield facts.tcp } }
+    var rdp: RDPFacts { _read { yield facts.rdp } }
 
     init(_ facts: AttemptFacts) { self.facts = facts }
 
@@ -168,10 +170,12 @@ struct Reading {
         if tcp.evicted == true {
             out.append("reported before it ended: too many connections were open at once (--max-sessions), so the oldest were reported as they stood")
         }
-        for (name, side) in [("client", tcp.clientSide), ("server", tcp.serverSide)] {
-            guard let n = side.implausibleSegments else { continue }
+        for name in ["client", "server"] {
+            // Read in place: an array of the two sides would copy both for every attempt.
+            guard let n = name == "client" ? tcp.clientSide.implausibleSegments : tcp.serverSide.implausibleSegments else { continue }
+            let nonsense = name == "client" ? tcp.clientSide.sequenceNonsense : tcp.serverSide.sequenceNonsense
             out.append(
-                side.sequenceNonsense == true
+                nonsense == true
                     ? "the \(name)'s TCP sequence numbers make no sense (\(n) segments far outside its stream: forged or corrupt), so its byte counters are left out"
                     : "\(n) \(name) segment\(n == 1 ? "" : "s") with a sequence number far outside the stream, ignored")
         }
