@@ -205,7 +205,7 @@ public struct CredSSPFacts: Sendable, Codable, Equatable {
     public var phase: Phase = .none
     /// Records attributed to CredSSP, in stream order.
     public var records: [TLSFacts.RecordRun] = []
-    /// Decrypted only (later issue "key log"): the server's TSRequest errorCode.
+    /// Only with a key log (read inside TLS): the server's TSRequest errorCode.
     public var errorCode: UInt32?
     /// Decrypted only: TSRequest version each side spoke.
     public var clientVersion: Int?
