@@ -183,7 +183,7 @@ extension Classifier {
     /// Kerberos inside SPNEGO: the realm and service principal the client asked a ticket for,
     /// the server's answer, and whether the principal names this server at all.
     static func kerberosInside(_ v: inout Verdict, _ d: DecryptedFacts, _ r: Reading) {
-        let request = d.tsRequests.first { $0.from == .client && $0.kerberos?.message == .apReq }
+        let request = d.kerberosRequestMessage
         if let req = request, let k = req.kerberos {
             let spn = k.servicePrincipal ?? "?"
             let realm = k.realm.map { " in realm \($0)" } ?? ""

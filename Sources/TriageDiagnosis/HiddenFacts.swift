@@ -42,17 +42,7 @@ public struct HiddenFacts: Sendable, Equatable {
     /// Facts as bits, in `Fact.allCases` order (so `allCases.filter` lists them sorted).
     struct Bits {
         private(set) var raw: UInt8 = 0
-        static func bit(_ f: Fact) -> UInt8 {
-            switch f {
-            case .credsspErrorCode: 1
-            case .account: 2
-            case .credsspVersions: 4
-            case .earlyUserAuthorization: 8
-            case .serverErrorInfo: 16
-            case .certificate: 32
-            case .alertDescription: 64
-            }
-        }
+        static func bit(_ f: Fact) -> UInt8 { 1 << UInt8(truncatingIfNeeded: Fact.allCases.firstIndex(of: f) ?? 0) }
         mutating func insert(_ f: Fact) { raw |= Self.bit(f) }
         func contains(_ f: Fact) -> Bool { raw & Self.bit(f) != 0 }
     }

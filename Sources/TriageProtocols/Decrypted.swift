@@ -41,8 +41,10 @@ public struct DecryptedFacts: Sendable, Codable, Equatable {
     public var account: NTLMFacts? { tsRequests.first { $0.ntlm?.messageType == 3 }?.ntlm }
     /// The server's names (from the NTLM CHALLENGE).
     public var serverNames: NTLMFacts? { tsRequests.first { $0.ntlm?.messageType == 2 }?.ntlm }
+    /// The client's TSRequest carrying its Kerberos AP-REQ.
+    public var kerberosRequestMessage: TSRequestFacts? { tsRequests.first { $0.from == .client && $0.kerberos?.message == .apReq } }
     /// The client's Kerberos AP-REQ (realm and service principal).
-    public var kerberosRequest: KerberosFacts? { tsRequests.first { $0.from == .client && $0.kerberos?.message == .apReq }?.kerberos }
+    public var kerberosRequest: KerberosFacts? { kerberosRequestMessage?.kerberos }
     /// The server's KRB-ERROR, when it sent one.
     public var kerberosError: (at: FrameRef, facts: KerberosFacts)? {
         guard let r = tsRequests.first(where: { $0.from == .server && $0.kerberos?.message == .krbError }), let k = r.kerberos else { return nil }

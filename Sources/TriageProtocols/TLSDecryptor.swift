@@ -348,14 +348,11 @@ public struct TLSDecryptor: Sendable {
         let cipherEnd = fragment.count - tagLength
         let ciphertext = Data(fragment[explicitNonce..<cipherEnd])
         let tag = Data(fragment[cipherEnd...])
-        var aad: [UInt8]
-        if tls13 {
-            aad = [contentType, UInt8(version >> 8), UInt8(version & 0xFF), UInt8(fragment.count >> 8), UInt8(fragment.count & 0xFF)]
-        } else {
-            aad = (0..<8).map { UInt8(truncatingIfNeeded: p.sequence >> (56 - 8 * UInt64($0))) }
-            let length = ciphertext.count
-            aad += [contentType, UInt8(version >> 8), UInt8(version & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length & 0xFF)]
-        }
+        // TLS 1.3: the record header; TLS 1.2: what the CBC suites' MAC covers (RFC 5246 6.2.3.3).
+        let aad =
+            tls13
+            ? [contentType, UInt8(version >> 8), UInt8(version & 0xFF), UInt8(fragment.count >> 8), UInt8(fragment.count & 0xFF)]
+            : macHeader(sequence: p.sequence, contentType: contentType, version: version, length: ciphertext.count)
         let plain: Data
         do {
             switch spec.cipher {

@@ -36,9 +36,9 @@ public final class LiveReport: FollowUpSink, @unchecked Sendable {
     public var afterAttempt: ((Attempt) -> Void)?
     /// `--export`'s figures, asked when a summary is written.
     public var exportStats: () -> LiveExportStats? = { nil }
-    /// Attempts reported as successes while open, by id, with their server (bounded by the
+    /// Attempts reported as successes while open, by id (bounded by the
     /// connections open: removed when they end in a failure; a success's end is not reported).
-    private var earlySuccesses: [Int: String] = [:]
+    private var earlySuccesses: Set<Int> = []
 
     struct GroupKey: Hashable {
         var server: String
@@ -71,7 +71,7 @@ public final class LiveReport: FollowUpSink, @unchecked Sendable {
         attempts += 1
         count(a, by: 1)
         if a.verdict.label == .success && a.facts.tcp.outcome == .open && earlySuccesses.count < 65_536 {
-            earlySuccesses[a.facts.tcp.id] = a.facts.tcp.server.description
+            earlySuccesses.insert(a.facts.tcp.id)
         }
         write(a)
         counted.add(1, ordering: .relaxed)
@@ -80,7 +80,7 @@ public final class LiveReport: FollowUpSink, @unchecked Sendable {
     /// An attempt reported as a success while open ended in a failure: it now counts as that
     /// failure (same attempt, not another), and is written again.
     public func followUp(_ a: Attempt) {
-        if earlySuccesses.removeValue(forKey: a.facts.tcp.id) != nil {
+        if earlySuccesses.remove(a.facts.tcp.id) != nil {
             var success = a
             success.verdict.label = .success
             count(success, by: -1)

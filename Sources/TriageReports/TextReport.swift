@@ -56,21 +56,14 @@ public final class TextReport: AnalysisSink {
             successLine(a, into: &text, afterBlock: lastWasBlock)
         }
         lastWasBlock = full
-        if streaming {
-            if let redactor = options.redactor {
-                out.line(redactor.apply(text.text(from: 0)))
-            } else {
-                text.append(0x0A)
-                text.withBytes { out.write(bytes: $0) }
-            }
-            return
-        }
         if let redactor = options.redactor {
-            spool.line(redactor.apply(text.text(from: 0)))
-        } else {
-            text.append(0x0A)
-            text.withBytes { spool.write($0) }
+            let redacted = redactor.apply(text.text(from: 0))
+            text.truncate(to: 0)
+            text.append(redacted)
         }
+        text.append(0x0A)
+        // Live writes each block as it comes; a file's report holds them behind its summary.
+        text.withBytes { streaming ? out.write(bytes: $0) : spool.write($0) }
     }
 
     /// Live: each attempt is written as it comes (its caller flushes), and the summary follows
