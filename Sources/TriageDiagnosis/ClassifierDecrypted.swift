@@ -88,7 +88,7 @@ extension Classifier {
             v.evidence.append(Evidence(a.at, "TLS alert from the \(a.from.rawValue): \(level) \(name) (decrypted)"))
         }
         if d.recordLimitReached {
-            v.details.append("Key log: reading inside TLS stopped after \(RDPConnectionParser.maxDecryptedRecordsPerDirectionPublic) records of a direction.")
+            v.details.append("Key log: reading inside TLS stopped after \(RDPConnectionParser.maxDecryptedRecordsPerDirection) records of a direction.")
         }
     }
 

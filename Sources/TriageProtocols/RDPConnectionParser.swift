@@ -2,10 +2,13 @@ import TriageCapture
 import TriageDecoding
 import TriageFlows
 
-/// The RDP connection-sequence state machine of one TCP session (MS-RDPBCGR 1.3.1.1):
-/// X.224 negotiation, then either TLS (and CredSSP inside it for HYBRID / HYBRID_EX)
-/// or standard RDP security's MCS connect exchange in clear text. It feeds each
-/// direction's bytes, in order, to the pure parsers and collects `RDPFacts`.
+/// The RDP connection sequence of one TCP session (MS-RDPBCGR 1.3.1.1): X.224 negotiation,
+/// then either TLS (and CredSSP inside it for HYBRID / HYBRID_EX) or standard RDP
+/// security's MCS connect exchange in clear text. Layers nest as a stream's analyzers do
+/// in Zeek: this struct frames each direction's bytes into PDUs and hands them to
+/// `TPKTLayer` (clear-text TPKT) or `TLSRecordLayer` (records), which, with key material,
+/// opens them for `PlaintextLayer` (CredSSP, then TPKT/MCS again). Each layer has its own
+/// state per direction; together they collect `RDPFacts`.
 ///
 /// It knows nothing of `TCPSession`: bytes come with their stream offset and a closure
 /// that maps an offset to the frame that carried it, so tests drive it directly and
@@ -20,48 +23,37 @@ public struct RDPConnectionParser: Sendable {
     /// Maps a stream offset of the direction being parsed to the frame that carried it.
     public typealias FrameLookup = (Int64) -> FrameRef?
 
-    /// Encrypted application records kept per direction; reading stops after them.
-    public static let maxApplicationRecordsPerDirection = 16
-    /// TPKT or fast-path PDUs read after the MCS connect exchange (for an X.224
-    /// Disconnect Request or an MCS Disconnect Provider Ultimatum); then reading stops.
-    public static let maxPDUsAfterConnect = 16
-    static let maxNotes = 16
+    /// Protected application records kept per direction (see `TLSRecordLayer`).
+    public static let maxApplicationRecordsPerDirection = TLSRecordLayer.maxApplicationRecordsPerDirection
+    /// PDUs read after the MCS connect exchange (see `TPKTLayer`).
+    public static let maxPDUsAfterConnect = TPKTLayer.maxPDUsAfterConnect
+    /// Records of a direction read inside TLS at most (see `TLSRecordLayer`).
+    public static let maxDecryptedRecordsPerDirection = TLSRecordLayer.maxDecryptedRecordsPerDirection
+    static let maxNotes = CollectedFacts.maxNotes
+    static let maxAlerts = TLSRecordLayer.maxAlerts
     /// Segments a mid-stream start may skip looking for a PDU boundary (a PDU the capture
     /// began inside spans at most a few dozen).
     static let maxJoinSkips = 64
-    static let maxAlerts = 8
     static let maxMalformed = 4
-    /// A TLS handshake message larger than this is not buffered (certificate chains are
-    /// a few kilobytes).
-    static let maxHandshakeMessage = 128 * 1024
-    /// A TLS 1.3 record this small can hold a 2-byte alert plus the content type byte and
-    /// a 16-byte tag (19 bytes) with a little padding, but not a Finished (at least
-    /// 4 + 32 + 17 = 53 bytes).
-    static let tls13AlertMaxLength = 24
 
-    /// What the parser read, without the facts derived from several records at once.
-    private(set) var collected = RDPFacts()
+    /// What the layers read, without the facts derived from several records at once.
+    private(set) var out = CollectedFacts()
+    /// The clear-text TPKT layer (X.224, MCS) and the TLS record layer, with the protocol
+    /// inside TLS when there are keys. This struct frames each direction's bytes into their
+    /// PDUs (finding a boundary after a gap or a mid-stream start, reading a proxy preamble)
+    /// and hands each complete PDU to its layer.
+    var tpkt = TPKTLayer()
+    var tls: TLSRecordLayer
 
     /// Everything learned so far, with the derived facts (TLS 1.3 alerts hidden by
     /// encryption, the CredSSP exchange) worked out from the current state. They depend only
     /// on that state, so working them out when asked gives what keeping them up to date after
     /// every record did, without redoing it per record.
     public var facts: RDPFacts {
-        var f = collected
+        var f = out.facts
         derive(&f)
-        if inside != nil { addDecrypted(&f) }
+        if tls.inside != nil { tls.addDecrypted(&f) }
         return f
-    }
-
-    /// The decrypted facts, and what they settle in the CredSSP facts (versions, errorCode).
-    func addDecrypted(_ f: inout RDPFacts) {
-        guard let d = decryptedFacts() else { return }
-        f.decrypted = d
-        guard var credssp = f.credssp else { return }
-        credssp.clientVersion = d.tsRequests.first { $0.from == .client }?.version
-        credssp.serverVersion = d.tsRequests.first { $0.from == .server }?.version
-        credssp.errorCode = d.tsRequests.first { $0.from == .server && $0.errorCode != nil }?.errorCode
-        f.credssp = credssp
     }
 
     /// Where one direction's parser is (STYLE.md 7: an explicit state, not flags).
@@ -101,25 +93,9 @@ public struct RDPConnectionParser: Sendable {
         var resyncByHeader = false
         /// The last frame cited for this direction (the fallback when a lookup fails).
         var lastFrame: FrameRef?
-        /// An MCS connect PDU went by: TLS can no longer start on this direction.
-        var sawMCS = false
-        var pdusAfterConnect = 0
-        /// Records from this side are encrypted (after its ChangeCipherSpec; TLS 1.3:
-        /// after the ServerHello).
-        var encrypted = false
-        /// An encrypted handshake record (Finished) was sent: this side's handshake is done.
-        var encryptedHandshake = false
-        /// TLS 1.3 encrypted handshake records the server sent (EncryptedExtensions first).
-        var encryptedHandshakeRecords = 0
-        /// Clear-text handshake messages can no longer be read (a gap, an oversized message).
-        var handshakeBroken = false
         /// Version field of the last record (ClientHello records often say 0x0301, later
         /// ones 0x0303): what a record after a gap must carry.
         var recordVersion: UInt16?
-        var applicationRecords = 0
-        var sawFirstEncryptedRecord = false
-        /// Stream offset of the first handshake record (where a ClientHello starts).
-        var firstHandshakeRecord: Int64?
         /// Joined at a PDU boundary found mid-stream (`startsMidStream`): PDUs are counted.
         var joined = false
         /// The boundary was guessed from one header: until a PDU ends where a segment
@@ -132,24 +108,9 @@ public struct RDPConnectionParser: Sendable {
     }
 
     // Plain values (no references), so a step copies its direction's state in and out
-    // cheaply; the handshake buffers live apart for the same reason.
+    // cheaply.
     var client = DirectionState()
     var server = DirectionState()
-    /// Per direction, a handshake message that spans records, until it is complete.
-    var clientHandshake: [UInt8] = []
-    var serverHandshake: [UInt8] = []
-    /// Alerts read from records (the TLS 1.3 "small final record" ones are derived).
-    var explicitAlerts: [TLSAlertFacts] = []
-    /// The ServerHello's version, 0 before it (read per record; kept apart from the facts so
-    /// that reading it copies nothing).
-    var serverVersion: UInt16 = 0
-    /// The TLS handshake is known complete (it never becomes incomplete again).
-    var tlsHandshakeComplete = false
-    /// Application records were seen from the client, from the server.
-    var sawClientRecord = false
-    var sawServerRecord = false
-    /// Frame number of each note (for their order).
-    var noteFrames: [Int] = []
 
     /// The capture may have started inside the streams (the SYN was not seen): binary first
     /// bytes then say nothing about the service.
@@ -166,179 +127,14 @@ public struct RDPConnectionParser: Sendable {
     /// greeting and the method choice went by before). `keys`: decrypt TLS with them.
     public init(startsMidStream: Bool = false, afterSOCKS5Greeting: Bool = false, keys: TLSKeyMaterial? = nil) {
         self.startsMidStream = startsMidStream
-        if let keys { inside = InsideTLS(keys) }
+        tls = TLSRecordLayer(keys: keys)
         if afterSOCKS5Greeting && !startsMidStream {
-            collected.proxy = ProxyFacts(kind: .socks5)
+            out.facts.proxy = ProxyFacts(kind: .socks5)
             proxyClient = .request
             proxyServer = .reply
             client.mode = .proxy
             server.mode = .proxy
         }
-    }
-
-    // MARK: - The layer inside TLS (only with key material)
-
-    /// The TLS record protection and the protocol inside it, with what they found. A
-    /// reference, so a parser without key material stays as small as before (one pointer).
-    /// Owned by its parser, which one thread owns (the session's).
-    final class InsideTLS: @unchecked Sendable {
-        var decryptor: TLSDecryptor
-        var plaintext = PlaintextLayer()
-        /// A gap broke the record sequence of a side: its later records cannot be opened.
-        var lost: Set<Side> = []
-        /// The first record that failed authentication.
-        var failedAt: FrameRef?
-        /// TLS 1.3: the server's decrypted handshake messages not yet complete.
-        var serverHandshake: [UInt8] = []
-        var serverHandshakeDone = false
-        /// Sides past the record limit: their records are only decrypted (the outer facts
-        /// stop there, as without keys).
-        var decryptOnly: Set<Side> = []
-        var decryptOnlyRecords = [0, 0]
-        /// Live, while the secrets are awaited: the protected records so far, in arrival order,
-        /// opened once the key log names the connection (`maxHeldRecordBytes` at most; past
-        /// it the connection gives up waiting).
-        var held: [(header: TLSRecordHeader, fragment: [UInt8], direction: Direction, at: FrameRef)] = []
-        var heldBytes = 0
-
-        init(_ keys: TLSKeyMaterial) { decryptor = TLSDecryptor(material: keys) }
-    }
-
-    /// Nil without key material, so a capture analysed without keys never reaches it.
-    var inside: InsideTLS?
-    /// Records read past `maxApplicationRecordsPerDirection` only to decrypt them.
-    static let maxDecryptedRecordsPerDirection = 512
-
-    /// Protected records one connection holds while it waits for its secrets (live key logs).
-    static let maxHeldRecordBytes = 1 << 20
-
-    /// Opens a record for the inner layer when it is protected and the keys are known.
-    mutating func decrypt(_ header: TLSRecordHeader, _ fragment: ByteCursor, direction: Direction, at: FrameRef) {
-        let side = direction.sender
-        guard let t = inside, !t.lost.contains(side) else { return }
-        if t.decryptor.status == .waitingForSecrets {
-            if t.decryptor.retrySecrets() {
-                // The key log caught up: the records held so far first, in their order.
-                let held = t.held
-                t.held = []
-                t.heldBytes = 0
-                for r in held {
-                    r.fragment.withUnsafeBytes { raw in
-                        open(r.header, ByteCursor(raw), direction: r.direction, at: r.at)
-                    }
-                }
-            } else {
-                if t.decryptor.isProtected(contentType: header.contentType.rawValue, from: side) {
-                    let bytes = fragment.remainingBytes
-                    if t.heldBytes + bytes.count > Self.maxHeldRecordBytes {
-                        t.held = []
-                        t.decryptor.stopWaiting()
-                    } else {
-                        t.heldBytes += bytes.count
-                        t.held.append((header, Array(bytes), direction, at))
-                    }
-                }
-                return
-            }
-        }
-        open(header, fragment, direction: direction, at: at)
-    }
-
-    mutating func open(_ header: TLSRecordHeader, _ fragment: ByteCursor, direction: Direction, at: FrameRef) {
-        let side = direction.sender
-        guard let t = inside, !t.lost.contains(side) else { return }
-        let opened = t.decryptor.open(
-            contentType: header.contentType.rawValue, version: header.version.rawValue, fragment: fragment.remainingBytes,
-            from: side)
-        switch opened {
-        case .notProtected:
-            return
-        case .failedAuthentication:
-            if t.failedAt == nil { t.failedAt = at }
-        case .plaintext(let type, let bytes):
-            switch type {
-            case 23:
-                t.plaintext.receive(bytes, from: side, at: at)
-            case 22 where side == .server && isTLS13:
-                serverHandshake13(t, bytes, at: at)
-            case 21 where bytes.count == 2:
-                if t.plaintext.facts.alerts.count < Self.maxAlerts {
-                    t.plaintext.facts.alerts.append(
-                        TLSAlertFacts(at: at, from: side, level: bytes[0], description: bytes[1], encrypted: true))
-                }
-            default:
-                return
-            }
-        }
-    }
-
-    /// The server's TLS 1.3 handshake, decrypted: its Certificate gives the certificate facts
-    /// that TLS 1.2 shows in clear, so the same certificate checks apply.
-    mutating func serverHandshake13(_ t: InsideTLS, _ bytes: [UInt8], at: FrameRef) {
-        guard !t.serverHandshakeDone else { return }
-        t.serverHandshake += bytes
-        var used = 0
-        var chains: [Result<TLSCertificateMessage, ParseError>] = []
-        t.serverHandshake.withUnsafeBytes { raw in
-            var c = ByteCursor(raw)
-            while let (header, body) = try? TLSHandshakeHeader.readMessage(&c) {
-                used = c.offset
-                if header.type.rawValue == 20 { t.serverHandshakeDone = true }
-                guard header.type == .certificate else { continue }
-                var b = body
-                chains.append(Result { () throws(ParseError) in try TLSCertificateMessage.parse13(&b) })
-            }
-        }
-        t.serverHandshake.removeFirst(used)
-        if t.serverHandshakeDone || t.serverHandshake.count > Self.maxHandshakeMessage {
-            t.serverHandshake = []
-            t.serverHandshakeDone = true
-        }
-        for chain in chains {
-            switch chain {
-            case .failure(let error):
-                note(.serverToClient, at, .decryptedCertificateMessage(error))
-            case .success(let message):
-                var certificates: [CertificateFacts] = []
-                for der in message.certificates {
-                    do {
-                        certificates.append(try CertificateParser.facts(der: der))
-                    } catch {
-                        note(.serverToClient, at, .decryptedCertificate(error))
-                    }
-                }
-                withTLS { tls in
-                    if tls.certificates.isEmpty { tls.certificates = certificates }
-                }
-            }
-        }
-    }
-
-    /// The decrypted facts as they stand (nil without key material).
-    func decryptedFacts() -> DecryptedFacts? {
-        guard let t = inside else { return nil }
-        let d = t.decryptor
-        var f = t.plaintext.facts
-        f.clientRecords = d.openedRecords.client
-        f.serverRecords = d.openedRecords.server
-        switch d.status {
-        case .waitingForHellos:
-            // No TLS handshake went by: nothing to say about keys.
-            return nil
-        case .noSecrets, .waitingForSecrets: f.status = d.openedRecords.client + d.openedRecords.server > 0 ? .decrypted : .noSecrets
-        case .unsupported(let why):
-            f.status = .unsupported
-            f.detail = why
-        case .active: f.status = .decrypted
-        case .failed(let side):
-            f.status = .wrongKeys
-            f.failedFrom = side
-            f.failedAt = t.failedAt
-        }
-        if !t.lost.isEmpty {
-            f.detail = "a gap in the capture broke the record sequence of the \(t.lost.map(\.rawValue).sorted().joined(separator: " and ")): later records were not decrypted"
-        }
-        return f
     }
 
     // MARK: - Stream events
@@ -372,7 +168,7 @@ public struct RDPConnectionParser: Sendable {
             if c.isEmpty { return StreamDisposition(consumed: c.offset, wantsMore: true) }
         }
         if st.resyncByHeader {
-            switch resynchronize(&st, at: c) {
+            switch resynchronize(&st, at: c, direction: direction) {
             case nil:
                 return StreamDisposition(consumed: c.offset, wantsMore: true)
             case false?:
@@ -396,7 +192,7 @@ public struct RDPConnectionParser: Sendable {
                     return StreamDisposition(consumed: done ? bytes.count : 0, wantsMore: !done)
                 }
                 if kind != .binary {
-                    if direction == .clientToServer { collected.firstClientPayload = kind } else { collected.firstServerPayload = kind }
+                    if direction == .clientToServer { out.facts.firstClientPayload = kind } else { out.facts.firstServerPayload = kind }
                 }
             }
             guard join(&st, &c, offset: offset, direction: direction, frame: frame) else {
@@ -416,7 +212,7 @@ public struct RDPConnectionParser: Sendable {
                 return StreamDisposition(consumed: done ? bytes.count : 0, wantsMore: !done)
             }
         } else if st.mode == .start {
-            switch resynchronize(&st, at: c) {
+            switch resynchronize(&st, at: c, direction: direction) {
             case nil:
                 return StreamDisposition(consumed: c.offset, wantsMore: true)
             case false?:
@@ -453,17 +249,16 @@ public struct RDPConnectionParser: Sendable {
         guard st.mode != .stopped else { return }
         // Still looking for a first PDU boundary: the bytes after the gap are probed anyway.
         if startsMidStream && st.mode == .start { return }
-        inside?.lost.insert(direction.sender)
         let resume = offset + length
-        if let r = st.pendingRecord, r.contentType == .applicationData {
-            // The gap starts inside an encrypted record whose header we read: its size and
-            // direction are all the CredSSP shape needs, so it still counts.
+        let inProtectedRecord = st.pendingRecord?.contentType == .applicationData
+        tls.gap(direction: direction, insideRecord: !inProtectedRecord && st.pendingEnd != nil && st.mode == .tls)
+        if inProtectedRecord, let r = st.pendingRecord {
+            // Its header was read: its size and direction are all the CredSSP shape needs.
             let at = frame(r.start) ?? st.lastFrame ?? Self.unknownFrame
-            addApplicationRecord(
-                &st, direction,
-                TLSFacts.RecordRun(at: at, from: direction.sender, contentType: r.contentType.rawValue, length: r.length))
+            tls.partialRecord(
+                TLSFacts.RecordRun(at: at, from: direction.sender, contentType: r.contentType.rawValue, length: r.length),
+                direction: direction, into: &out)
         } else if st.pendingEnd != nil {
-            if st.mode == .tls { st.handshakeBroken = st.handshakeBroken || !st.encrypted }
             note(direction, st.lastFrame, .pduPartlyLostInGap)
         }
         if let end = st.pendingEnd, end >= resume {
@@ -476,11 +271,7 @@ public struct RDPConnectionParser: Sendable {
         st.pendingEnd = nil
         st.pendingRecord = nil
         st.skipUntil = nil
-        if !(direction == .clientToServer ? clientHandshake : serverHandshake).isEmpty {
-            // A handshake message spanning records lost its middle: stop reading messages.
-            setHandshake(direction, [])
-            st.handshakeBroken = true
-        }
+        tls.gapBetweenRecords(direction: direction)
         // Lost at a PDU boundary or earlier: only a recognisable header can resume.
         st.resyncByHeader = true
     }
@@ -501,11 +292,11 @@ public struct RDPConnectionParser: Sendable {
     mutating func stepProxy(
         _ st: inout DirectionState, _ c: inout ByteCursor, offset: Int64, direction: Direction, frame: FrameLookup
     ) -> Bool {
-        guard var p = collected.proxy else {
+        guard var p = out.facts.proxy else {
             st.mode = .stopped
             return false
         }
-        defer { collected.proxy = p }
+        defer { out.facts.proxy = p }
         while true {
             let start = offset + Int64(c.offset)
             var copy = c
@@ -606,11 +397,11 @@ public struct RDPConnectionParser: Sendable {
         _ st: inout DirectionState, _ c: ByteCursor, direction: Direction, frame: FrameLookup
     ) -> Bool {
         if st.base == 0 && !startsMidStream {
-            if direction == .clientToServer && collected.proxy == nil {
+            if direction == .clientToServer && out.facts.proxy == nil {
                 let start = ProxyPreamble.start(c)
                 if start == .needMore { return false }
                 if let kind = start.kind {
-                    collected.proxy = ProxyFacts(kind: kind)
+                    out.facts.proxy = ProxyFacts(kind: kind)
                     proxyClient = kind == .socks5 ? .greeting : .request
                     proxyServer = kind == .socks5 ? .methodChoice : .reply
                     st.mode = .proxy
@@ -622,7 +413,7 @@ public struct RDPConnectionParser: Sendable {
             }
         }
         guard let kind = PayloadClassifier.classify(c) else { return false }
-        if direction == .clientToServer { collected.firstClientPayload = kind } else { collected.firstServerPayload = kind }
+        if direction == .clientToServer { out.facts.firstClientPayload = kind } else { out.facts.firstServerPayload = kind }
         switch kind {
         case .x224ConnectionRequest, .x224ConnectionConfirm, .x224Other:
             st.mode = .tpkt
@@ -632,8 +423,8 @@ public struct RDPConnectionParser: Sendable {
             return true
         case .http, .ssh, .text, .binary:
             if direction == .serverToClient {
-                collected.serverBanner = kind == .binary ? nil : PayloadClassifier.banner(c)
-                collected.serverBannerAt = frame(st.base) ?? st.lastFrame
+                out.facts.serverBanner = kind == .binary ? nil : PayloadClassifier.banner(c)
+                out.facts.serverBannerAt = frame(st.base) ?? st.lastFrame
             }
             if PayloadClassifier.wantsMoreBytes(c) { return false }
             st.classified = true
@@ -647,7 +438,7 @@ public struct RDPConnectionParser: Sendable {
     /// was in (a TLS record header with the version seen before, or a TPKT header with a
     /// known X.224 code). Random bytes pass those checks with negligible probability.
     /// Nil while fewer bytes than a TPKT header and X.224 code are there.
-    mutating func resynchronize(_ st: inout DirectionState, at c: ByteCursor) -> Bool? {
+    mutating func resynchronize(_ st: inout DirectionState, at c: ByteCursor, direction: Direction) -> Bool? {
         guard c.remaining >= 6 else { return nil }
         let tlsOK: Bool
         if let header = try? TLSRecord.peekHeader(c) {
@@ -664,7 +455,7 @@ public struct RDPConnectionParser: Sendable {
         switch st.mode {
         case .tls where tlsOK: return true
         case .tpkt where tpktOK: return true
-        case .tpkt where tlsOK && !st.sawMCS:
+        case .tpkt where tlsOK && !tpkt.connected(direction):
             st.mode = .tls
             return true
         case .start where tlsOK:
@@ -702,15 +493,15 @@ public struct RDPConnectionParser: Sendable {
             let sequenceStart = framing == .tpkt && [0xE0, 0xD0].contains((c.peekUInt8(at: 5) ?? 0) & 0xF0)
             st.mode = framing == .tls ? .tls : .tpkt
             // Fast-path PDUs and MCS data come after the connect phase: no TLS can start.
-            st.sawMCS = framing != .tls && !sequenceStart
+            tpkt.setPhase(direction, framing != .tls && !sequenceStart ? .connected(pdus: 0) : .connecting)
             st.unconfirmed = true
             st.joined = true
             st.joinedPDUs = 0
             st.joinedFastPathPDUs = 0
             let at = evidence(&st, frame, start)
-            var m = collected.midStream ?? MidStreamFacts()
+            var m = out.facts.midStream ?? MidStreamFacts()
             m[direction.sender] = MidStreamFacts.SideStart(framing: framing, skippedBytes: start, at: at, pdus: 0, fastPathPDUs: 0)
-            collected.midStream = m
+            out.facts.midStream = m
             if start > 0 { note(direction, at, .joinedMidStream(skippedBytes: start)) }
             return true
         }
@@ -718,12 +509,11 @@ public struct RDPConnectionParser: Sendable {
 
     /// A boundary guessed from a single header proved wrong: looks again at the next segment.
     mutating func rejoin(_ st: inout DirectionState, _ c: inout ByteCursor, _ direction: Direction) -> Bool {
-        collected.midStream?[direction.sender] = nil
+        out.facts.midStream?[direction.sender] = nil
         st.mode = .start
-        st.sawMCS = false
+        tpkt.setPhase(direction, .connecting)
         st.joined = false
         st.unconfirmed = false
-        st.pdusAfterConnect = 0
         st.recordVersion = nil
         st.joinSkips += 1
         _ = c.skip(c.remaining)
@@ -776,7 +566,7 @@ public struct RDPConnectionParser: Sendable {
     mutating func stepTPKT(
         _ st: inout DirectionState, _ c: inout ByteCursor, offset: Int64, direction: Direction, frame: FrameLookup
     ) -> Bool {
-        if !st.sawMCS {
+        if !tpkt.connected(direction) {
             switch TLSRecord.startsRecord(c) {
             case true?:
                 // The Connection Confirm selected TLS: the handshake starts on the bare stream.
@@ -799,7 +589,7 @@ public struct RDPConnectionParser: Sendable {
             return false
         }
         let start = offset + Int64(c.offset)
-        if case .fastPath = framing, !st.sawMCS {
+        if case .fastPath = framing, !tpkt.connected(direction) {
             // Fast-path PDUs exist only once the connection sequence is through MCS.
             lose(&st, direction, .neitherTPKTNorTLS, frame: frame(start), lostSync: false)
             return false
@@ -809,136 +599,9 @@ public struct RDPConnectionParser: Sendable {
             return false
         }
         let at = evidence(&st, frame, start + Int64(framing.length) - 1)
-        switch framing {
-        case .tpkt:
-            handleTPKT(&st, &pdu, direction: direction, at: at)
-        case .fastPath:
-            st.pdusAfterConnect += 1
-            if st.joined { st.joinedFastPathPDUs += 1 }
-        }
-        if st.sawMCS && st.pdusAfterConnect >= Self.maxPDUsAfterConnect { st.mode = .stopped }
+        if case .fastPath = framing, st.joined { st.joinedFastPathPDUs += 1 }
+        if !tpkt.pdu(framing, &pdu, direction: direction, at: at, into: &out) { st.mode = .stopped }
         return true
-    }
-
-    mutating func handleTPKT(_ st: inout DirectionState, _ pdu: inout ByteCursor, direction: Direction, at: FrameRef) {
-        let packet = pdu
-        let tpdu: X224TPDU
-        do {
-            tpdu = try X224.parse(&pdu)
-        } catch {
-            note(direction, at, .x224(error))
-            return
-        }
-        switch tpdu {
-        case .connectionRequest(let cr):
-            guard direction == .clientToServer else { return note(direction, at, .connectionRequestFromServer) }
-            guard collected.connectionRequest == nil else { return }
-            collected.connectionRequest = ConnectionRequestFacts(
-                at: at, cookie: cr.cookie, routingToken: cr.routingToken,
-                hasNegotiationRequest: cr.negotiationRequest != nil,
-                requestedProtocols: cr.negotiationRequest?.requestedProtocols,
-                flags: cr.negotiationRequest?.flags.rawValue, correlationID: cr.correlationInfo?.correlationID)
-            if cr.unterminatedLine { note(direction, at, .cookieWithoutCRLF) }
-        case .connectionConfirm(let cc):
-            guard direction == .serverToClient else { return note(direction, at, .connectionConfirmFromClient) }
-            guard collected.connectionConfirm == nil else { return }
-            var confirm = ConnectionConfirmFacts(
-                at: at, selectedProtocol: nil, flags: nil, failure: nil, noNegotiationData: false)
-            switch cc.negotiation {
-            case .none:
-                confirm.noNegotiationData = true
-            case .response(let flags, let selected):
-                confirm.selectedProtocol = selected
-                confirm.flags = flags.rawValue
-            case .failure(let flags, let code):
-                confirm.failure = code
-                confirm.flags = flags
-            case .unknown(let type):
-                note(direction, at, .unknownNegotiationType(type))
-            }
-            collected.connectionConfirm = confirm
-        case .disconnectRequest(let dr):
-            if collected.disconnectRequest == nil {
-                collected.disconnectRequest = at
-                collected.disconnectRequestFrom = direction.sender
-                collected.disconnectRequestReason = dr.reason
-            }
-        case .data(let userDataOffset, let userDataLength):
-            let from = packet.offset + TPKTHeader.size + userDataOffset
-            var data = ByteCursor(packet.base, from: from, to: from + userDataLength)
-            handleMCS(&st, &data, direction: direction, at: at)
-        case .other(let code):
-            note(direction, at, .unexpectedTPDU(code))
-        }
-    }
-
-    mutating func handleMCS(_ st: inout DirectionState, _ data: inout ByteCursor, direction: Direction, at: FrameRef) {
-        if st.sawMCS { st.pdusAfterConnect += 1 }
-        if data.peekUInt8() == 0x7F, let second = data.peekUInt8(at: 1), second == 0x65 || second == 0x66 {
-            st.sawMCS = true
-            do {
-                if second == 0x65 {
-                    let ci = try MCSConnectInitial.parse(&data)
-                    if direction == .clientToServer && collected.mcsConnectInitial == nil {
-                        collected.mcsConnectInitial = Self.initialFacts(ci, at: at)
-                    }
-                } else {
-                    let cr = try MCSConnectResponse.parse(&data)
-                    if direction == .serverToClient && collected.mcsConnectResponse == nil {
-                        collected.mcsConnectResponse = responseFacts(cr, at: at, direction: direction)
-                    }
-                }
-            } catch {
-                note(direction, at, .mcsConnect(error))
-            }
-            return
-        }
-        guard let pdu = try? MCSDomainPDU.parse(&data) else { return }
-        if pdu.type == .disconnectProviderUltimatum && collected.disconnectProviderUltimatum == nil {
-            collected.disconnectProviderUltimatum = at
-            collected.disconnectProviderUltimatumFrom = direction.sender
-            collected.disconnectProviderUltimatumReason = pdu.reason
-        }
-    }
-
-    static func initialFacts(_ ci: MCSConnectInitial, at: FrameRef) -> MCSConnectInitialFacts {
-        let core = ci.clientData.core
-        return MCSConnectInitialFacts(
-            at: at, clientName: core?.clientName, clientBuild: core?.clientBuild, keyboardLayout: core?.keyboardLayout,
-            desktopWidth: core?.desktopWidth, desktopHeight: core?.desktopHeight, version: core?.version,
-            serverSelectedProtocol: core?.serverSelectedProtocol,
-            channels: ci.clientData.network?.channels.map(\.name) ?? [],
-            encryptionMethods: ci.clientData.security?.encryptionMethods)
-    }
-
-    mutating func responseFacts(_ cr: MCSConnectResponse, at: FrameRef, direction: Direction) -> MCSConnectResponseFacts {
-        var out = MCSConnectResponseFacts(
-            at: at, result: cr.result.rawValue, version: cr.serverData?.core?.version,
-            clientRequestedProtocols: cr.serverData?.core?.clientRequestedProtocols,
-            encryptionMethod: cr.serverData?.security?.encryptionMethod,
-            encryptionLevel: cr.serverData?.security?.encryptionLevel, certificateKind: nil, certificates: [])
-        switch cr.serverData?.security?.certificate {
-        case .proprietary(let p, let temporary):
-            out.certificateKind = "proprietary"
-            out.proprietaryKeyBits = p.keyBits
-            out.temporaryCertificate = temporary
-        case .x509(let chain, let temporary):
-            out.certificateKind = "x509"
-            out.temporaryCertificate = temporary
-            // The wire order is root first; facts list the leaf first, as TLS does.
-            for der in chain.reversed() {
-                do {
-                    out.certificates.append(try CertificateParser.facts(der: der))
-                } catch {
-                    note(direction, at, .serverCertificate(error))
-                }
-            }
-        case .unknown(let version):
-            out.certificateKind = "certChainVersion-\(version)"
-        case nil:
-            break
-        }
-        return out
     }
 
     // MARK: - TLS phase
@@ -961,260 +624,25 @@ public struct RDPConnectionParser: Sendable {
         } catch {
             if st.unconfirmed { return rejoin(&st, &c, direction) }
             let at = frame(start) ?? st.lastFrame
-            var tls = collected.tls ?? TLSFacts()
-            if tls.malformed.count < Self.maxMalformed {
-                tls.malformed.append("\(direction.sender.rawValue)\(at.map { " frame \($0.frame)" } ?? ""): \(error.summary)")
+            out.withTLS { tls in
+                if tls.malformed.count < Self.maxMalformed {
+                    tls.malformed.append("\(direction.sender.rawValue)\(at.map { " frame \($0.frame)" } ?? ""): \(error.summary)")
+                }
             }
-            collected.tls = tls
             lose(&st, direction, .tlsRecord(error), frame: at, lostSync: false)
             return false
         }
         let at = evidence(&st, frame, start + Int64(TLSRecordHeader.size + header.length) - 1)
         st.recordVersion = header.version.rawValue
-        if let t = inside {
-            let side = direction.sender
-            if t.decryptOnly.contains(side) {
-                decrypt(header, fragment, direction: direction, at: at)
-                t.decryptOnlyRecords[side == .client ? 0 : 1] += 1
-                if t.decryptOnlyRecords[side == .client ? 0 : 1] >= Self.maxDecryptedRecordsPerDirection {
-                    st.mode = .stopped
-                    t.plaintext.facts.recordLimitReached = true
-                }
-                return true
-            }
-        }
-        if header.contentType == .handshake && st.firstHandshakeRecord == nil { st.firstHandshakeRecord = start }
-        handleRecord(&st, header, fragment, direction: direction, at: at)
-        // The outer parser first (it hands the hellos to the decryptor), then the layer inside.
-        if inside != nil { decrypt(header, fragment, direction: direction, at: at) }
-        if st.applicationRecords >= Self.maxApplicationRecordsPerDirection {
-            if let t = inside, t.decryptor.status == .active || t.decryptor.status == .waitingForSecrets {
-                // The facts stop here as without keys; records are still opened for the layer inside.
-                t.decryptOnly.insert(direction.sender)
-            } else {
-                st.mode = .stopped
-            }
-        }
+        if !tls.record(header, fragment, start: start, direction: direction, at: at, into: &out) { st.mode = .stopped }
         return true
-    }
-
-    var isTLS13: Bool { serverVersion >= 0x0304 }
-
-    mutating func handleRecord(
-        _ st: inout DirectionState, _ header: TLSRecordHeader, _ fragment: ByteCursor, direction: Direction,
-        at: FrameRef
-    ) {
-        if case .none = collected.tls { collected.tls = TLSFacts() }
-        let side = direction.sender
-        switch header.contentType {
-        case .changeCipherSpec:
-            withTLS { tls in
-                if side == .client {
-                    if tls.clientChangeCipherSpec == nil { tls.clientChangeCipherSpec = at }
-                } else if tls.serverChangeCipherSpec == nil {
-                    tls.serverChangeCipherSpec = at
-                }
-            }
-            // In TLS 1.3 the record is a compatibility no-op (RFC 8446 D.4), and so is any
-            // CCS before the ServerHello (after a HelloRetryRequest): TLS 1.2 sends it only
-            // once the ServerHello is out.
-            if !isTLS13 && serverVersion != 0 { st.encrypted = true }
-            inside?.decryptor.changeCipherSpec(from: side)
-        case .alert:
-            var alert = TLSAlertFacts(at: at, from: side, level: nil, description: nil, encrypted: true)
-            if !st.encrypted && header.length == 2 {
-                var f = fragment
-                if let a = try? TLSAlert.parse(&f) {
-                    alert.level = a.level.rawValue
-                    alert.description = a.description.rawValue
-                    alert.encrypted = false
-                }
-            }
-            if explicitAlerts.count < Self.maxAlerts { explicitAlerts.append(alert) }
-        case .handshake:
-            if st.encrypted {
-                st.encryptedHandshake = true
-            } else if !st.handshakeBroken {
-                readHandshake(&st, fragment, direction: direction, at: at)
-            }
-        case .applicationData:
-            handleApplicationData(&st, header, direction: direction, at: at)
-        default:
-            break
-        }
-        updateHandshakeComplete(st, direction)
-    }
-
-    mutating func handleApplicationData(
-        _ st: inout DirectionState, _ header: TLSRecordHeader, direction: Direction, at: FrameRef
-    ) {
-        let run = TLSFacts.RecordRun(
-            at: at, from: direction.sender, contentType: header.contentType.rawValue, length: header.length)
-        if isTLS13 && !tlsHandshakeComplete {
-            if direction == .serverToClient {
-                // EncryptedExtensions, Certificate, CertificateVerify, Finished: the second
-                // record carries the (encrypted) certificate.
-                st.encryptedHandshake = true
-                st.encryptedHandshakeRecords += 1
-                if st.encryptedHandshakeRecords == 2 {
-                    withTLS { if $0.certificateFrame == nil { $0.certificateFrame = at } }
-                }
-                return
-            }
-            if !st.sawFirstEncryptedRecord {
-                st.sawFirstEncryptedRecord = true
-                if header.length <= Self.tls13AlertMaxLength {
-                    // Too small for Finished: the client refused the server's flight.
-                    if explicitAlerts.count < Self.maxAlerts {
-                        explicitAlerts.append(TLSAlertFacts(at: at, from: .client, level: nil, description: nil, encrypted: true))
-                    }
-                } else {
-                    st.encryptedHandshake = true
-                }
-                return
-            }
-        }
-        addApplicationRecord(&st, direction, run)
-    }
-
-    mutating func addApplicationRecord(_ st: inout DirectionState, _ direction: Direction, _ run: TLSFacts.RecordRun) {
-        let keep = st.applicationRecords < Self.maxApplicationRecordsPerDirection
-        withTLS { tls in
-            if direction == .clientToServer {
-                tls.clientApplicationBytes += Int64(run.length)
-            } else {
-                tls.serverApplicationBytes += Int64(run.length)
-            }
-            guard keep else { return }
-            // Both directions in capture order (a stable insertion by frame number), in place.
-            var i = tls.applicationRecords.count
-            while i > 0 && tls.applicationRecords[i - 1].at.frame > run.at.frame { i -= 1 }
-            tls.applicationRecords.insert(run, at: i)
-        }
-        st.encrypted = true
-        guard keep else { return }
-        st.applicationRecords += 1
-        if direction == .clientToServer { sawClientRecord = true } else { sawServerRecord = true }
-    }
-
-    /// Appends a clear-text handshake fragment and handles every complete message.
-    mutating func readHandshake(_ st: inout DirectionState, _ fragment: ByteCursor, direction: Direction, at: FrameRef) {
-        var buffer = takeHandshake(direction)
-        if buffer.isEmpty {
-            var c = fragment
-            drainHandshake(&st, &c, direction: direction, at: at)
-            if !c.isEmpty { buffer.append(contentsOf: c.remainingBytes) }
-        } else {
-            buffer.append(contentsOf: fragment.remainingBytes)
-            let used = buffer.withUnsafeBytes { raw -> Int in
-                var c = ByteCursor(raw)
-                drainHandshake(&st, &c, direction: direction, at: at)
-                return c.offset
-            }
-            buffer.removeFirst(used)
-        }
-        if buffer.count > Self.maxHandshakeMessage {
-            buffer = []
-            st.handshakeBroken = true
-            note(direction, at, .handshakeMessageTooLarge(limit: Self.maxHandshakeMessage))
-        }
-        setHandshake(direction, buffer)
-    }
-
-    mutating func drainHandshake(_ st: inout DirectionState, _ c: inout ByteCursor, direction: Direction, at: FrameRef) {
-        while !c.isEmpty && !st.handshakeBroken && !st.encrypted {
-            guard let (header, body) = try? TLSHandshakeHeader.readMessage(&c) else { return }
-            handleHandshake(&st, header, body, direction: direction, at: at)
-        }
-    }
-
-    mutating func handleHandshake(
-        _ st: inout DirectionState, _ header: TLSHandshakeHeader, _ body: ByteCursor, direction: Direction, at: FrameRef
-    ) {
-        var b = body
-        do {
-            switch header.type {
-            case .clientHello where direction == .clientToServer:
-                let hello = try TLSClientHello.parse(&b)
-                let offset = st.firstHandshakeRecord
-                withTLS { tls in
-                    guard tls.clientHello == nil else { return }
-                    tls.clientHello = TLSFacts.ClientHello(
-                        at: at, legacyVersion: hello.legacyVersion.rawValue, supportedVersions: hello.supportedVersions,
-                        serverName: hello.serverName, cipherSuites: hello.cipherSuites,
-                        streamOffset: offset, random: hello.random)
-                }
-                if let t = inside, let random = TLSKeyMaterial.bytes(hex: Substring(hello.random)) {
-                    t.decryptor.clientHello(random: random)
-                }
-            case .serverHello where direction == .serverToClient:
-                let hello = try TLSServerHello.parse(&b)
-                if hello.isHelloRetryRequest {
-                    withTLS { if $0.helloRetryRequest == nil { $0.helloRetryRequest = at } }
-                } else if serverVersion == 0 {
-                    withTLS {
-                        $0.serverHello = TLSFacts.ServerHello(
-                            at: at, legacyVersion: hello.legacyVersion.rawValue, version: hello.version.rawValue,
-                            cipherSuite: hello.cipherSuite.rawValue)
-                    }
-                    serverVersion = max(1, hello.version.rawValue)
-                    if let t = inside, var r = body.peekSlice(34) {
-                        _ = r.skip(2)
-                        t.decryptor.serverHello(
-                            random: r.copyRemaining(), version: hello.version.rawValue, cipherSuite: hello.cipherSuite.rawValue,
-                            encryptThenMAC: hello.extensions.contains(TLSExtension.encryptThenMAC))
-                        t.plaintext.hybridEx = collected.connectionConfirm?.selectedProtocol?.contains(.hybridEx) ?? false
-                    }
-                    if hello.version >= .tls13 {
-                        // Everything after the ServerHello is encrypted, both ways (RFC 8446 2).
-                        st.encrypted = true
-                        client.encrypted = true
-                    }
-                }
-            case .certificate where direction == .serverToClient && !isTLS13:
-                let message = try TLSCertificateMessage.parse(&b)
-                let first = withTLS { tls -> Bool in
-                    guard tls.certificateFrame == nil else { return false }
-                    tls.certificateFrame = at
-                    return true
-                }
-                guard first else { return }
-                for der in message.certificates {
-                    do {
-                        let facts = try CertificateParser.facts(der: der)
-                        withTLS { $0.certificates.append(facts) }
-                    } catch {
-                        note(direction, at, .tlsCertificate(error))
-                    }
-                }
-            case .serverHelloDone where direction == .serverToClient:
-                withTLS { if $0.serverHelloDone == nil { $0.serverHelloDone = at } }
-            default:
-                break
-            }
-        } catch {
-            note(direction, at, .tlsHandshakeMessage(header.type, error))
-        }
-    }
-
-    /// `current` is the state of `direction`, not yet stored back.
-    mutating func updateHandshakeComplete(_ current: DirectionState, _ direction: Direction) {
-        guard !tlsHandshakeComplete, case .some = collected.tls else { return }
-        // (Only the flags are read: copying the direction states cost more than the test.)
-        let clientDone = direction == .clientToServer ? current.encryptedHandshake : client.encryptedHandshake
-        let serverDone = direction == .serverToClient ? current.encryptedHandshake : server.encryptedHandshake
-        let dataBothWays = sawClientRecord && sawServerRecord
-        // TLS 1.2: both Finished messages (encrypted handshake after each CCS). TLS 1.3: the
-        // server's encrypted flight and the client's Finished.
-        guard (clientDone && serverDone) || dataBothWays else { return }
-        tlsHandshakeComplete = true
-        withTLS { $0.handshakeComplete = true }
     }
 
     // MARK: - Derived facts
 
-    /// Works out what depends on several records at once: the CredSSP phase and the
-    /// TLS 1.3 alerts recognised by size and position.
+    /// Works out what depends on several PDUs at once: the PDUs counted after a mid-stream
+    /// start, and the TLS layer's CredSSP phase and TLS 1.3 alerts (read while a side is
+    /// still in its TLS mode).
     func derive(_ facts: inout RDPFacts) {
         if var m = facts.midStream {
             for side in [Side.client, Side.server] {
@@ -1224,56 +652,10 @@ public struct RDPConnectionParser: Sendable {
             }
             facts.midStream = m
         }
-        guard var tls = facts.tls else { return }
-        let records = tls.applicationRecords
-        // TLS 1.3: a small record that is the last its sender sent (while we were still
-        // reading that direction) is an alert hidden by encryption; it ends the connection.
-        var candidates: [Int] = []
-        if isTLS13 {
-            for side in [Side.client, Side.server] {
-                let st = side == .client ? client : server
-                guard st.mode == .tls, inside?.decryptOnly.contains(side) != true,
-                    let i = records.lastIndex(where: { $0.from == side }),
-                    records[i].length <= Self.tls13AlertMaxLength
-                else { continue }
-                candidates.append(i)
-            }
-        }
-        if let selected = facts.connectionConfirm?.selectedProtocol, selected.usesCredSSP {
-            let overhead = RecordOverhead.estimate(
-                version: tls.serverHello?.version ?? 0x0303, cipherSuite: tls.serverHello?.cipherSuite)
-            let hybridEx = selected.contains(.hybridEx)
-            let first = CredSSPShape.classify(records: records, hybridEx: hybridEx, overhead: overhead)
-            // The 4-byte Early User Authorization Result is as small as an alert: its place
-            // in the exchange decides.
-            candidates.removeAll { i in
-                first.phase == .earlyUserAuthorization && first.records.last == records[i]
-            }
-            if candidates.isEmpty {
-                facts.credssp = first
-            } else {
-                let kept = records.enumerated().filter { !candidates.contains($0.offset) }.map(\.element)
-                facts.credssp = CredSSPShape.classify(records: kept, hybridEx: hybridEx, overhead: overhead)
-            }
-        }
-        var alerts = explicitAlerts
-        for i in candidates {
-            alerts.append(TLSAlertFacts(at: records[i].at, from: records[i].from, level: nil, description: nil, encrypted: true))
-        }
-        alerts.sort { $0.at.frame < $1.at.frame }
-        tls.alerts = Array(alerts.prefix(Self.maxAlerts))
-        facts.tls = tls
+        tls.derive(&facts) { side in (side == .client ? client : server).mode == .tls }
     }
 
     // MARK: - Helpers
-
-    /// Changes the TLS facts in place, making them on first use: reading a field through the
-    /// optional (`collected.tls?.x`) copied the whole value, a few hundred bytes and a retain
-    /// of each of its arrays, several times per record.
-    mutating func withTLS<R>(_ body: (inout TLSFacts) -> R) -> R {
-        if case .none = collected.tls { collected.tls = TLSFacts() }
-        return body(&collected.tls!)
-    }
 
     static let unknownFrame = FrameRef(frame: 0, time: Timestamp(nanoseconds: 0))
 
@@ -1281,18 +663,6 @@ public struct RDPConnectionParser: Sendable {
 
     mutating func setState(_ d: Direction, _ s: DirectionState) {
         if d == .clientToServer { client = s } else { server = s }
-    }
-
-    /// Moves a direction's handshake buffer out (an empty one stays until `setHandshake`),
-    /// so that appending to it does not copy it.
-    mutating func takeHandshake(_ d: Direction) -> [UInt8] {
-        var out: [UInt8] = []
-        if d == .clientToServer { swap(&out, &clientHandshake) } else { swap(&out, &serverHandshake) }
-        return out
-    }
-
-    mutating func setHandshake(_ d: Direction, _ b: [UInt8]) {
-        if d == .clientToServer { clientHandshake = b } else { serverHandshake = b }
     }
 
     /// The frame of a stream offset, falling back to the direction's last known frame.
@@ -1304,15 +674,8 @@ public struct RDPConnectionParser: Sendable {
         return st.lastFrame ?? Self.unknownFrame
     }
 
-    /// Adds a note, kept in frame order so that the order the two directions were read in
-    /// does not show.
     mutating func note(_ direction: Direction, _ at: FrameRef?, _ event: ParserEvent) {
-        guard collected.notes.count < Self.maxNotes else { return }
-        let key = at?.frame ?? Int.max
-        var i = noteFrames.count
-        while i > 0 && noteFrames[i - 1] > key { i -= 1 }
-        noteFrames.insert(key, at: i)
-        collected.notes.insert(ParserNote(side: direction.sender, at: at, event: event), at: i)
+        out.note(direction, at, event)
     }
 
     /// Stops parsing a direction; `lostSync` when the capture (a gap, the reassembly limit,
@@ -1321,13 +684,8 @@ public struct RDPConnectionParser: Sendable {
         _ st: inout DirectionState, _ direction: Direction, _ why: ParserEvent, frame: FrameRef? = nil, lostSync: Bool = true
     ) {
         st.mode = .stopped
-        setHandshake(direction, [])
+        tls.stop(direction: direction)
         note(direction, frame ?? st.lastFrame, why)
-        if lostSync && !collected.lostSync.contains(direction.sender) { collected.lostSync.append(direction.sender) }
+        if lostSync && !out.facts.lostSync.contains(direction.sender) { out.facts.lostSync.append(direction.sender) }
     }
-}
-
-extension RDPConnectionParser {
-    /// How many records of a direction are read inside TLS at most (for the report's note).
-    public static var maxDecryptedRecordsPerDirectionPublic: Int { maxDecryptedRecordsPerDirection }
 }
