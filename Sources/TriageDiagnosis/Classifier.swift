@@ -65,8 +65,10 @@ public enum Classifier {
         Rule(name: "fallback", decide: fallback),
     ]
 
-    public static func classify(_ facts: AttemptFacts) -> Verdict {
-        let r = Reading(facts)
+    /// `running`: live, the connection is still open and goes on (an early success), so an
+    /// open connection is not one the capture's end cut short.
+    public static func classify(_ facts: AttemptFacts, running: Bool = false) -> Verdict {
+        let r = Reading(facts, running: running)
         for rule in rules {
             if var v = rule.decide(r) {
                 v.rule = rule.name
@@ -1239,9 +1241,13 @@ public enum Classifier {
         }
         let (ender, disconnect) = answeredDisconnect(r, if: r.reachedSession)
         if let disconnect { details.append(disconnect) }
+        if r.running {
+            details.append(
+                "Reported while the connection is open, once the logon went through; should it then fail, it is reported again with the same attempt number.")
+        }
         let ending: String
         switch r.tcp.outcome {
-        case .open: ending = "still open when the capture ended"
+        case .open: ending = r.running ? "still open" : "still open when the capture ended"
         case .closed: ending = ender.party.map { "closed by \($0)" } ?? "closed"
         case .reset: ending = ender.party.map { "reset by \($0)" } ?? "reset"
         default: ending = r.tcp.outcome.rawValue
@@ -1250,7 +1256,7 @@ public enum Classifier {
             r, .success, .none,
             authOnly && !r.reachedSession
                 ? "Connected to \(r.serverName) and authenticated (NLA); the client then closed the connection."
-                : "Connected to \(r.serverName): the RDP connection sequence completed (\(ending)).",
+                : "Connected to \(r.serverName): the RDP connection sequence completed (\(r.running ? "the session is running" : ending)).",
             Confidence(.high, r.reachedSession ? "the session data flowed both ways after the security handshake" : "CredSSP completed with the client's credentials"),
             stage: authOnly && !r.reachedSession ? .credssp : .session, ender: ender, details: details,
             evidence: [Evidence(r.confirm?.at, "X.224 Connection Confirm"), Evidence(r.endingFrame, "connection \(ending)")].filter { $0.frame != nil })

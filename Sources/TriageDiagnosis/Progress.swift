@@ -12,7 +12,13 @@ struct Reading {
     var tcp: TCPFacts { _read { yield facts.tcp } }
     var rdp: RDPFacts { _read { yield facts.rdp } }
 
-    init(_ facts: AttemptFacts) { self.facts = facts }
+    /// Live: the connection goes on (see `Classifier.classify`).
+    let running: Bool
+
+    init(_ facts: AttemptFacts, running: Bool = false) {
+        self.facts = facts
+        self.running = running
+    }
 
     // MARK: Who ended it
 

@@ -20,7 +20,9 @@ public struct Attempt: Sendable, Codable, Equatable {
     }
 
     /// The facts with the classifier's verdict on them.
-    init(classifying facts: AttemptFacts) { self.init(facts: facts, verdict: Classifier.classify(facts)) }
+    init(classifying facts: AttemptFacts, running: Bool = false) {
+        self.init(facts: facts, verdict: Classifier.classify(facts, running: running))
+    }
 }
 
 /// What the engine says about an input before its attempts.
@@ -417,7 +419,7 @@ public final class Engine {
                 guard s.lastFrame.time.nanoseconds > since, s.stats.server.dataSegments >= 4, !reportedEarly.contains(s.id)
                 else { return }
                 let facts = Self.facts(s, dns: tracker.dns)
-                var a = Attempt(classifying: facts)
+                let a = Attempt(classifying: facts, running: true)
                 guard a.verdict.label == .success else { return }
                 if control.keysGrowing, facts.rdp.decrypted?.status == .noSecrets,
                     now.nanoseconds &- s.firstFrame.time.nanoseconds < keyWait
@@ -425,7 +427,6 @@ public final class Engine {
                     return
                 }
                 reportedEarly.insert(s.id)
-                Self.wordEarly(&a.verdict)
                 verdicts.addClassified(a)
             }
         }
@@ -501,17 +502,6 @@ public final class Engine {
             peakReassemblyBytes: tracker.budget.peak, attempts: order.emitted, failures: order.failures)
         sink.end(summary)
         return summary
-    }
-
-    /// A success reported while the connection is open: the classifier's words are for a
-    /// capture that ended, these for one that goes on.
-    static func wordEarly(_ v: inout Verdict) {
-        let ended = "still open when the capture ended"
-        if let r = v.summary.firstRange(of: ended) {
-            v.summary.replaceSubrange(r, with: "the session is running")
-        }
-        v.details.append(
-            "Reported while the connection is open, once the logon went through; should it then fail, it is reported again with the same attempt number.")
     }
 
     /// What a finished session showed: taken on the packet thread, since the DNS table keeps
@@ -681,7 +671,7 @@ final class VerdictStage: @unchecked Sendable {
         let work = Work()
         work.done.enter()
         DispatchQueue.global().async {
-            work.attempts = ready.map(Attempt.init(classifying:))
+            work.attempts = ready.map { Attempt(classifying: $0) }
             work.rendered = work.attempts.map(render)
             work.done.leave()
         }

@@ -21,6 +21,23 @@ import TriageFlows
         selfSigned: false, keyType: "RSA", keyBits: 2048, subjectAlternativeNames: [], signatureAlgorithm: "sha256WithRSA",
         sha256: String(repeating: "0", count: 64), inspectionProduct: "Fortinet FortiGate")
 
+    /// Live reports a success while its connection is open (`running`): the classifier words
+    /// it as a session that goes on; after the capture's end the same facts read as cut short.
+    @Test func openSuccessIsWordedForWhetherItRuns() throws {
+        var f = try facts("success-nla")
+        f.tcp.outcome = .open
+        let ended = Classifier.classify(f)
+        #expect(ended.label == .success)
+        #expect(ended.summary.contains("(still open when the capture ended)"))
+        #expect(!ended.details.contains { $0.hasPrefix("Reported while the connection is open") })
+        let running = Classifier.classify(f, running: true)
+        #expect(running.label == .success)
+        #expect(running.summary.contains("(the session is running)"))
+        #expect(!running.summary.contains("capture ended"))
+        #expect(running.details.contains { $0.hasPrefix("Reported while the connection is open") })
+        #expect(running.evidence.allSatisfy { !$0.what.contains("capture ended") })
+    }
+
     /// The client refuses after the TLS handshake, and the certificate is a TLS-inspection
     /// product's: client-side interference, not the server.
     @Test func inspectionCertificateMakesItClientSide() throws {

@@ -449,7 +449,7 @@ import Testing
         func files() -> [String] { ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).sorted() }
         let written = live.wait(upTo: 5) { files().count == 2 }
         #expect(written != nil && live.process.isRunning, "exported while running: \(files()) \(live.stderr)")
-        #expect(files().contains { $0.hasSuffix("-attempt1-rst-refused.pcap") } && files().contains { $0.hasSuffix("-attempt1-rst-refused.md") })
+        #expect(files().contains { $0.hasSuffix("-attempt1-rst-refused.pcap") } && files().contains { $0.hasSuffix("-attempt1-rst-refused.md") }, "\(files())")
         live.signal(SIGTERM)
         #expect(live.exit(within: 10) == 1)
         let summary = live.lines.last?["export"] as? [String: Any]
