@@ -46,8 +46,8 @@ final class FailureCollector: AnalysisSink {
 /// An input's files appear only when all of them were written completely.
 struct ExportStep {
     let directory: String
-    /// Live: set before each export from the key-log files as they stand then.
-    var keyLog: KeyLog?
+    /// Each connection's key-log lines (live: the lines read so far).
+    var keyLog: (any KeyLineSource)?
     let redactor: Redactor?
     /// Replace files that already exist (the directory entry, never what a link points at).
     let force: Bool

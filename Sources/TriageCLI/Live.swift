@@ -214,7 +214,7 @@ public struct Live: ParsableCommand {
             gauges: liveMetrics.map { m in { m.update($0, capture: source.stats()) } })
         var watcher: KeyLogWatcher?
         if !keylog.isEmpty {
-            let w = KeyLogWatcher(paths: keylog)
+            let w = KeyLogWatcher(paths: keylog, keepLines: export != nil)
             w.poll()
             for path in keylog where !FileManager.default.fileExists(atPath: path) {
                 printError("rdptriage: \(path): no key log yet; read once it appears")
@@ -228,7 +228,8 @@ public struct Live: ParsableCommand {
         if let export {
             let started = Date().formatted(.iso8601.year().month().day().dateSeparator(.omitted).time(includingFractionalSeconds: false).timeSeparator(.omitted))
             let base = "live-\(interface.replacingOccurrences(of: "/", with: "_"))-\(started)"
-            liveExport = LiveExport(directory: export, base: base, input: interface, keylogPaths: keylog, redactor: reportOptions.redactor)
+            liveExport = LiveExport(
+                directory: export, base: base, input: interface, keyLines: watcher?.table, redactor: reportOptions.redactor)
         }
         var hooks: [(Attempt) -> Void] = []
         if let liveMetrics { hooks.append { liveMetrics.record($0) } }

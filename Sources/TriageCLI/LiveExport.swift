@@ -26,17 +26,18 @@ final class LiveExport: @unchecked Sendable {
     let directory: String
     let base: String
     let input: String
-    let keylogPaths: [String]
+    /// The key-log lines read so far (`KeyLogWatcher`), for each attempt's `.keys` file.
+    let keyLines: (any KeyLineSource)?
     let redactor: Redactor?
     private var step: ExportStep?
     private var saidProblem = false
     private let counters: Mutex<LiveExportStats>
 
-    init(directory: String, base: String, input: String, keylogPaths: [String], redactor: Redactor?) {
+    init(directory: String, base: String, input: String, keyLines: (any KeyLineSource)?, redactor: Redactor?) {
         self.directory = directory
         self.base = base
         self.input = input
-        self.keylogPaths = keylogPaths
+        self.keyLines = keyLines
         self.redactor = redactor
         counters = Mutex(LiveExportStats(directory: directory))
         _ = usableStep()
@@ -48,6 +49,7 @@ final class LiveExport: @unchecked Sendable {
         if let step { return step }
         do {
             step = try ExportStep(directory: directory, keylogPaths: [], redactor: redactor, force: false)
+            step?.keyLog = keyLines
         } catch {
             problem("\(error)")
         }
@@ -68,15 +70,9 @@ final class LiveExport: @unchecked Sendable {
             counters.withLock { $0.attemptsWithoutFrames += 1 }
             return
         }
-        guard var step = usableStep() else {
+        guard let step = usableStep() else {
             counters.withLock { $0.exportFailures += 1 }
             return
-        }
-        if !keylogPaths.isEmpty {
-            // The key log as it stands now: the attempt's lines were written during it.
-            let text = keylogPaths.compactMap { FileManager.default.contents(atPath: $0) }
-                .map { String(decoding: $0, as: UTF8.self) }.joined(separator: "\n")
-            step.keyLog = KeyLog(text: text)
         }
         let outcome = step.export(input: input, attempts: [a], base: base, held: held)
         if let first = outcome.problems.first {
@@ -101,7 +97,7 @@ final class LiveExport: @unchecked Sendable {
 /// was replaced is read from its start again. Lines go into a bounded table
 /// (`GrowingKeyTable`) that every connection's decryptor looks in.
 final class KeyLogWatcher {
-    let table = GrowingKeyTable()
+    let table: GrowingKeyTable
     private struct File {
         var path: String
         var offset: Int64 = 0
@@ -114,7 +110,11 @@ final class KeyLogWatcher {
     /// A line longer than this is no key-log line: skipped.
     static let longestLine = 64 << 10
 
-    init(paths: [String]) { files = paths.map { File(path: $0) } }
+    /// `keepLines`: for live `--export`'s `.keys` files.
+    init(paths: [String], keepLines: Bool) {
+        files = paths.map { File(path: $0) }
+        table = GrowingKeyTable(keepLines: keepLines)
+    }
 
     func poll() {
         for i in files.indices { read(&files[i]) }

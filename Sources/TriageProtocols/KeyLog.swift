@@ -1,7 +1,14 @@
+/// Where an export finds the key-log lines of one connection (`KeyLog` read from files,
+/// `GrowingKeyTable` while live).
+public protocol KeyLineSource: Sendable {
+    /// The lines for one connection, by its ClientHello random (hex).
+    func lines(forClientRandom random: String) -> [String]
+}
+
 /// An NSS key log (the SSLKEYLOGFILE format): `LABEL <client_random hex> <secret hex>` per
 /// line, `#` comments. Only used to hand the lines of exported connections on with a
 /// ticket; rdptriage never prints a secret.
-public struct KeyLog: Sendable {
+public struct KeyLog: KeyLineSource {
     /// Lines by client random (lowercase hex), in file order.
     public private(set) var lines: [String: [String]] = [:]
     /// Lines that were not `LABEL random secret`.

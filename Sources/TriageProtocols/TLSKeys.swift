@@ -114,10 +114,12 @@ public struct TLSKeyMaterial: Sendable {
 /// capture loop adds lines as the key-log file grows and bumps `generation`; a decryptor
 /// waiting for its secrets looks again only when the generation changed (an atomic load per
 /// record). Bounded: past `capacity` connections the oldest are forgotten (a client that never
-/// restarts writes a few lines per connection, so this holds hours of attempts).
-public final class GrowingKeyTable: Sendable {
+/// restarts writes a few lines per connection, so this holds hours of attempts). With
+/// `keepLines` (live `--export`), each connection's lines are kept too, for its `.keys` file.
+public final class GrowingKeyTable: KeyLineSource {
     private struct Table {
         var secrets: [[UInt8]: TLSConnectionSecrets] = [:]
+        var lines: [[UInt8]: [String]] = [:]
         var order: [[UInt8]] = []
         var first = 0
         var malformed = 0
@@ -125,8 +127,14 @@ public final class GrowingKeyTable: Sendable {
     private let table = Mutex(Table())
     private let changes = Atomic<Int>(0)
     public let capacity: Int
+    public let keepsLines: Bool
+    /// Lines kept per connection at most (a TLS 1.3 connection writes five or six).
+    static let maxLinesPerConnection = 16
 
-    public init(capacity: Int = 65_536) { self.capacity = max(1, capacity) }
+    public init(capacity: Int = 65_536, keepLines: Bool = false) {
+        self.capacity = max(1, capacity)
+        keepsLines = keepLines
+    }
 
     /// Bumped whenever lines were added.
     public var generation: Int { changes.load(ordering: .acquiring) }
@@ -138,7 +146,15 @@ public final class GrowingKeyTable: Sendable {
     public func add(keyLog text: String) {
         let parsed = TLSKeyMaterial(keyLog: text)
         guard !parsed.secrets.isEmpty || parsed.malformedLines > 0 else { return }
+        let lines = keepsLines ? KeyLog(text: text).lines : [:]
         table.withLock { t in
+            defer {
+                for (hex, new) in lines {
+                    guard let random = TLSKeyMaterial.bytes(hex: Substring(hex)), t.secrets[random] != nil else { continue }
+                    let kept = t.lines[random] ?? []
+                    t.lines[random] = kept + new.prefix(max(0, Self.maxLinesPerConnection - kept.count))
+                }
+            }
             t.malformed += parsed.malformedLines
             for (random, s) in parsed.secrets {
                 if var mine = t.secrets[random] {
@@ -154,6 +170,7 @@ public final class GrowingKeyTable: Sendable {
                 t.order.append(random)
                 if t.secrets.count > capacity, t.first < t.order.count {
                     t.secrets[t.order[t.first]] = nil
+                    t.lines[t.order[t.first]] = nil
                     t.first += 1
                     if t.first > 4096 && t.first * 2 > t.order.count {
                         t.order.removeFirst(t.first)
@@ -167,5 +184,12 @@ public final class GrowingKeyTable: Sendable {
 
     func secrets(clientRandom: [UInt8]) -> TLSConnectionSecrets? {
         table.withLock { $0.secrets[clientRandom] }
+    }
+
+    /// The kept lines of one connection, by its ClientHello random (hex), as the key log had
+    /// them (empty without `keepLines`).
+    public func lines(forClientRandom random: String) -> [String] {
+        guard keepsLines, let r = TLSKeyMaterial.bytes(hex: Substring(random)) else { return [] }
+        return table.withLock { $0.lines[r] ?? [] }
     }
 }
