@@ -149,6 +149,13 @@ struct Ladder: Equatable {
             if let e = cs.likelyErrorReply, !cs.records.prefix(maxRepeats).contains(where: { $0.at == e }) {
                 add(.server, e, "CredSSP record: small, likely an errorCode or alert")
             }
+            // Where the exchange got to (a HYBRID_EX result is the seventh record when a TLS
+            // 1.3 session ticket counts as one) is drawn past the repeats too.
+            if let at = cs.reachedAt, let leg = legName(cs.phase), let rec = cs.records.first(where: { $0.at == at }),
+                !cs.records.prefix(maxRepeats).contains(where: { $0.at == at })
+            {
+                add(party(rec.from), at, "CredSSP record, \(rec.length) bytes: \(leg)")
+            }
         }
 
         if let m = r.mcsConnectInitial { add(.client, m.at, "MCS Connect Initial") }

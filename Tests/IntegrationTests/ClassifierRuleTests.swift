@@ -228,9 +228,8 @@ import TriageFlows
 }
 
 /// The rule `stated-refusal` on the real Set Error Info capture, with its decrypted facts
-/// changed one at a time: each refusal the server can state decides alone (the EUA denial has
-/// no capture: xfreerdp 2.11 cannot use a server that selects HYBRID_EX), a normal end or a
-/// logon does not.
+/// changed one at a time: each refusal the server can state decides alone, a normal end or a
+/// logon does not; and on the real Early User Authorization denial.
 @Suite struct StatedRefusalTests {
     @Test func eachStatedReasonDecides() throws {
         let base = Repo.captures + "/errorinfo-nla-insufficient-privileges"
@@ -264,5 +263,23 @@ import TriageFlows
             $0.errorInfo = read.errorInfo
             $0.logon = LogonFacts(at: at, infoType: 1)
         }.rule != "stated-refusal")
+    }
+
+    /// aardwolf against the peer's HYBRID_EX denial: with the key log the server's 4-byte
+    /// result decides; without it the shape reaches the result's record, but 4 encrypted bytes
+    /// could as well be a SUCCESS, so no refusal is stated.
+    @Test func realEarlyUserAuthorizationDenial() throws {
+        let base = Repo.captures + "/eua-access-denied"
+        let keyed = try #require(analyze(base + ".pcap", keyLog: base + ".keys").attempts.first)
+        let result = try #require(keyed.facts.rdp.decrypted?.earlyUserAuthorization)
+        #expect(result.result == 5)
+        #expect(keyed.verdict.rule == "stated-refusal" && keyed.verdict.label == .earlyDisconnect && keyed.verdict.stage == .credssp)
+        #expect(keyed.verdict.summary.contains("ACCESS_DENIED (frame \(result.at.frame))"))
+        #expect(keyed.verdict.evidence.contains { $0.frame == result.at.frame })
+        #expect(keyed.verdict.remediation.first?.contains("Remote Desktop Users") == true)
+        let plain = try #require(analyze(base + ".pcap").attempts.first)
+        #expect(plain.facts.rdp.credssp?.phase == .earlyUserAuthorization)
+        #expect(plain.facts.rdp.credssp?.reachedAt == result.at)
+        #expect(plain.verdict.rule != "stated-refusal")
     }
 }

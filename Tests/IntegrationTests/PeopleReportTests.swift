@@ -4,6 +4,7 @@ import Testing
 import TriageDiagnosis
 import TriageEngine
 import TriageFlows
+import TriageProtocols
 
 @testable import TriageReports
 
@@ -102,6 +103,23 @@ import TriageFlows
                     #expect(!md.contains(original), "\(name): --redact left \(original)")
                 }
             }
+        }
+    }
+
+    /// The record a CredSSP exchange reached is drawn even past the repeated records: in
+    /// eua-access-denied the Early User Authorization Result is the seventh (a TLS 1.3 session
+    /// ticket counts as one), with the key log and without.
+    @Test func ladderDrawsWhereCredSSPGotTo() throws {
+        let base = Repo.captures + "/eua-access-denied"
+        for keyLog in [nil, base + ".keys"] {
+            let attempt = try #require(analyze(base + ".pcap", keyLog: keyLog).attempts.first)
+            let cs = try #require(attempt.facts.rdp.credssp)
+            let at = try #require(cs.reachedAt)
+            #expect(cs.phase == .earlyUserAuthorization && cs.records.count > Ladder.maxRepeats)
+            let ladder = Ladder.build(attempt)
+            let drawn = ladder.messages.filter { $0.frame == at.frame }
+            #expect(drawn.count == 1 && drawn.first?.text.hasSuffix(": Early User Authorization Result") == true, "\(drawn)")
+            #expect(drawn.first?.from == .server)
         }
     }
 

@@ -18,6 +18,8 @@
 #   RDPT_OUT     where NAME.pcap / NAME.keys / NAME.expected.json go (default: captures/)
 #   RDPT_SUFFIX  suffix for namespace names (default none: rdpt-client, rdpt-router, ...)
 #   RDPT_KEEP=1  keep the temp dir (logs, configs) after the run
+#   RDPT_PYCLIENT_VENV  aardwolf's virtual environment for lab_pyclient (default /opt/rdpt-lab-venv,
+#                where install-pyclient puts it)
 #   RDPT_LIVE_BIN  an rdptriage binary: `rdptriage live` also sniffs on the client's interface
 #                (text and ndjson) while tcpdump records; its output is staged as
 #                NAME.live.txt (with --export NAME.live-export), NAME.live.ndjson (with
@@ -68,7 +70,9 @@ CLIENT_CMD=""
 CLIENT_CMDS=()          # every client command of the run, in order (password shown as ***)
 CLIENT_RUNS=0
 CLIENT_ERRORS=()
+CLIENT_SOFTWARE=""      # set by lab_pyclient; xfreerdp's version otherwise
 SOFTWARE_SERVER="none"
+PYCLIENT_VENV="${RDPT_PYCLIENT_VENV:-/opt/rdpt-lab-venv}"   # captures/lab/install-pyclient
 
 log() { printf '[%s] %s\n' "${SCENARIO:-lab}" "$*" >&2; }
 die() { local rc=$1; shift; log "ERROR: $*"; exit "$rc"; }
@@ -530,6 +534,44 @@ lab_client() {
 	while IFS= read -r line; do CLIENT_ERRORS+=("$line"); done < <(client_error_lines "$CLIENT_LOG")
 }
 
+# lab_pyclient SECONDS [aardwolf_client.py-args...]: the lab's second client, aardwolf (PyPI,
+# installed by install-pyclient in $PYCLIENT_VENV, RDPT_PYCLIENT_VENV to override), through
+# aardwolf_client.py: one NTLM attempt as the lab user to the server (--host, --port, --domain
+# and --timeout may be given), under `timeout SECONDS` in rdpt-client with a clean environment.
+# The password goes through a file. No shim: aardwolf's TLS context comes from Python's
+# ssl.create_default_context(), which writes $SSLKEYLOGFILE itself. Sets CLIENT_RC, CLIENT_LOG,
+# CLIENT_CMD and CLIENT_SOFTWARE, and appends aardwolf's error text to CLIENT_ERRORS.
+lab_pyclient() {
+	local secs=$1; shift
+	local py="$PYCLIENT_VENV/bin/python"
+	"$py" -c 'import aardwolf' 2>/dev/null ||
+		die 1 "aardwolf is not installed in $PYCLIENT_VENV (run captures/lab/install-pyclient)"
+	CLIENT_RUNS=$((CLIENT_RUNS + 1))
+	CLIENT_LOG="$LAB_TMP/client-$CLIENT_RUNS.log"
+	mkdir -p "$LAB_TMP/client-home"
+	printf '%s\n' "$LAB_PASS" >"$LAB_TMP/client-password"
+	chmod 600 "$LAB_TMP/client-password"
+	local args=(--host "$SERVER4" --user "$LAB_USER" "$@")
+	CLIENT_CMD="aardwolf_client.py ${args[*]} --password-file ***"
+	CLIENT_CMDS+=("$CLIENT_CMD")
+	log "client: timeout $secs $CLIENT_CMD"
+	ip netns exec "$NS_C" env -i PATH="$SYS_PATH" HOME="$LAB_TMP/client-home" LANG=C.UTF-8 \
+		SSLKEYLOGFILE="$LAB_TMP/client.keys" PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \
+		timeout -k 2 "$secs" "$py" "$LAB_DIR/aardwolf_client.py" "${args[@]}" \
+		--password-file "$LAB_TMP/client-password" </dev/null >"$CLIENT_LOG" 2>&1 &
+	local pid=$!
+	LAB_PIDS[client]=$pid
+	set +e
+	wait "$pid"
+	CLIENT_RC=$?
+	set -e
+	unset "LAB_PIDS[client]"
+	log "client exit status $CLIENT_RC"
+	CLIENT_SOFTWARE="aardwolf $("$py" -c 'from aardwolf._version import __version__; print(__version__)') (PyPI; Python $("$py" -c 'import platform; print(platform.python_version())'), captures/lab/aardwolf_client.py)"
+	local line
+	while IFS= read -r line; do CLIENT_ERRORS+=("$line"); done < <(sed -n 's/^error: //p' "$CLIENT_LOG")
+}
+
 # client_error_lines LOG: xfreerdp's [ERROR] lines (and the negotiation WARN line that names the
 # failure code), from "[ERROR]" on: the run-specific "[time] [pid:tid] " prefix is left out,
 # the rest is exactly as printed. The backtrace lines that follow "Caught signal" are left out.
@@ -598,7 +640,7 @@ lab_expected() {
 	"$PY" "$LAB_DIR/expected.py" \
 		--name "$SCENARIO" \
 		--script "captures/lab/scenarios/$SCENARIO.sh" \
-		--client "xfreerdp $(dpkg-query -W -f '${Version}' freerdp2-x11)" \
+		--client "${CLIENT_SOFTWARE:-xfreerdp $(dpkg-query -W -f '${Version}' freerdp2-x11)}" \
 		--server "$SOFTWARE_SERVER" \
 		--client-command "$(lab_join '; ' "${CLIENT_CMDS[@]}")" \
 		--client-error "$errs" \

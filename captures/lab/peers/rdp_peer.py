@@ -24,6 +24,10 @@ lay it out, the way a Windows server answers:
                            Message (--status, e.g. 0x6 ERR_NO_LICENSE_SERVER) with
                            ST_TOTAL_ABORT, then Disconnect Provider Ultimatum.
 
+CredSSP's NTLM messages may come bare (FreeRDP) or inside SPNEGO (aardwolf, Windows); the peer
+answers in kind, and checks a SPNEGO mechListMIC. Its last CredSSP answer carries pubKeyAuth
+alone (no SPNEGO accept-completed with its own mechListMIC, which Windows adds).
+
 Python 3 standard library only. MD4 and RC4 are implemented here (OpenSSL 3 disables MD4).
 The lab password comes from a file, never from the command line; nothing secret is logged.
 """
@@ -212,10 +216,24 @@ class NTLMServer:
             return hashlib.md5(session_key + magic).digest()
         self.client_sign = derive(b"session key to client-to-server signing key magic constant\0")
         self.server_sign = derive(b"session key to server-to-client signing key magic constant\0")
-        self.client_seal = RC4(derive(b"session key to client-to-server sealing key magic constant\0"))
-        self.server_seal = RC4(derive(b"session key to server-to-client sealing key magic constant\0"))
+        self.client_seal_key = derive(b"session key to client-to-server sealing key magic constant\0")
+        self.server_seal_key = derive(b"session key to server-to-client sealing key magic constant\0")
+        self.client_seal = RC4(self.client_seal_key)
+        self.server_seal = RC4(self.server_seal_key)
         self.client_seq = self.server_seq = 0
         return True
+
+    def check_mech_list_mic(self, mech_types, mic):
+        """The client's SPNEGO mechListMIC: the NTLM signature (3.4.4.2, sequence number 0) of
+        the DER mechTypes it offered. aardwolf then starts both RC4 sealing handles over from
+        their keys while the sequence numbers go on (its pubKeyAuth has sequence number 1 and
+        a fresh RC4 state), so the peer does the same."""
+        checksum = hmac_md5(self.client_sign, struct.pack("<I", self.client_seq) + mech_types)[:8]
+        want = struct.pack("<I", 1) + self.client_seal.crypt(checksum) + struct.pack("<I", self.client_seq)
+        self.client_seq += 1
+        self.client_seal = RC4(self.client_seal_key)
+        self.server_seal = RC4(self.server_seal_key)
+        return hmac.compare_digest(want, mic)
 
     def unseal_from_client(self, blob):
         """DecryptMessage (3.4.3 with 3.4.4.2): signature (16 bytes) then the sealed data."""
@@ -311,6 +329,60 @@ def parse_ts_request(b):
 
 
 # ----------------------------------------------------------------------------------------------
+# SPNEGO (RFC 4178; GSS-API framing RFC 2743 3.1): some clients (aardwolf) wrap NTLM in it
+
+SPNEGO_OID = der(0x06, bytes.fromhex("2b0601050502"))          # 1.3.6.1.5.5.2
+NTLM_OID = der(0x06, bytes.fromhex("2b06010401823702020a"))    # 1.3.6.1.4.1.311.2.2.10
+ACCEPT_INCOMPLETE = 1
+
+
+def spnego_unwrap(token):
+    """(NTLM message, DER mechTypes, mechListMIC) of a negoToken: a bare NTLM message, a
+    NegTokenInit in its GSS-API framing (mechTypes), or a NegTokenResp (mechListMIC)."""
+    if token[:8] == b"NTLMSSP\0":
+        return token, None, None
+    tag, s, e = der_read(token, 0)
+    if tag == 0x60:                                   # [APPLICATION 0] thisMech, NegTokenInit
+        _, _, oid_end = der_read(token, s)
+        if token[s:oid_end] != SPNEGO_OID:
+            raise ValueError("a GSS-API token that is not SPNEGO")
+        tag, s, e = der_read(token, oid_end)
+        if tag != 0xA0:
+            raise ValueError("SPNEGO without a NegTokenInit")
+    elif tag != 0xA1:                                 # NegTokenResp
+        raise ValueError("a negoToken that is neither NTLM nor SPNEGO")
+    _, s, e = der_read(token, s)                      # SEQUENCE
+    fields = {}
+    while s < e:
+        t, fs, fe = der_read(token, s)
+        fields[t] = token[fs:fe]
+        s = fe
+    mech_types = None
+    if tag == 0xA0:
+        mech_types = fields.get(0xA0, b"")
+        if NTLM_OID not in mech_types:
+            raise ValueError("SPNEGO without NTLM among its mechTypes")
+    ntlm = der_octets(fields.get(0xA2))               # mechToken / responseToken
+    if ntlm is None:
+        raise ValueError("SPNEGO without an NTLM token")
+    return ntlm, mech_types, der_octets(fields.get(0xA3))  # mechListMIC (NegTokenResp)
+
+
+def der_octets(element):
+    """The content of a DER OCTET STRING element, or None."""
+    if element is None:
+        return None
+    _, s, e = der_read(element, 0)
+    return element[s:e]
+
+
+def spnego_response(ntlm):
+    """NegTokenResp: accept-incomplete, NTLM selected, the server's NTLM message."""
+    return der(0xA1, der(0x30, der(0xA0, der(0x0A, bytes([ACCEPT_INCOMPLETE])))
+                         + der(0xA1, NTLM_OID) + der(0xA2, der(0x04, ntlm))))
+
+
+# ----------------------------------------------------------------------------------------------
 # I/O
 
 def recv_exact(conn, n):
@@ -381,11 +453,17 @@ def credssp(tls, args, password, pubkey, eua):
     req = parse_ts_request(recv_der(tls))
     version = min(6, req.get("version", 2))
     ntlm = NTLMServer(password)
-    tls.sendall(ts_request(version, token=ntlm.on_negotiate(req["token"])))
+    negotiate, mech_types, _ = spnego_unwrap(req["token"])
+    challenge = ntlm.on_negotiate(negotiate)
+    spnego = mech_types is not None
+    tls.sendall(ts_request(version, token=spnego_response(challenge) if spnego else challenge))
     req = parse_ts_request(recv_der(tls))
-    authenticated = ntlm.on_authenticate(req["token"])
+    authenticate, _, mic = spnego_unwrap(req["token"])
+    authenticated = ntlm.on_authenticate(authenticate)
     log(f"NTLM AUTHENTICATE from {ntlm.domain + '/' if ntlm.domain else ''}{ntlm.user}: "
-        f"{'right' if authenticated else 'wrong'} password")
+        f"{'right' if authenticated else 'wrong'} password{' (in SPNEGO)' if spnego else ''}")
+    if authenticated and mic is not None:
+        log("SPNEGO mechListMIC " + ("verified" if ntlm.check_mech_list_mic(mech_types, mic) else "different"))
     if args.refuse == "credssp-error" or not authenticated:
         # STATUS_LOGON_FAILURE for a wrong password or unknown user, like Windows.
         code = args.status if authenticated else 0xC000006D
