@@ -39,9 +39,12 @@ extension Classifier {
                 v.evidence.append(Evidence(e.at, "Early User Authorization Result: \(denied ? "ACCESS_DENIED" : Knowledge.hex(e.result)) (decrypted)"))
                 v.details.append(
                     "The server's Early User Authorization Result is \(denied ? "ACCESS_DENIED: the account authenticated but may not log on through Remote Desktop" : Knowledge.hex(e.result)).")
-                v.remediation.insert(
-                    "Add the user to \"Remote Desktop Users\" on the server, or grant \"Allow log on through Remote Desktop Services\" (and remove any \"Deny log on through Remote Desktop Services\").",
-                    at: 0)
+                // The stated-refusal rule's own steps (logon-not-granted) already say so.
+                if v.rule != "stated-refusal" {
+                    v.remediation.insert(
+                        "Add the user to \"Remote Desktop Users\" on the server, or grant \"Allow log on through Remote Desktop Services\" (and remove any \"Deny log on through Remote Desktop Services\").",
+                        at: 0)
+                }
             }
         }
         if let m = d.mcsConnectResponse { v.evidence.append(Evidence(m, "MCS Connect Response from the server (decrypted)")) }
@@ -126,7 +129,8 @@ extension Classifier {
             r, .earlyDisconnect, .hostNotAccepting,
             "\(r.serverName) refused the connection and said why: \(said.joined(separator: " and "))\(end), read with the key log.",
             Confidence(.high, "the server's own refusal, read with the key log"), stage: stage, ender: .server,
-            client: client, remedy: .serverRefused, evidence: evidence)
+            client: client, remedy: eua != nil && license == nil && info == nil ? .logonNotGranted : .serverRefused,
+            evidence: evidence)
     }
 
     static func mcsReason(_ r: UInt8) -> String {

@@ -25,6 +25,8 @@ public enum Remedy: Sendable, Hashable {
     case earlyDisconnect
     /// The server stated its refusal after the security handshake (read with a key log).
     case serverRefused
+    /// Early User Authorization ACCESS_DENIED: authenticated, but not allowed to log on here.
+    case logonNotGranted
     case nlaPolicyMismatch
     case clientAbort
     case nonRDPService
@@ -64,6 +66,7 @@ public enum Remedy: Sendable, Hashable {
         case .credsspEarly: "credssp-early"
         case .earlyDisconnect: "early-disconnect"
         case .serverRefused: "server-refused"
+        case .logonNotGranted: "logon-not-granted"
         case .nlaPolicyMismatch: "nla-policy-mismatch"
         case .clientAbort: "client-abort"
         case .nonRDPService: "non-rdp-service"
@@ -336,6 +339,10 @@ public enum Knowledge {
         "server-refused": [
             "The server stated why it refused (above): it accepted the security handshake and the logon information, then ended the connection itself. Act on that reason; it is a policy or licensing decision of the server, not a network fault.",
             "On the server: the event logs TerminalServices-LocalSessionManager, TerminalServices-RemoteConnectionManager and TerminalServices-Licensing at {time}.",
+        ],
+        "logon-not-granted": [
+            "The account authenticated (NLA succeeded), then the server's Early User Authorization Result said ACCESS_DENIED: this account may not log on to {server} through Remote Desktop. Add the account, or a group it is in, to \"Remote Desktop Users\" on the server (on an RD Session Host, the collection's user groups), and check the user rights \"Allow log on through Remote Desktop Services\" and \"Deny log on through Remote Desktop Services\" (secpol.msc, or the GPO that sets them).",
+            "On the server: the Security log's failed logon (event 4625) at {time}, Status 0xC000015B (STATUS_LOGON_TYPE_NOT_GRANTED), names the account and the logon type it was refused.",
         ],
         "nla-policy-mismatch": [
             "Enable Network Level Authentication on the server: \"Allow connections only from computers running Remote Desktop with Network Level Authentication\" (System Properties > Remote), or `(Get-CimInstance -Namespace root\\cimv2\\TerminalServices -ClassName Win32_TSGeneralSetting -Filter \"TerminalName='RDP-tcp'\") | Invoke-CimMethod -MethodName SetUserAuthenticationRequired -Arguments @{UserAuthenticationRequired=1}`; on xrdp, `security_layer=negotiate` in xrdp.ini.",

@@ -39,7 +39,7 @@ lab_expected <<EOF
   "attempts": [
     {"label": "early-disconnect", "cause": "host-not-accepting", "stage": "credssp",
      "ended_by": "server",
-     "confidence": "high", "client_code": "0x904/0x7", "remediation": "server-refused",
+     "confidence": "high", "client_code": "0x904/0x7", "remediation": "logon-not-granted",
      "evidence": [], "tcp": "auto",
      "key_frames": ["syn", "syn_ack", "x224_request", "x224_confirm", "client_hello",
                     "server_hello", "fin", "last"],
