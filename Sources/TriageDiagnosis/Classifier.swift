@@ -57,6 +57,7 @@ public enum Classifier {
         Rule(name: "mtu-blackhole", decide: mtuBlackhole),
         Rule(name: "tls-handshake", decide: tlsHandshake),
         Rule(name: "credssp-alert", decide: credsspAlert),
+        Rule(name: "credssp-error-code", decide: credsspErrorCode),
         Rule(name: "refused-after-tls", decide: refusedAfterHandshake),
         Rule(name: "credssp", decide: credssp),
         Rule(name: "stated-refusal", decide: statedRefusal),

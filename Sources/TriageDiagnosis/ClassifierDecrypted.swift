@@ -133,6 +133,40 @@ extension Classifier {
             evidence: evidence)
     }
 
+    /// The server's TSRequest errorCode, read with the key log, answering any of the client's
+    /// CredSSP tokens (MS-CSSP 2.2.1: sent when the SPNEGO exchange fails on the server). A
+    /// Kerberos refusal comes after the client's first token (the AP-REQ), so `credsspAlert`,
+    /// which waits for an NTLM AUTHENTICATE, does not see it; the client's close that follows
+    /// the errorCode is its reaction to the refusal, not its own decision.
+    static func credsspErrorCode(_ r: Reading) -> Verdict? {
+        guard r.usesCredSSP, r.tls?.handshakeComplete == true, !r.reachedSession, let d = r.facts.rdp.decrypted,
+            let reply = d.tsRequests.first(where: { $0.from == .server && $0.errorCode != nil }), let code = reply.errorCode,
+            r.ender == .client || r.ender == .server, let end = r.endingFrame, end.frame > reply.at.frame
+        else { return nil }
+        let status = Knowledge.ntstatus[code]?.name ?? "NTSTATUS 0x\(String(code, radix: 16, uppercase: true))"
+        let asked = d.tsRequests.last { $0.from == .client && $0.at.frame < reply.at.frame }
+        let token: String
+        switch (asked?.kerberos?.message, asked?.ntlm?.messageType) {
+        case (.apReq?, _): token = "Kerberos AP-REQ"
+        case (_, 1?): token = "NTLM NEGOTIATE"
+        case (_, 3?): token = "NTLM AUTHENTICATE"
+        default: token = "CredSSP token"
+        }
+        let how = r.endedByRST ? "reset" : "closed"
+        let close = r.ender == .server ? " and \(how) the connection" : "; the client then \(how) the connection"
+        var details: [String] = []
+        if r.ender == .client {
+            details.append(
+                "The client's \(r.endedByRST ? "RST" : "FIN") (frame \(end.frame)) came after the server's errorCode (frame \(reply.at.frame)): the client was closing because the server refused it.")
+        }
+        return make(
+            r, .credsspFailure, .tlsCredSSP,
+            "\(r.serverName) refused the authentication: it answered the client's \(token)\(asked.map { " (frame \($0.at.frame))" } ?? "") with a TSRequest errorCode \(status) (frame \(reply.at.frame), read with the key log)\(close).",
+            Confidence(.high, "the server's TSRequest errorCode, read with the key log"), stage: .credssp, ender: .server,
+            client: Knowledge.ntstatus[code].map(Knowledge.logonFailure) ?? Knowledge.logonFailure, remedy: .credsspFailure,
+            details: details, evidence: [Evidence(end, "the \(r.ender == .server ? "server" : "client")'s \(r.endedByRST ? "RST" : "FIN"), after the server's errorCode")])
+    }
+
     static func mcsReason(_ r: UInt8) -> String {
         switch r {
         case 0: "rn-domain-disconnected"

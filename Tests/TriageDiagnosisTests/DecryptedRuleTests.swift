@@ -115,6 +115,29 @@ enum BuildNLA {
         #expect(v.remediation.contains { $0.contains("setspn -Q TERMSRV/name") })
     }
 
+    /// The lab's kerberos-wrong-host: the server answers the client's first token, the
+    /// AP-REQ, with KRB_AP_ERR_MODIFIED and a TSRequest errorCode; the client closes after it.
+    @Test func errorCodeAfterTheAPReqIsTheServersRefusal() {
+        var d = BuildNLA.kerberos(["termsrv", "rdp-old.corp.example"], error: 41)
+        d.tsRequests[1].errorCode = 0x8009_0322
+        var f = BuildNLA.attempt(certificateName: "rdp.corp.example", phase: .challenge, decrypted: d)
+        f.tcp.endedBy = .client
+        f.tcp.serverSide.fin = nil
+        f.tcp.clientSide.fin = Build.fin(20, from: .client)
+        f.tcp.decisive = f.tcp.clientSide.fin?.at
+        let v = Classifier.classify(f)
+        #expect(v.rule == "credssp-error-code")
+        #expect(v.label == .credsspFailure && v.cause == .resolutionMismatch && v.endedBy == .server && v.stage == .credssp)
+        #expect(v.confidence.level == .high)
+        #expect(v.clientReport?.display == "0x807")
+        #expect(v.summary.contains("Kerberos AP-REQ (frame 12)") && v.summary.contains("SEC_E_WRONG_PRINCIPAL (frame 14"))
+        #expect(v.details.contains { $0.contains("The client's FIN (frame 20) came after the server's errorCode (frame 14)") })
+        #expect(v.details.contains { $0.contains("calls itself rdp.corp.example") })
+        // Without the key log the same close is the client's.
+        f.rdp.decrypted = nil
+        #expect(Classifier.classify(f).endedBy == .client)
+    }
+
     static func dns(_ name: String, aliases: [String] = []) -> DNSResolution {
         DNSResolution(
             name: name, address: Build.server.address, ttl: 60, aliases: aliases, response: Build.at(3, 10), query: Build.at(2, 5),

@@ -237,7 +237,7 @@ nft_apply() { in_ns "$1" nft -f -; }
 
 # sh -c script: bind-mount each SRC:DST argument up to "--", then exec the rest (same PID).
 # shellcheck disable=SC2016
-LAB_BIND_SCRIPT='set -e; for b in "$@"; do if [ "$b" = -- ]; then shift; break; fi; mkdir -p "${b#*:}"; mount --bind "${b%%:*}" "${b#*:}"; shift; done; exec "$@"'
+LAB_BIND_SCRIPT='set -e; for b in "$@"; do if [ "$b" = -- ]; then shift; break; fi; [ -e "${b#*:}" ] || mkdir -p "${b#*:}"; mount --bind "${b%%:*}" "${b#*:}"; shift; done; exec "$@"'
 
 # lab_bg NAME NS [-b SRC:DST]... [-e VAR=VAL]... -- cmd...
 # Start cmd in the background inside NS with a clean environment, output in $LAB_TMP/NAME.log.
@@ -387,13 +387,15 @@ lab_shadow() {
 	SOFTWARE_SERVER="freerdp-shadow-cli $(dpkg-query -W -f '${Version}' freerdp2-shadow-x11)"
 }
 
-# lab_peer NAME ARGS...: the purpose-built server peers/rdp_peer.py (for refusals no available
-# server produces) in rdpt-server on port 3389, with a fresh certificate, its RSAPublicKey in DER
-# (what CredSSP binds) and the lab password in a file (never on a command line).
+# lab_peer NAME [--cn OWN_NAME] ARGS...: the purpose-built server peers/rdp_peer.py (for refusals
+# no available server produces) in rdpt-server on port 3389, with a fresh certificate (for
+# OWN_NAME, as a Windows server's self-signed RDP certificate names its FQDN), its RSAPublicKey in
+# DER (what CredSSP binds) and the lab password in a file (never on a command line).
 lab_peer() {
-	local name=$1; shift
+	local name=$1 cn=""; shift
+	if [[ ${1:-} == --cn ]]; then cn=$2; shift 2; fi
 	local dir="$LAB_TMP/$name"
-	lab_cert "$dir"
+	lab_cert "$dir" ${cn:+"$cn"}
 	openssl x509 -in "$dir/cert.pem" -pubkey -noout |
 		openssl rsa -pubin -RSAPublicKey_out -outform DER -out "$dir/pub.der" 2>/dev/null ||
 		die 1 "could not extract the certificate's public key"
@@ -678,4 +680,108 @@ lab_dns() {
 		--pid-file="$LAB_TMP/dnsmasq.pid" --log-queries --log-facility=- \
 		--local=/corp.example/ "${recs[@]}"
 	lab_wait_listen "$NS_D" 53 u
+}
+
+# ---------------------------------------------------------------------------------------------
+# Kerberos through a real RDP client (scenario kerberos-wrong-host): an MIT KDC in rdpt-dns,
+# aardwolf (install-pyclient's venv) as the client, whose CredSSP sends SPNEGO with a Kerberos
+# AP-REQ (FreeRDP 2.11.7 cannot: README.md, "What the real software does").
+
+KRB_REALM=CORP.EXAMPLE
+
+# lab_krb_kdc PRINCIPAL...: an MIT KDC (krb5kdc) for $KRB_REALM in rdpt-dns (203.0.113.53, the
+# lab's "domain controller": DNS and KDC), with its own config and database under the temp dir.
+# The lab user gets the lab password; each PRINCIPAL (a service) a random key. Needs
+# lab_topology dns.
+lab_krb_kdc() {
+	local dir="$LAB_TMP/kdc" p
+	command -v krb5kdc >/dev/null && command -v kdb5_util >/dev/null && command -v kadmin.local >/dev/null ||
+		die 1 "missing krb5kdc / kdb5_util / kadmin.local (install krb5-kdc and krb5-admin-server: packages.txt)"
+	mkdir -p "$dir"
+	cat >"$dir/krb5.conf" <<-K
+	[libdefaults]
+	  default_realm = $KRB_REALM
+	  dns_lookup_kdc = false
+	  dns_lookup_realm = false
+	[realms]
+	  $KRB_REALM = {
+	    kdc = $DNS4
+	  }
+	K
+	cat >"$dir/kdc.conf" <<-K
+	[kdcdefaults]
+	  kdc_listen = 88
+	  kdc_tcp_listen = 88
+	[realms]
+	  $KRB_REALM = {
+	    database_name = $dir/principal
+	    key_stash_file = $dir/stash
+	    acl_file = $dir/kadm5.acl
+	    supported_enctypes = aes256-cts-hmac-sha1-96:normal aes128-cts-hmac-sha1-96:normal
+	    max_life = 1h
+	  }
+	[logging]
+	  kdc = FILE:$dir/kdc.log
+	K
+	: >"$dir/kadm5.acl"
+	local kenv=(env -i PATH="$SYS_PATH" KRB5_CONFIG="$dir/krb5.conf" KRB5_KDC_PROFILE="$dir/kdc.conf")
+	# a throwaway master password for a database that lives as long as the run
+	"${kenv[@]}" kdb5_util create -s -r "$KRB_REALM" -P "lab-master-$$" >"$dir/setup.log" 2>&1 ||
+		die 1 "kdb5_util create failed (see $dir/setup.log)"
+	"${kenv[@]}" kadmin.local -r "$KRB_REALM" -q "addprinc -pw $LAB_PASS $LAB_USER" >>"$dir/setup.log" 2>&1 ||
+		die 1 "kadmin.local: could not add $LAB_USER"
+	for p in "$@"; do
+		"${kenv[@]}" kadmin.local -r "$KRB_REALM" -q "addprinc -randkey $p" >>"$dir/setup.log" 2>&1 ||
+			die 1 "kadmin.local: could not add $p"
+	done
+	lab_bg kdc "$NS_D" -e "KRB5_CONFIG=$dir/krb5.conf" -e "KRB5_KDC_PROFILE=$dir/kdc.conf" -- \
+		krb5kdc -n -r "$KRB_REALM" -P "$dir/kdc.pid"
+	lab_wait_listen "$NS_D" 88
+}
+
+# lab_aardwolf_kerberos SECONDS HOST: the lab user's Kerberos logon, then an RDP connection
+# with it, in rdpt-client, resolving names through the lab's DNS (lab_dns). MIT's kinit (the
+# lab password on its standard input) gets the TGT and kvno the ticket for termsrv/HOST into a
+# credential cache, as a logged-on user's client would hold them; then
+# captures/lab/peers/aardwolf_kerberos_client.py (install-pyclient's venv) connects to HOST and
+# presents that ticket. (minikerberos' own TGS-REQ carries no checksum over the request body,
+# which MIT's KDC refuses.) Python's ssl writes the client's TLS key log
+# (ssl.create_default_context honours SSLKEYLOGFILE). Sets CLIENT_RC, CLIENT_LOG, CLIENT_CMD,
+# CLIENT_SOFTWARE and appends the client's ERROR lines to CLIENT_ERRORS.
+lab_aardwolf_kerberos() {
+	local secs=$1 host=$2 py="$PYCLIENT_VENV/bin/python"
+	"$py" -c 'import aardwolf' 2>/dev/null ||
+		die 1 "aardwolf is not installed in $PYCLIENT_VENV (run captures/lab/install-pyclient)"
+	CLIENT_SOFTWARE="aardwolf $("$py" -c 'from importlib.metadata import version; print(version("aardwolf"))')"
+	CLIENT_RUNS=$((CLIENT_RUNS + 1))
+	CLIENT_LOG="$LAB_TMP/client-$CLIENT_RUNS.log"
+	mkdir -p "$LAB_TMP/client-home"
+	local ccache="$LAB_TMP/client-home/ccache" resolv=${CLIENT_RESOLV%%:*}
+	# /etc/resolv.conf is bound over with the lab's (a file: lab_bg's -b would mkdir it)
+	local cenv=(ip netns exec "$NS_C" env -i PATH="$SYS_PATH" HOME="$LAB_TMP/client-home" LANG=C.UTF-8
+		KRB5_CONFIG="$LAB_TMP/kdc/krb5.conf" KRB5CCNAME="FILE:$ccache" SSLKEYLOGFILE="$LAB_TMP/client.keys"
+		/bin/sh -c 'mount --bind "$0" /etc/resolv.conf && exec "$@"' "$resolv")
+	printf '%s\n' "$LAB_PASS" | "${cenv[@]}" timeout 10 kinit "$LAB_USER@$KRB_REALM" >"$CLIENT_LOG" 2>&1 ||
+		die 1 "kinit failed: $(cat "$CLIENT_LOG")"
+	"${cenv[@]}" timeout 10 kvno "termsrv/$host@$KRB_REALM" >>"$CLIENT_LOG" 2>&1 ||
+		die 1 "kvno failed: $(cat "$CLIENT_LOG")"
+	local args=(--host "$host" --realm "$KRB_REALM" --user "$LAB_USER" --kdc "$DNS4" --ccache "$ccache"
+		--timeout "$((secs - 2))")
+	local shown=("${args[@]}")
+	shown[9]=CCACHE   # the value of --ccache: a path in the run's temp dir
+	CLIENT_CMD="kinit $LAB_USER@$KRB_REALM; kvno termsrv/$host@$KRB_REALM; aardwolf_kerberos_client.py ${shown[*]}"
+	CLIENT_CMDS+=("$CLIENT_CMD")
+	log "client: timeout $secs $CLIENT_CMD"
+	"${cenv[@]}" timeout -k 2 "$secs" "$py" -u "$LAB_DIR/peers/aardwolf_kerberos_client.py" "${args[@]}" \
+		</dev/null >>"$CLIENT_LOG" 2>&1 &
+	local pid=$!
+	LAB_PIDS[client]=$pid
+	set +e
+	wait "$pid"
+	CLIENT_RC=$?
+	set -e
+	unset "LAB_PIDS[client]"
+	log "client exit status $CLIENT_RC"
+	local line
+	while IFS= read -r line; do CLIENT_ERRORS+=("$line"); done < <(grep -a '^ERROR: ' "$CLIENT_LOG" || true)
 }

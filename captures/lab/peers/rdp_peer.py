@@ -23,6 +23,13 @@ lay it out, the way a Windows server answers:
   --refuse license-error   as error-info, but the licensing answer is a Licensing Error
                            Message (--status, e.g. 0x6 ERR_NO_LICENSE_SERVER) with
                            ST_TOTAL_ABORT, then Disconnect Provider Ultimatum.
+  --kerberos-own-name NAME with credssp-error: when the client's first CredSSP token is SPNEGO
+                           carrying a Kerberos AP-REQ, the peer reads the ticket's clear-text
+                           realm and sname (RFC 4120 5.3) and, when the sname is not
+                           TERMSRV/NAME, answers as a Windows server that cannot decrypt a
+                           ticket made for another host's key: a TSRequest whose negoToken is a
+                           SPNEGO NegTokenResp (negState accept-incomplete) holding a KRB-ERROR
+                           KRB_AP_ERR_MODIFIED (41), plus errorCode --status; then it closes.
 
 CredSSP's NTLM messages may come bare (FreeRDP) or inside SPNEGO (aardwolf, Windows); the peer
 answers in kind, and checks a SPNEGO mechListMIC. Its last CredSSP answer carries pubKeyAuth
@@ -452,6 +459,8 @@ def x224_negotiate(conn, want):
 def credssp(tls, args, password, pubkey, eua):
     req = parse_ts_request(recv_der(tls))
     version = min(6, req.get("version", 2))
+    if args.kerberos_own_name and kerberos_ap_req(req["token"]) is not None:
+        return kerberos_refusal(tls, args, version, req["token"])
     ntlm = NTLMServer(password)
     negotiate, mech_types, _ = spnego_unwrap(req["token"])
     challenge = ntlm.on_negotiate(negotiate)
@@ -492,6 +501,127 @@ def credssp(tls, args, password, pubkey, eua):
         log("Early User Authorization Result: ACCESS_DENIED")
         return False
     return True
+
+
+# ----------------------------------------------------------------------------------------------
+# Kerberos inside SPNEGO (RFC 4178 4.2, RFC 4121 4.1, RFC 4120 5.3, 5.5.1, 5.9.1)
+
+KRB5_OIDS = {
+    bytes.fromhex("2a864886f712010202"): "1.2.840.113554.1.2.2",    # Kerberos 5
+    bytes.fromhex("2a864882f712010202"): "1.2.840.48018.1.2.2",     # Microsoft's Kerberos 5 OID
+}
+KRB_AP_ERR_MODIFIED = 41
+
+
+def der_children(b, start, end):
+    """(tag, content start, content end) of each element between start and end."""
+    out = []
+    off = start
+    while off < end:
+        t, s, e = der_read(b, off)
+        out.append((t, s, e))
+        off = e
+    return out
+
+
+def der_field(b, start, end, tag):
+    """The content of the first element tagged `tag` between start and end."""
+    for t, s, e in der_children(b, start, end):
+        if t == tag:
+            return s, e
+    raise ValueError(f"no element {tag:#x}")
+
+
+def kerberos_string(b, s, e):
+    """The KerberosString (GeneralString, 0x1B) that is the content of s..e."""
+    t, vs, ve = der_read(b, s)
+    if t != 0x1B:
+        raise ValueError("KerberosString is not a GeneralString")
+    return b[vs:ve].decode("ascii", "replace")
+
+
+def kerberos_ap_req(token):
+    """(mechanism OID bytes, realm, sname components) of the AP-REQ inside a SPNEGO
+    NegTokenInit, or None when the token is not SPNEGO with a Kerberos mechToken."""
+    try:
+        if not token or token[0] != 0x60:
+            return None
+        _, s, e = der_read(token, 0)                     # [APPLICATION 0] GSS-API framing
+        t, os_, oe = der_read(token, s)                  # SPNEGO OID 1.3.6.1.5.5.2
+        if t != 0x06 or token[os_:oe] != bytes.fromhex("2b0601050502"):
+            return None
+        t, ns, ne = der_read(token, oe)                  # negTokenInit [0]
+        if t != 0xA0:
+            return None
+        _, ss, se = der_read(token, ns)                  # NegTokenInit SEQUENCE
+        ms, me = der_field(token, ss, se, 0xA2)          # mechToken [2]
+        _, mts, mte = der_read(token, ms)                # OCTET STRING
+        mech = token[mts:mte]
+        if not mech or mech[0] != 0x60:
+            return None
+        _, gs, ge = der_read(mech, 0)                    # GSS-API framing of the Kerberos token
+        t, kos, koe = der_read(mech, gs)
+        oid = mech[kos:koe]
+        if t != 0x06 or oid not in KRB5_OIDS or mech[koe:koe + 2] != b"\x01\x00":  # TOK_ID AP-REQ
+            return None
+        ap = mech[koe + 2:ge]
+        t, as_, ae = der_read(ap, 0)                     # AP-REQ [APPLICATION 14]
+        if t != 0x6E:
+            return None
+        _, qs, qe = der_read(ap, as_)                    # SEQUENCE
+        ts, te = der_field(ap, qs, qe, 0xA3)             # ticket [3]
+        _, tks, tke = der_read(ap, ts)                   # Ticket [APPLICATION 1]
+        _, fs, fe = der_read(ap, tks)                    # SEQUENCE
+        rs, re_ = der_field(ap, fs, fe, 0xA1)            # realm [1]
+        ns_, ne_ = der_field(ap, fs, fe, 0xA2)           # sname [2]
+        return oid, kerberos_string(ap, rs, re_), principal_names(ap, ns_, ne_)
+    except (ValueError, IndexError):
+        return None
+
+
+def principal_names(b, s, e):
+    """name-string of the PrincipalName whose SEQUENCE starts at s."""
+    _, ps, pe = der_read(b, s)
+    ls, le = der_field(b, ps, pe, 0xA1)
+    _, qs, qe = der_read(b, ls)
+    names = []
+    for t, cs, ce in der_children(b, qs, qe):
+        if t != 0x1B:
+            raise ValueError("KerberosString is not a GeneralString")
+        names.append(b[cs:ce].decode("ascii", "replace"))
+    return names
+
+
+def krb_error(code, realm, sname):
+    """KRB-ERROR [APPLICATION 30] (RFC 4120 5.9.1): pvno, msg-type, stime, susec, error-code,
+    realm and sname (NT-PRINCIPAL), as a Windows server sends it (no ctime, cname or e-data)."""
+    now = time.time()
+    stime = time.strftime("%Y%m%d%H%M%SZ", time.gmtime(now)).encode()
+    body = der(0xA0, der_int(5)) + der(0xA1, der_int(30))
+    body += der(0xA4, der(0x18, stime)) + der(0xA5, der_int(int((now % 1) * 1_000_000)))
+    body += der(0xA6, der_int(code)) + der(0xA9, der(0x1B, realm.encode()))
+    names = b"".join(der(0x1B, n.encode()) for n in sname)
+    body += der(0xAA, der(0x30, der(0xA0, der_int(1)) + der(0xA1, der(0x30, names))))
+    return der(0x7E, der(0x30, body))
+
+
+def kerberos_refusal(tls, args, version, token):
+    oid, realm, sname = kerberos_ap_req(token)
+    spn = "/".join(sname)
+    own = f"TERMSRV/{args.kerberos_own_name}"
+    log(f"Kerberos AP-REQ: ticket for {spn} in realm {realm}; this server is {own}")
+    if spn.lower() == own.lower():
+        # Accepting would need the service key to decrypt the ticket: not what the peer is for.
+        raise ValueError("a ticket for this server's own name: the peer only refuses others")
+    # The server's answer: the mechanism's error token in the GSS-API framing (TOK_ID 03 00),
+    # inside a NegTokenResp. sname is the account the server runs as (its computer account).
+    account = args.kerberos_own_name.split(".")[0].upper() + "$"
+    error = krb_error(KRB_AP_ERR_MODIFIED, realm, [account])
+    framed = der(0x60, der(0x06, oid) + b"\x03\x00" + error)
+    resp = der(0xA1, der(0x30, der(0xA0, der(0x0A, b"\x01")) + der(0xA2, der(0x04, framed))))
+    tls.sendall(ts_request(version, token=resp, error_code=args.status))
+    log(f"Kerberos: KRB-ERROR KRB_AP_ERR_MODIFIED (SPNEGO accept-incomplete), errorCode {args.status:#010x}")
+    return False
 
 
 # ----------------------------------------------------------------------------------------------
@@ -654,6 +784,7 @@ def main():
     ap.add_argument("--nla", action="store_true",
                     help="error-info, license-error: select HYBRID and run NLA first")
     ap.add_argument("--hybrid-ex", action="store_true", help="credssp-error: select HYBRID_EX when offered")
+    ap.add_argument("--kerberos-own-name", help="credssp-error: refuse a Kerberos ticket for another name than TERMSRV/NAME")
     args = ap.parse_args()
     password = ""
     if args.password_file:
