@@ -539,28 +539,44 @@ lab_client() {
 # lab_pyclient SECONDS [aardwolf_client.py-args...]: the lab's second client, aardwolf (PyPI,
 # installed by install-pyclient in $PYCLIENT_VENV, RDPT_PYCLIENT_VENV to override), through
 # aardwolf_client.py: one NTLM attempt as the lab user to the server (--host, --port, --domain
-# and --timeout may be given), under `timeout SECONDS` in rdpt-client with a clean environment.
-# The password goes through a file. No shim: aardwolf's TLS context comes from Python's
-# ssl.create_default_context(), which writes $SSLKEYLOGFILE itself. Sets CLIENT_RC, CLIENT_LOG,
-# CLIENT_CMD and CLIENT_SOFTWARE, and appends aardwolf's error text to CLIENT_ERRORS.
+# and --timeout may be given), the password through a file.
 lab_pyclient() {
 	local secs=$1; shift
+	printf '%s\n' "$LAB_PASS" >"$LAB_TMP/client-password"
+	chmod 600 "$LAB_TMP/client-password"
+	lab_aardwolf "$secs" "" --host "$SERVER4" --user "$LAB_USER" "$@" --password-file "$LAB_TMP/client-password"
+}
+
+# lab_aardwolf SECONDS SETUP ARGS...: aardwolf_client.py ARGS under `timeout SECONDS` in
+# rdpt-client with a clean environment, after the shell command SETUP (run in the same mount
+# namespace, e.g. to bind a file over /etc/resolv.conf; "" for none); KRB5* variables pass
+# through when set. No shim: aardwolf's TLS context comes from Python's
+# ssl.create_default_context(), which writes $SSLKEYLOGFILE itself. The command is shown with
+# file values (password file, credential cache) as ***. Sets CLIENT_RC, CLIENT_LOG, CLIENT_CMD
+# and CLIENT_SOFTWARE, and appends aardwolf's error text to CLIENT_ERRORS.
+lab_aardwolf() {
+	local secs=$1 setup=$2; shift 2
 	local py="$PYCLIENT_VENV/bin/python"
 	"$py" -c 'import aardwolf' 2>/dev/null ||
 		die 1 "aardwolf is not installed in $PYCLIENT_VENV (run captures/lab/install-pyclient)"
 	CLIENT_RUNS=$((CLIENT_RUNS + 1))
 	CLIENT_LOG="$LAB_TMP/client-$CLIENT_RUNS.log"
 	mkdir -p "$LAB_TMP/client-home"
-	printf '%s\n' "$LAB_PASS" >"$LAB_TMP/client-password"
-	chmod 600 "$LAB_TMP/client-password"
-	local args=(--host "$SERVER4" --user "$LAB_USER" "$@")
-	CLIENT_CMD="aardwolf_client.py ${args[*]} --password-file ***"
+	local a prev="" shown=(aardwolf_client.py)
+	for a in "$@"; do
+		[[ $prev == --password-file || $prev == --ccache ]] && shown+=("***") || shown+=("$a")
+		prev=$a
+	done
+	CLIENT_CMD="${shown[*]}"
 	CLIENT_CMDS+=("$CLIENT_CMD")
 	log "client: timeout $secs $CLIENT_CMD"
-	ip netns exec "$NS_C" env -i PATH="$SYS_PATH" HOME="$LAB_TMP/client-home" LANG=C.UTF-8 \
+	local krb=()
+	[[ -n ${KRB5_CONFIG:-} ]] && krb+=(KRB5_CONFIG="$KRB5_CONFIG")
+	[[ -n ${KRB5CCNAME:-} ]] && krb+=(KRB5CCNAME="$KRB5CCNAME")
+	ip netns exec "$NS_C" env -i PATH="$SYS_PATH" HOME="$LAB_TMP/client-home" LANG=C.UTF-8 "${krb[@]}" \
 		SSLKEYLOGFILE="$LAB_TMP/client.keys" PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \
-		timeout -k 2 "$secs" "$py" "$LAB_DIR/aardwolf_client.py" "${args[@]}" \
-		--password-file "$LAB_TMP/client-password" </dev/null >"$CLIENT_LOG" 2>&1 &
+		/bin/sh -c "set -e; ${setup:-:}; exec \"\$@\"" sh \
+		timeout -k 2 "$secs" "$py" "$LAB_DIR/aardwolf_client.py" "$@" </dev/null >"$CLIENT_LOG" 2>&1 &
 	local pid=$!
 	LAB_PIDS[client]=$pid
 	set +e
@@ -569,7 +585,7 @@ lab_pyclient() {
 	set -e
 	unset "LAB_PIDS[client]"
 	log "client exit status $CLIENT_RC"
-	CLIENT_SOFTWARE="aardwolf $("$py" -c 'from aardwolf._version import __version__; print(__version__)') (PyPI; Python $("$py" -c 'import platform; print(platform.python_version())'), captures/lab/aardwolf_client.py)"
+	CLIENT_SOFTWARE="aardwolf $("$py" -c 'from importlib.metadata import version; print(version("aardwolf"))') (PyPI; Python $("$py" -c 'import platform; print(platform.python_version())'), captures/lab/aardwolf_client.py)"
 	local line
 	while IFS= read -r line; do CLIENT_ERRORS+=("$line"); done < <(sed -n 's/^error: //p' "$CLIENT_LOG")
 }
@@ -740,48 +756,24 @@ lab_krb_kdc() {
 }
 
 # lab_aardwolf_kerberos SECONDS HOST: the lab user's Kerberos logon, then an RDP connection
-# with it, in rdpt-client, resolving names through the lab's DNS (lab_dns). MIT's kinit (the
-# lab password on its standard input) gets the TGT and kvno the ticket for termsrv/HOST into a
-# credential cache, as a logged-on user's client would hold them; then
-# captures/lab/peers/aardwolf_kerberos_client.py (install-pyclient's venv) connects to HOST and
-# presents that ticket. (minikerberos' own TGS-REQ carries no checksum over the request body,
-# which MIT's KDC refuses.) Python's ssl writes the client's TLS key log
-# (ssl.create_default_context honours SSLKEYLOGFILE). Sets CLIENT_RC, CLIENT_LOG, CLIENT_CMD,
-# CLIENT_SOFTWARE and appends the client's ERROR lines to CLIENT_ERRORS.
+# with it, in rdpt-client, resolving names through the lab's DNS (lab_dns; its resolv.conf is
+# bound over /etc/resolv.conf). MIT's kinit (the lab password on its standard input) gets the TGT
+# and kvno the ticket for termsrv/HOST into a credential cache, as a logged-on user's client
+# would hold them; then aardwolf_client.py connects to HOST and presents that ticket (see
+# lab_aardwolf).
 lab_aardwolf_kerberos() {
-	local secs=$1 host=$2 py="$PYCLIENT_VENV/bin/python"
-	"$py" -c 'import aardwolf' 2>/dev/null ||
-		die 1 "aardwolf is not installed in $PYCLIENT_VENV (run captures/lab/install-pyclient)"
-	CLIENT_SOFTWARE="aardwolf $("$py" -c 'from importlib.metadata import version; print(version("aardwolf"))')"
-	CLIENT_RUNS=$((CLIENT_RUNS + 1))
-	CLIENT_LOG="$LAB_TMP/client-$CLIENT_RUNS.log"
-	mkdir -p "$LAB_TMP/client-home"
+	local secs=$1 host=$2
 	local ccache="$LAB_TMP/client-home/ccache" resolv=${CLIENT_RESOLV%%:*}
-	# /etc/resolv.conf is bound over with the lab's (a file: lab_bg's -b would mkdir it)
-	local cenv=(ip netns exec "$NS_C" env -i PATH="$SYS_PATH" HOME="$LAB_TMP/client-home" LANG=C.UTF-8
-		KRB5_CONFIG="$LAB_TMP/kdc/krb5.conf" KRB5CCNAME="FILE:$ccache" SSLKEYLOGFILE="$LAB_TMP/client.keys"
-		/bin/sh -c 'mount --bind "$0" /etc/resolv.conf && exec "$@"' "$resolv")
-	printf '%s\n' "$LAB_PASS" | "${cenv[@]}" timeout 10 kinit "$LAB_USER@$KRB_REALM" >"$CLIENT_LOG" 2>&1 ||
-		die 1 "kinit failed: $(cat "$CLIENT_LOG")"
-	"${cenv[@]}" timeout 10 kvno "termsrv/$host@$KRB_REALM" >>"$CLIENT_LOG" 2>&1 ||
-		die 1 "kvno failed: $(cat "$CLIENT_LOG")"
-	local args=(--host "$host" --realm "$KRB_REALM" --user "$LAB_USER" --kdc "$DNS4" --ccache "$ccache"
-		--timeout "$((secs - 2))")
-	local shown=("${args[@]}")
-	shown[9]=CCACHE   # the value of --ccache: a path in the run's temp dir
-	CLIENT_CMD="kinit $LAB_USER@$KRB_REALM; kvno termsrv/$host@$KRB_REALM; aardwolf_kerberos_client.py ${shown[*]}"
-	CLIENT_CMDS+=("$CLIENT_CMD")
-	log "client: timeout $secs $CLIENT_CMD"
-	"${cenv[@]}" timeout -k 2 "$secs" "$py" -u "$LAB_DIR/peers/aardwolf_kerberos_client.py" "${args[@]}" \
-		</dev/null >>"$CLIENT_LOG" 2>&1 &
-	local pid=$!
-	LAB_PIDS[client]=$pid
-	set +e
-	wait "$pid"
-	CLIENT_RC=$?
-	set -e
-	unset "LAB_PIDS[client]"
-	log "client exit status $CLIENT_RC"
-	local line
-	while IFS= read -r line; do CLIENT_ERRORS+=("$line"); done < <(grep -a '^ERROR: ' "$CLIENT_LOG" || true)
+	local bind="mount --bind '$resolv' /etc/resolv.conf"
+	mkdir -p "$LAB_TMP/client-home"
+	local kenv=(ip netns exec "$NS_C" env -i PATH="$SYS_PATH" KRB5_CONFIG="$LAB_TMP/kdc/krb5.conf"
+		KRB5CCNAME="FILE:$ccache" /bin/sh -c "$bind"' && exec "$@"' sh)
+	printf '%s\n' "$LAB_PASS" | "${kenv[@]}" timeout 10 kinit "$LAB_USER@$KRB_REALM" >"$LAB_TMP/kinit.log" 2>&1 ||
+		die 1 "kinit failed: $(cat "$LAB_TMP/kinit.log")"
+	"${kenv[@]}" timeout 10 kvno "termsrv/$host@$KRB_REALM" >>"$LAB_TMP/kinit.log" 2>&1 ||
+		die 1 "kvno failed: $(cat "$LAB_TMP/kinit.log")"
+	CLIENT_CMDS+=("kinit $LAB_USER@$KRB_REALM" "kvno termsrv/$host@$KRB_REALM")
+	KRB5_CONFIG="$LAB_TMP/kdc/krb5.conf" KRB5CCNAME="FILE:$ccache" lab_aardwolf "$secs" "$bind" \
+		--host "$host" --realm "$KRB_REALM" --user "$LAB_USER" --kdc "$DNS4" --ccache "$ccache" \
+		--timeout "$((secs - 2))"
 }
