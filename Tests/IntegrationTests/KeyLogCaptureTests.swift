@@ -33,10 +33,12 @@ struct KeyLogCaptureTests {
     static let tsharkCannotFollow: Set<String> = ["http-connect-success.pcap"]
 
     /// tshark's fields, one row per frame that has the first field.
-    static func tshark(_ capture: String, filter: String, fields: [String], ports: Set<String> = ["3389"]) throws -> [[String]] {
+    static func tshark(
+        _ capture: String, filter: String, fields: [String], ports: Set<String> = ["3389"], occurrence: String = "f"
+    ) throws -> [[String]] {
         // tshark hands TLS on 3389 to TPKT by itself; another port needs saying so.
         let decode = ports.sorted().flatMap { $0 == "3389" ? ["-d", "tcp.port==\($0),tls"] : ["-d", "tcp.port==\($0),tls", "-d", "tls.port==\($0),tpkt"] }
-        let args = ["-r", capture, "-o", "tls.keylog_file:\(keys(for: capture))"] + decode + ["-Y", filter, "-T", "fields", "-E", "occurrence=f"]
+        let args = ["-r", capture, "-o", "tls.keylog_file:\(keys(for: capture))"] + decode + ["-Y", filter, "-T", "fields", "-E", "occurrence=\(occurrence)"]
             + fields.flatMap { ["-e", $0] }
         return try Tshark.run(args).split(separator: "\n").map { $0.split(separator: "\t", omittingEmptySubsequences: false).map(String.init) }
     }
@@ -50,6 +52,8 @@ struct KeyLogCaptureTests {
         var license: [String] = []
         var errorInfo: [String] = []
         var ultimatum: [String] = []
+        var kerberos: [String] = []
+        var eua: [String] = []
         var ports: Set<String> = []
         for a in Self.attempts(report) {
             if let server = a["server"] as? String, let port = server.split(separator: ":").last { ports.insert(String(port)) }
@@ -63,6 +67,15 @@ struct KeyLogCaptureTests {
                 ours.append([String(frame), String(t["version"] as? Int ?? -1), type, ntlm?["user"] as? String ?? "",
                              ntlm?["domain"] as? String ?? "", ntlm?["workstation"] as? String ?? "",
                              ntlm?["target_name"] as? String ?? "", code].joined(separator: "|"))
+                if let k = t["kerberos"] as? [String: Any] {
+                    let type = ["as-req": "10", "as-rep": "11", "tgs-req": "12", "tgs-rep": "13", "ap-req": "14", "ap-rep": "15",
+                                "krb-error": "30"][k["message"] as? String ?? ""] ?? "?"
+                    kerberos.append([String(frame), type, k["realm"] as? String ?? "", k["service_principal"] as? String ?? "",
+                                     (k["error_code"] as? Int).map(String.init) ?? ""].joined(separator: "|"))
+                }
+            }
+            if let e = d["early_user_authorization"] as? [String: Any] {
+                eua.append("\(((e["at"] as? [String: Any])?["frame"] as? Int) ?? 0)|\(e["result"] as? Int ?? -1)")
             }
             if let m = d["mcs_connect_response"] as? [String: Any] { mcs.append(String(m["frame"] as? Int ?? 0)) }
             if let l = d["license"] as? [String: Any] {
@@ -129,6 +142,30 @@ struct KeyLogCaptureTests {
             capture, filter: "t124.DomainMCSPDU == 8", fields: ["frame.number", "t124.reason"], ports: ports
         ).map { $0.joined(separator: "|") }
         #expect(ultimatum == ultimatumRows, "\(name): MCS Disconnect Provider Ultimatum")
+        // Kerberos inside CredSSP's SPNEGO: message type, realm, service principal (tshark lists
+        // its name parts with commas), KRB-ERROR code.
+        let kerberosRows = try Self.tshark(
+            capture, filter: "credssp && kerberos.msg_type",
+            fields: ["frame.number", "kerberos.msg_type", "kerberos.realm", "kerberos.SNameString", "kerberos.error_code"],
+            ports: ports, occurrence: "a"
+        ).map { r -> String in
+            var f = r + Array(repeating: "", count: max(0, 5 - r.count))
+            f[3] = f[3].replacingOccurrences(of: ",", with: "/")
+            return f.joined(separator: "|")
+        }
+        #expect(kerberos == kerberosRows, "\(name): Kerberos messages inside CredSSP")
+        // tshark 4.0 has no dissector for the Early User Authorization Result: the decrypted
+        // 4 bytes show as TPKT continuation data (little-endian, MS-RDPBCGR 2.2.10.2).
+        let euaRows = try Self.tshark(
+            capture, filter: "tpkt.continuation_data && len(tpkt.continuation_data) == 4",
+            fields: ["frame.number", "tpkt.continuation_data"], ports: ports
+        ).map { r -> String in
+            let hex = Array((r.count > 1 ? r[1] : "").replacingOccurrences(of: ":", with: ""))
+            guard hex.count == 8 else { return "\(r[0])|?" }
+            let b = (0..<4).map { UInt32(String(hex[($0 * 2)..<($0 * 2 + 2)]), radix: 16) ?? 0 }
+            return "\(r[0])|\(b[0] | b[1] << 8 | b[2] << 16 | b[3] << 24)"
+        }
+        #expect(eua == euaRows, "\(name): Early User Authorization Result")
     }
 
     /// Hex strings of at least 8 bytes that must never appear: NTLM responses, the session

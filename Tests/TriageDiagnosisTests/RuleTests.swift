@@ -253,7 +253,8 @@ enum Build {
         var all: [Remedy] = [
             .synUnanswered, .rstRefused, .icmpAdmin, .icmpNoHost, .icmpOther, .resetByMiddlebox, .mtuBlackhole, .pathLoss,
             .clientStall, .tlsAlertProtocolVersion, .tlsAlertHandshakeFailure, .tlsAlertCertificate, .tlsAlertOther,
-            .tlsRejected, .tlsInspection, .credsspFailure, .credsspEarly, .earlyDisconnect, .serverRefused, .nlaPolicyMismatch, .clientAbort,
+            .tlsRejected, .tlsInspection, .credsspFailure, .credsspEarly, .earlyDisconnect, .serverRefused, .logonNotGranted, .nlaPolicyMismatch,
+            .clientAbort,
             .nonRDPService, .reset, .sessionReset, .incomplete, .handshakeIncomplete, .udpUnanswered, .midSession,
             .noRDPRequest, .proxyRefused, .proxyDenied, .proxyUnreachable, .proxyUnsupported, .proxyFailed, .success,
             .negotiation(nil),
