@@ -447,9 +447,15 @@ import Testing
         try #require(live.started(), "live did not start: \(live.stderr)")
         try ns.connect("127.0.0.1", 3389)
         func files() -> [String] { ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).sorted() }
-        let written = live.wait(upTo: 5) { files().count == 2 }
+        // Each file is written under a temporary name and then linked to its own: wait for the
+        // two final names alone (counting entries raced the temporary ones on a busy machine).
+        func exported() -> Bool {
+            let f = files()
+            return f.count == 2 && f.contains { $0.hasSuffix("-attempt1-rst-refused.pcap") }
+                && f.contains { $0.hasSuffix("-attempt1-rst-refused.md") }
+        }
+        let written = live.wait(upTo: 10) { exported() }
         #expect(written != nil && live.process.isRunning, "exported while running: \(files()) \(live.stderr)")
-        #expect(files().contains { $0.hasSuffix("-attempt1-rst-refused.pcap") } && files().contains { $0.hasSuffix("-attempt1-rst-refused.md") }, "\(files())")
         live.signal(SIGTERM)
         #expect(live.exit(within: 10) == 1)
         let summary = live.lines.last?["export"] as? [String: Any]
