@@ -418,9 +418,18 @@ public final class Engine {
             tracker.forEachOpenSession { s in
                 guard s.lastFrame.time.nanoseconds > since, s.stats.server.dataSegments >= 4, !reportedEarly.contains(s.id)
                 else { return }
+                // Classified before with the same PDUs read: the facts that make a success have
+                // not changed since (the server's packet count matters too, up to the 6 standard
+                // security's rule asks for).
+                let consumer = s.consumer as? RDPStreamConsumer
+                let seen = consumer.map { $0.pdusRead &* 8 &+ min(s.stats.server.packets, 7) }
+                if let seen, consumer?.classifiedAt == seen { return }
                 let facts = Self.facts(s, dns: tracker.dns)
                 let a = Attempt(classifying: facts, running: true)
-                guard a.verdict.label == .success else { return }
+                guard a.verdict.label == .success else {
+                    if let seen { consumer?.classifiedAt = seen }
+                    return
+                }
                 if control.keysGrowing, facts.rdp.decrypted?.status == .noSecrets,
                     now.nanoseconds &- s.firstFrame.time.nanoseconds < keyWait
                 {

@@ -44,6 +44,9 @@ public struct RDPConnectionParser: Sendable {
     /// and hands each complete PDU to its layer.
     var tpkt = TPKTLayer()
     var tls: TLSRecordLayer
+    /// PDUs handed to the layers so far, both directions: unchanged, the facts are too (live
+    /// looks at it before classifying an open connection again).
+    public private(set) var pdusRead = 0
 
     /// Everything learned so far, with the derived facts (TLS 1.3 alerts hidden by
     /// encryption, the CredSSP exchange) worked out from the current state. They depend only
@@ -230,6 +233,7 @@ public struct RDPConnectionParser: Sendable {
             case .start, .stopped, .proxy: progressed = false
             }
             if !progressed { break }
+            pdusRead &+= 1
             if st.joined {
                 st.joinedPDUs += 1
                 // A PDU that ends where the offered bytes end ends where a segment did:

@@ -10,6 +10,11 @@ public final class RDPStreamConsumer: StreamConsumer {
 
     /// Everything learned about the session so far (complete once the session is finished).
     public var facts: RDPFacts { parser.facts }
+    /// PDUs read so far (see `RDPConnectionParser.pdusRead`).
+    public var pdusRead: Int { parser.pdusRead }
+    /// Live: what the engine had seen (PDUs read and packets) when this open connection was
+    /// last classified and was no success yet (set and read on the packet thread only).
+    public var classifiedAt = -1
 
     /// `startsMidStream`: the session's SYN was not captured (see `RDPConnectionParser`).
     public init(startsMidStream: Bool = false, afterSOCKS5Greeting: Bool = false, keys: TLSKeyMaterial? = nil) {
