@@ -184,7 +184,9 @@ extension Classifier {
         let clientVersion = d.tsRequests.first { $0.from == .client }?.version
         let serverVersion = d.tsRequests.first { $0.from == .server }?.version
         var line = "CredSSP read with the key log: TSRequest version \(clientVersion.map(String.init) ?? "?") from the client, \(serverVersion.map(String.init) ?? "?") from the server"
-        if let m = d.tsRequests.first(where: { $0.mechanism != nil })?.mechanism { line += ", \(m.rawValue.uppercased())" }
+        if let t = d.tsRequests.first(where: { $0.mechanism != nil }), let m = t.mechanism {
+            line += ", \(m.rawValue.uppercased())\(m == .ntlm && t.spnego != nil ? " inside SPNEGO" : "")"
+        }
         v.details.append(line + ".")
         if let c = clientVersion, let s = serverVersion, (c >= 5) != (s >= 5) {
             let old = c < 5 ? "client" : "server"

@@ -108,10 +108,7 @@ public struct NTLMMessage: Sendable, Equatable {
 
     /// Finds and parses the NTLM message inside a token (bare, or wrapped in SPNEGO/GSS-API).
     public static func find(in token: [UInt8]) -> (AuthMechanism, NTLMMessage?) {
-        if let at = index(of: signature, in: token) {
-            let mechanism: AuthMechanism = at == 0 ? .ntlm : .ntlm
-            return (mechanism, try? parse(Array(token[at...])))
-        }
+        if let at = index(of: signature, in: token) { return (.ntlm, try? parse(Array(token[at...]))) }
         // Kerberos OIDs 1.2.840.113554.1.2.2 and 1.2.840.48018.1.2.2 (MS-SPNG 3.1.5.2).
         let krb5: [UInt8] = [0x2A, 0x86, 0x48, 0x86, 0xF7, 0x12, 0x01, 0x02, 0x02]
         let msKrb5: [UInt8] = [0x2A, 0x86, 0x48, 0x82, 0xF7, 0x12, 0x01, 0x02, 0x02]

@@ -115,7 +115,9 @@ struct PlaintextLayer: Sendable {
             let (mechanism, message) = NTLMMessage.find(in: token)
             f.mechanism = mechanism
             f.ntlm = message.map(NTLMFacts.init)
-            if mechanism != .ntlm {
+            // Anything but a bare NTLM message is SPNEGO around the mechanism's token: its
+            // negotiation is read too (and Kerberos, when that is the mechanism inside).
+            if !token.starts(with: NTLMMessage.signature) {
                 let (spnego, kerberos) = NegoTokenReader.read(token)
                 f.spnego = spnego.map(SPNEGOFacts.init)
                 f.kerberos = kerberos.map(KerberosFacts.init)
