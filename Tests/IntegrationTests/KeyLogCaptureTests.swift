@@ -179,6 +179,14 @@ struct KeyLogCaptureTests {
         for r in rows {
             for v in r where v.count >= 16 { out.insert(v.replacingOccurrences(of: ":", with: "").lowercased()) }
         }
+        // Kerberos inside CredSSP: the ticket's and the authenticator's encrypted parts.
+        let tickets = try tshark(
+            capture, filter: "credssp && kerberos.msg_type == 14", fields: ["kerberos.cipher"], occurrence: "a")
+        for r in tickets {
+            for v in r.flatMap({ $0.split(separator: ",") }) where v.count >= 16 {
+                out.insert(v.replacingOccurrences(of: ":", with: "").lowercased())
+            }
+        }
         let keyLog = try String(contentsOfFile: keys(for: capture), encoding: .utf8)
         for line in keyLog.split(separator: "\n") {
             let f = line.split(separator: " ")
@@ -195,8 +203,12 @@ struct KeyLogCaptureTests {
         if base.hasPrefix("credssp") || ["success-nla", "errorinfo-nla-insufficient-privileges", "eua-access-denied"].contains(base) {
             #expect(secrets.count > 8, "\(name): tshark found no NTLM response to look for")
         }
+        if base == "kerberos-wrong-host" {
+            // The key log's secrets and the AP-REQ's two encrypted parts.
+            #expect(secrets.count >= 7, "\(name): tshark found no Kerberos ticket to look for")
+        }
         let users = ["alice", "mallory"]
-        for format in ["text", "json", "markdown"] {
+        for format in ["text", "json", "markdown", "ndjson"] {
             for redact in [false, true] {
                 let args = ["analyze", "--format", format, "--keylog", Self.keys(for: capture)] + (redact ? ["--redact"] : []) + [capture]
                 let r = try Run.program(Repo.executable, args)
