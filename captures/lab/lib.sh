@@ -526,14 +526,21 @@ lab_client() {
 		in_ns "$NS_C" env -i DISPLAY="$CLIENT_DISPLAY" "$LAB_TMP/xclose" >>"$LAB_TMP/xclose.log" 2>&1 ||
 			die 1 "could not close xfreerdp's window"
 	fi
+	lab_wait_client "$pid"
+	local line
+	while IFS= read -r line; do CLIENT_ERRORS+=("$line"); done < <(client_error_lines "$CLIENT_LOG")
+}
+
+# lab_wait_client PID: waits for the client started in the background (its PID kept for the
+# teardown meanwhile); sets CLIENT_RC.
+lab_wait_client() {
+	LAB_PIDS[client]=$1
 	set +e
-	wait "$pid"
+	wait "$1"
 	CLIENT_RC=$?
 	set -e
 	unset "LAB_PIDS[client]"
 	log "client exit status $CLIENT_RC"
-	local line
-	while IFS= read -r line; do CLIENT_ERRORS+=("$line"); done < <(client_error_lines "$CLIENT_LOG")
 }
 
 # lab_pyclient SECONDS [aardwolf_client.py-args...]: the lab's second client, aardwolf (PyPI,
@@ -577,14 +584,7 @@ lab_aardwolf() {
 		SSLKEYLOGFILE="$LAB_TMP/client.keys" PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \
 		/bin/sh -c "set -e; ${setup:-:}; exec \"\$@\"" sh \
 		timeout -k 2 "$secs" "$py" "$LAB_DIR/aardwolf_client.py" "$@" </dev/null >"$CLIENT_LOG" 2>&1 &
-	local pid=$!
-	LAB_PIDS[client]=$pid
-	set +e
-	wait "$pid"
-	CLIENT_RC=$?
-	set -e
-	unset "LAB_PIDS[client]"
-	log "client exit status $CLIENT_RC"
+	lab_wait_client $!
 	CLIENT_SOFTWARE="aardwolf $("$py" -c 'from importlib.metadata import version; print(version("aardwolf"))') (PyPI; Python $("$py" -c 'import platform; print(platform.python_version())'), captures/lab/aardwolf_client.py)"
 	local line
 	while IFS= read -r line; do CLIENT_ERRORS+=("$line"); done < <(sed -n 's/^error: //p' "$CLIENT_LOG")
