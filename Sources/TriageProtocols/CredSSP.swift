@@ -88,9 +88,11 @@ public enum AuthMechanism: String, Sendable, Codable, Equatable {
     case unknown
 }
 
-/// An NTLM message (MS-NLMP 2.2.1): the names it carries, never its responses or keys.
-public struct NTLMMessage: Sendable, Equatable {
-    public var type: UInt32
+/// An NTLM message (MS-NLMP 2.2.1): the names it carries, never its responses or keys. Also
+/// the fact a TSRequest keeps (`TSRequestFacts.ntlm`): encoded without its flags.
+public struct NTLMMessage: Sendable, Equatable, Codable {
+    /// 1 NEGOTIATE, 2 CHALLENGE, 3 AUTHENTICATE.
+    public var messageType: UInt32
     public var flags: UInt32?
     /// AUTHENTICATE: the account tried (MS-NLMP 2.2.1.3).
     public var domain: String?
@@ -143,7 +145,7 @@ public struct NTLMMessage: Sendable, Equatable {
             let sig = try c.slice(8, "NTLM signature")
             guard sig.copyRemaining() == signature else { throw .malformed("not an NTLMSSP message", offset: 0) }
             let type = try c.u32le("NTLM MessageType")
-            var m = NTLMMessage(type: type)
+            var m = NTLMMessage(messageType: type)
             switch type {
             case 1:
                 m.flags = try c.u32le("NTLM NegotiateFlags")
@@ -178,7 +180,18 @@ public struct NTLMMessage: Sendable, Equatable {
         }
     }
 
-    init(type: UInt32) { self.type = type }
+    init(messageType: UInt32) { self.messageType = messageType }
+
+    enum CodingKeys: String, CodingKey {
+        case messageType, domain, user, workstation, targetName, netbiosComputer, netbiosDomain, dnsComputer, dnsDomain
+    }
+
+    /// `DOMAIN\user`, or the user alone when no domain was sent.
+    public var qualifiedUser: String? {
+        guard let user else { return nil }
+        guard let domain, !domain.isEmpty else { return user }
+        return "\(domain)\\\(user)"
+    }
 
     /// A (Len, MaxLen, BufferOffset) field (MS-NLMP 2.2.1).
     static func field(_ c: inout ByteCursor) throws(ParseError) -> (length: Int, offset: Int) {

@@ -38,9 +38,9 @@ public struct DecryptedFacts: Sendable, Codable, Equatable {
     public init(status: Status) { self.status = status }
 
     /// The account the client tried (from the NTLM AUTHENTICATE).
-    public var account: NTLMFacts? { tsRequests.first { $0.ntlm?.messageType == 3 }?.ntlm }
+    public var account: NTLMMessage? { tsRequests.first { $0.ntlm?.messageType == 3 }?.ntlm }
     /// The server's names (from the NTLM CHALLENGE).
-    public var serverNames: NTLMFacts? { tsRequests.first { $0.ntlm?.messageType == 2 }?.ntlm }
+    public var serverNames: NTLMMessage? { tsRequests.first { $0.ntlm?.messageType == 2 }?.ntlm }
     /// The client's TSRequest carrying its Kerberos AP-REQ.
     public var kerberosRequestMessage: TSRequestFacts? { tsRequests.first { $0.from == .client && $0.kerberos?.message == .apReq } }
     /// The client's Kerberos AP-REQ (realm and service principal).
@@ -59,7 +59,7 @@ public struct TSRequestFacts: Sendable, Codable, Equatable {
     public var version: Int
     public var negoTokens: Int
     public var mechanism: AuthMechanism?
-    public var ntlm: NTLMFacts?
+    public var ntlm: NTLMMessage?
     /// SPNEGO's offer or answer, when the token is SPNEGO.
     public var spnego: SPNEGOFacts?
     /// The Kerberos message inside (AP-REQ, AP-REP, KRB-ERROR): names and codes only.
@@ -68,39 +68,6 @@ public struct TSRequestFacts: Sendable, Codable, Equatable {
     public var pubKeyAuth: Bool
     public var clientNonce: Bool
     public var errorCode: UInt32?
-}
-
-/// The names an NTLM message carries (MS-NLMP 2.2.1); never its responses or keys.
-public struct NTLMFacts: Sendable, Codable, Equatable {
-    /// 1 NEGOTIATE, 2 CHALLENGE, 3 AUTHENTICATE.
-    public var messageType: UInt32
-    public var domain: String?
-    public var user: String?
-    public var workstation: String?
-    public var targetName: String?
-    public var netbiosComputer: String?
-    public var netbiosDomain: String?
-    public var dnsComputer: String?
-    public var dnsDomain: String?
-
-    init(_ m: NTLMMessage) {
-        messageType = m.type
-        domain = m.domain
-        user = m.user
-        workstation = m.workstation
-        targetName = m.targetName
-        netbiosComputer = m.netbiosComputer
-        netbiosDomain = m.netbiosDomain
-        dnsComputer = m.dnsComputer
-        dnsDomain = m.dnsDomain
-    }
-
-    /// `DOMAIN\user`, or the user alone when no domain was sent.
-    public var qualifiedUser: String? {
-        guard let user else { return nil }
-        guard let domain, !domain.isEmpty else { return user }
-        return "\(domain)\\\(user)"
-    }
 }
 
 /// A SPNEGO token (RFC 4178 4.2) as facts; the inner token itself is not kept (it holds the

@@ -114,7 +114,7 @@ struct PlaintextLayer: Sendable {
         if let token = request.negoTokens.first {
             let (mechanism, message) = NTLMMessage.find(in: token)
             f.mechanism = mechanism
-            f.ntlm = message.map(NTLMFacts.init)
+            f.ntlm = message
             // Anything but a bare NTLM message is SPNEGO around the mechanism's token: its
             // negotiation is read too (and Kerberos, when that is the mechanism inside).
             if !token.starts(with: NTLMMessage.signature) {

@@ -475,7 +475,7 @@ enum SchemaV2 {
         j.close()
     }
 
-    static func ntlm(_ n: NTLMFacts, into j: inout JSONLine) {
+    static func ntlm(_ n: NTLMMessage, into j: inout JSONLine) {
         j.object("ntlm")
         j.string("message", n.messageType == 1 ? "NEGOTIATE" : n.messageType == 2 ? "CHALLENGE" : n.messageType == 3 ? "AUTHENTICATE" : "\(n.messageType)")
         j.string("domain", ifPresent: n.domain)

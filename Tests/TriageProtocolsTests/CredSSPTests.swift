@@ -76,13 +76,13 @@ import TriageFlows
         #expect(r.negoTokens == [negotiate])
         let (mechanism, message) = NTLMMessage.find(in: r.negoTokens[0])
         #expect(mechanism == .ntlm)
-        #expect(message?.type == 1 && message?.flags == 0xE208_82B7)
+        #expect(message?.messageType == 1 && message?.flags == 0xE208_82B7)
         #expect(try TSRequest.elementLength(bytes) == bytes.count)
     }
 
     @Test func challengeNames() throws {
         let m = try NTLMMessage.parse(Self.challenge())
-        #expect(m.type == 2)
+        #expect(m.messageType == 2)
         #expect(m.targetName == "CORP")
         #expect(m.netbiosDomain == "CORP" && m.netbiosComputer == "RDS01")
         #expect(m.dnsDomain == "corp.example" && m.dnsComputer == "rds01.corp.example")
@@ -102,10 +102,10 @@ import TriageFlows
         #expect(mechanism == .ntlm)
         let m = try #require(message)
         #expect(m.domain == "CORP" && m.user == "alice" && m.workstation == "WS7")
-        let facts = NTLMFacts(m)
-        #expect(facts.qualifiedUser == "CORP\\alice")
-        // The facts hold names only: no response or key byte survives into them.
-        let json = String(decoding: try JSONEncoder().encode(facts), as: UTF8.self)
+        #expect(m.qualifiedUser == "CORP\\alice")
+        // As a fact it holds names only: no response, key or flags byte survives into it.
+        let json = String(decoding: try JSONEncoder().encode(m), as: UTF8.self)
+        #expect(!json.contains("flags"))
         for secret in [Self.ntResponse, Self.lmResponse, Self.sessionKey] {
             #expect(!json.contains(hexString(secret)))
         }
