@@ -130,4 +130,29 @@ import TriageFlows
             #expect(failure(r) != nil, "prefix \(n)")
         }
     }
+
+    /// A certificate whose RSA key neither of swift-crypto's key readers accepts (here a
+    /// negative modulus) is read without it, every time: swift-crypto 3.12.3 freed such a key
+    /// twice (scripts/fuzz-coverage found the abort; most rounds it only wrote into freed
+    /// memory, so this test passed with 3.12.3 here too: it guards the path, the fix is the
+    /// dependency's).
+    @Test func unreadableRSAKeyFailsCleanly() throws {
+        var der = try #require(Self.ndpiLeaf())
+        // The modulus INTEGER of a 2048-bit key: 257 bytes, a leading zero keeping it positive.
+        let marker: [UInt8] = [0x02, 0x82, 0x01, 0x01, 0x00]
+        func find(_ m: [UInt8], from: Int) -> Int? {
+            (from...(der.count - m.count)).first { Array(der[$0..<($0 + m.count)]) == m }
+        }
+        // rsaEncryption's OID starts the subject public key info; the modulus comes after it.
+        let spki = try #require(find([0x06, 0x09, 0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x01, 0x01], from: 0))
+        let at = try #require(find(marker, from: spki))
+        der[at + 4] = 0x80
+        // `parse`, not the caching `facts`: each round reaches swift-certificates again (for the
+        // self-signed check, since the names are equal).
+        for _ in 0..<200 {
+            let cert = try #require(value(parse([]) { _ throws(ParseError) in try CertificateParser.parse(der: der) }))
+            // The names still say self-signed; the signature could not be checked without the key.
+            #expect(cert.subject == "CN=OFFICE-WIN10-VM" && cert.selfSigned)
+        }
+    }
 }
