@@ -134,10 +134,13 @@ public final class Redactor {
 
     /// Kerberos names read inside TLS: realms like domains, the principal's host like a host,
     /// a KRB-ERROR's client name like a user. The service (`TERMSRV`) stays: it names no one.
+    /// A principal of one part names an account (a user, or a machine's `NAME$`): like a user.
     func registerKerberos(_ k: KerberosFacts) {
         for realm in [k.realm, k.clientRealm] { if let realm { registerDomain(realm) } }
         if let spn = k.servicePrincipal {
-            for part in spn.split(separator: "/").dropFirst() { registerHostOrAddress(String(part)) }
+            let parts = spn.split(separator: "/")
+            if parts.count == 1 { registerUser(spn) }
+            for part in parts.dropFirst() { registerHostOrAddress(String(part)) }
         }
         if let c = k.clientName {
             let parts = c.split(separator: "/")
