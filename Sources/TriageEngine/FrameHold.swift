@@ -171,7 +171,7 @@ final class FrameHold {
             store(raw, in: &slots[i])
         case IPProto.udp where p.udpSourcePort == 53 || p.udpDestinationPort == 53:
             store(raw, in: &side)
-        case IPProto.icmp, IPProto.icmpv6 where p.icmp.isError:
+        case IPProto.icmp where p.icmp.isError, IPProto.icmpv6 where p.icmp.isError:
             store(raw, in: &side)
         default:
             return

@@ -98,4 +98,37 @@ import Testing
         Self.add(hold, port: 50000, number: 3, payload: 30_000)
         #expect(hold.stats.framesTooLarge == 1)
     }
+
+    /// Beside the connections, only ICMP errors (and DNS) are held: an echo request, ICMPv4 as
+    /// well as ICMPv6, takes no room in the side ring.
+    @Test func onlyICMPErrorsAreHeldBesideTheConnections() throws {
+        var limits = FrameHoldLimits()
+        limits.perSession = 64 << 10
+        limits.total = 64 << 10
+        let hold = FrameHold(limits: limits, snapshotLength: 65535)
+        func icmp(_ number: Int, type: UInt8, code: UInt8) {
+            // 198.51.100.1 to 192.0.2.10; an error quotes an IP header and 8 bytes.
+            let body: [UInt8] = [type, code, 0, 0, 0, 0, 0, 0] + [UInt8](repeating: 0, count: 28)
+            let bytes: [UInt8] = [0x45, 0, 0, UInt8(20 + body.count), 0, 1, 0x40, 0, 64, 1, 0, 0, 198, 51, 100, 1, 192, 0, 2, 10] + body
+            bytes.withUnsafeBytes { raw in
+                var decoded = DecodedPacket()
+                PacketDecoder.decode(raw, linkType: LinkType.ipv4, into: &decoded)
+                hold.add(
+                    decoded,
+                    RawPacket(
+                        frameNumber: number, timestamp: Timestamp(nanoseconds: Int64(number) * 1_000_000),
+                        capturedLength: raw.count, originalLength: raw.count, linkType: LinkType.ipv4, bytes: raw))
+            }
+        }
+        Self.add(hold, port: 50000, number: 1, payload: 10)
+        icmp(2, type: 8, code: 0)  // echo request
+        icmp(3, type: 3, code: 13)  // destination unreachable, administratively prohibited
+        Self.add(hold, port: 50000, number: 4, payload: 10)
+        let held = try #require(hold.take(Self.key(50000), first: FrameRef(frame: 1, time: Timestamp(nanoseconds: 0)),
+                                          last: FrameRef(frame: 4, time: Timestamp(nanoseconds: 4_000_000))))
+        let source = held.source(name: "test")
+        var numbers: [Int] = []
+        while let p = try source.next() { numbers.append(p.frameNumber) }
+        #expect(numbers.sorted() == [1, 3, 4])
+    }
 }
