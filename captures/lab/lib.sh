@@ -531,6 +531,19 @@ lab_client() {
 	while IFS= read -r line; do CLIENT_ERRORS+=("$line"); done < <(client_error_lines "$CLIENT_LOG")
 }
 
+# lab_client_openssl [LINE...]: an OpenSSL configuration for the client (its path in
+# CLIENT_OPENSSL_CNF, for lab_client -e OPENSSL_CONF=...) that lets it speak old protocols and
+# suites (MinProtocol TLSv1, SECLEVEL 0); each LINE is added to its [sys] section (for example
+# "Options = -EncryptThenMac").
+lab_client_openssl() {
+	CLIENT_OPENSSL_CNF="$LAB_TMP/client-openssl.cnf"
+	{
+		printf '%s\n' "openssl_conf = conf" "[conf]" "ssl_conf = ssl" "[ssl]" "system_default = sys" "[sys]" \
+			"MinProtocol = TLSv1" "CipherString = DEFAULT:@SECLEVEL=0"
+		if [[ $# -gt 0 ]]; then printf '%s\n' "$@"; fi
+	} >"$CLIENT_OPENSSL_CNF"
+}
+
 # lab_wait_client PID: waits for the client started in the background (its PID kept for the
 # teardown meanwhile); sets CLIENT_RC.
 lab_wait_client() {

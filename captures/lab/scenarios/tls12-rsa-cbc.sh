@@ -8,19 +8,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 lab_init tls12-rsa-cbc
 lab_topology
 lab_xrdp xrdp security_layer=tls "ssl_protocols=TLSv1.2" "tls_ciphers=AES128-SHA"
-cat >"$LAB_TMP/client-openssl.cnf" <<'CNF'
-openssl_conf = conf
-[conf]
-ssl_conf = ssl
-[ssl]
-system_default = sys
-[sys]
-MinProtocol = TLSv1
-CipherString = DEFAULT:@SECLEVEL=0
-Options = -EncryptThenMac
-CNF
+lab_client_openssl "Options = -EncryptThenMac"
 lab_capture_start
-lab_client 20 -c 4 -e OPENSSL_CONF="$LAB_TMP/client-openssl.cnf" -- /v:"$SERVER4" /u:"$LAB_USER" /sec:tls /cert:ignore
+lab_client 20 -c 4 -e OPENSSL_CONF="$CLIENT_OPENSSL_CNF" -- /v:"$SERVER4" /u:"$LAB_USER" /sec:tls /cert:ignore
 lab_capture_stop
 lab_save_keys
 lab_check_decrypt
